@@ -1,0 +1,52 @@
+"""hf_learngene: extract a compact, size-agnostic learngene from one pretrained model and build
+ordinary transformers models of any size from it."""
+
+from transformers import AutoConfig
+
+from .architectures import ARCHITECTURES, architecture_for, supported_model_types
+from .auto import (
+    TASKS,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForImageClassification,
+    AutoModelForMaskedLM,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+)
+from .configs import LearngeneConfig
+from .errors import (
+    FamilyMismatchError,
+    LearngeneConfigError,
+    LearngeneError,
+    LearngeneLoadError,
+    UnsupportedArchitectureError,
+)
+from .learngene import Learngene
+from .methods import METHODS, RESCALING_POLICIES, get_method
+
+__version__ = "0.1.0"
+
+AutoConfig.register(LearngeneConfig.model_type, LearngeneConfig, exist_ok=True)
+
+__all__ = [
+    "ARCHITECTURES",
+    "METHODS",
+    "RESCALING_POLICIES",
+    "TASKS",
+    "AutoModel",
+    "AutoModelForCausalLM",
+    "AutoModelForImageClassification",
+    "AutoModelForMaskedLM",
+    "AutoModelForQuestionAnswering",
+    "AutoModelForSequenceClassification",
+    "FamilyMismatchError",
+    "Learngene",
+    "LearngeneConfig",
+    "LearngeneConfigError",
+    "LearngeneError",
+    "LearngeneLoadError",
+    "UnsupportedArchitectureError",
+    "architecture_for",
+    "get_method",
+    "supported_model_types",
+]

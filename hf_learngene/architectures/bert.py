@@ -1,0 +1,71 @@
+"""BERT-family encoders (BERT, MiniLM and other ``model_type == "bert"`` checkpoints)."""
+
+from .base import Architecture, Param, SizeFields
+
+_LAYER = "encoder.layer.{layer}."
+
+
+def _bert_axis_sizes(config) -> dict[str, int]:
+    return {
+        "layers": config.num_hidden_layers,
+        "hidden": config.hidden_size,
+        "heads": config.num_attention_heads,
+        "head_dim": config.hidden_size // config.num_attention_heads,
+        "intermediate": config.intermediate_size,
+        "vocab": config.vocab_size,
+        "positions": config.max_position_embeddings,
+        "type_vocab": config.type_vocab_size,
+    }
+
+
+BERT = Architecture(
+    family="bert",
+    model_types=("bert",),
+    params=(
+        Param("embeddings.word_embeddings.weight", ("vocab", "hidden")),
+        Param("embeddings.position_embeddings.weight", ("positions", "hidden")),
+        Param("embeddings.token_type_embeddings.weight", ("type_vocab", "hidden")),
+        Param("embeddings.LayerNorm.weight", ("hidden",)),
+        Param("embeddings.LayerNorm.bias", ("hidden",)),
+        Param(_LAYER + "attention.self.query.weight", ("heads*head_dim", "hidden"), fan_in=1),
+        Param(_LAYER + "attention.self.query.bias", ("heads*head_dim",)),
+        Param(_LAYER + "attention.self.key.weight", ("heads*head_dim", "hidden"), fan_in=1),
+        Param(_LAYER + "attention.self.key.bias", ("heads*head_dim",)),
+        Param(_LAYER + "attention.self.value.weight", ("heads*head_dim", "hidden"), fan_in=1),
+        Param(_LAYER + "attention.self.value.bias", ("heads*head_dim",)),
+        Param(_LAYER + "attention.output.dense.weight", ("hidden", "heads*head_dim"), fan_in=1),
+        Param(_LAYER + "attention.output.dense.bias", ("hidden",)),
+        Param(_LAYER + "attention.output.LayerNorm.weight", ("hidden",)),
+        Param(_LAYER + "attention.output.LayerNorm.bias", ("hidden",)),
+        Param(_LAYER + "intermediate.dense.weight", ("intermediate", "hidden"), fan_in=1),
+        Param(_LAYER + "intermediate.dense.bias", ("intermediate",)),
+        Param(_LAYER + "output.dense.weight", ("hidden", "intermediate"), fan_in=1),
+        Param(_LAYER + "output.dense.bias", ("hidden",)),
+        Param(_LAYER + "output.LayerNorm.weight", ("hidden",)),
+        Param(_LAYER + "output.LayerNorm.bias", ("hidden",)),
+        Param("pooler.dense.weight", ("hidden", "hidden"), fan_in=1),
+        Param("pooler.dense.bias", ("hidden",)),
+        # masked-LM head; its decoder weight is tied to the word embeddings
+        Param("cls.predictions.transform.dense.weight", ("hidden", "hidden"), fan_in=1),
+        Param("cls.predictions.transform.dense.bias", ("hidden",)),
+        Param("cls.predictions.transform.LayerNorm.weight", ("hidden",)),
+        Param("cls.predictions.transform.LayerNorm.bias", ("hidden",)),
+        Param("cls.predictions.bias", ("vocab",)),
+        Param("cls.predictions.decoder.bias", ("vocab",)),
+    ),
+    size_fields=SizeFields(
+        layers="num_hidden_layers", hidden="hidden_size", heads="num_attention_heads", intermediate="intermediate_size"
+    ),
+    axis_sizes=_bert_axis_sizes,
+    carried_fields=("vocab_size", "max_position_embeddings", "type_vocab_size"),
+    # Sizes of Google's BERT release (Turc et al., 2019) and the original base/large.
+    presets={
+        "tiny": {"layers": 2, "hidden": 128, "heads": 2, "intermediate": 512},
+        "mini": {"layers": 4, "hidden": 256, "heads": 4, "intermediate": 1024},
+        "small": {"layers": 4, "hidden": 512, "heads": 8, "intermediate": 2048},
+        "medium": {"layers": 8, "hidden": 512, "heads": 8, "intermediate": 2048},
+        "base": {"layers": 12, "hidden": 768, "heads": 12, "intermediate": 3072},
+        "large": {"layers": 24, "hidden": 1024, "heads": 16, "intermediate": 4096},
+    },
+    fresh=(r"^classifier\.", r"^qa_outputs\.", r"^cls\.seq_relationship\."),
+)

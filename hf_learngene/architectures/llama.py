@@ -1,0 +1,62 @@
+"""Llama-family decoders: grouped-query attention (``kv_heads`` ≤ ``heads``), gated MLP,
+RMSNorm, tied or untied embeddings.
+
+Rotary embeddings pair dimension ``i`` of a head with ``i + head_dim/2``; q and k rows are
+therefore written ``heads*2*half_head_dim`` so the two rotary halves are resized separately
+and never blended into each other.
+"""
+
+from .base import Architecture, Param, SizeFields
+
+_LAYER = "layers.{layer}."
+
+
+def _llama_axis_sizes(config) -> dict[str, int]:
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return {
+        "layers": config.num_hidden_layers,
+        "hidden": config.hidden_size,
+        "heads": config.num_attention_heads,
+        "kv_heads": config.num_key_value_heads or config.num_attention_heads,
+        "head_dim": head_dim,
+        "half_head_dim": head_dim // 2,
+        "intermediate": config.intermediate_size,
+        "vocab": config.vocab_size,
+    }
+
+
+LLAMA = Architecture(
+    family="llama",
+    model_types=("llama", "mistral"),
+    params=(
+        Param("embed_tokens.weight", ("vocab", "hidden")),
+        Param(_LAYER + "self_attn.q_proj.weight", ("heads*2*half_head_dim", "hidden"), fan_in=1),
+        Param(_LAYER + "self_attn.k_proj.weight", ("kv_heads*2*half_head_dim", "hidden"), fan_in=1),
+        Param(_LAYER + "self_attn.v_proj.weight", ("kv_heads*head_dim", "hidden"), fan_in=1),
+        Param(_LAYER + "self_attn.o_proj.weight", ("hidden", "heads*head_dim"), fan_in=1),
+        Param(_LAYER + "mlp.gate_proj.weight", ("intermediate", "hidden"), fan_in=1),
+        Param(_LAYER + "mlp.up_proj.weight", ("intermediate", "hidden"), fan_in=1),
+        Param(_LAYER + "mlp.down_proj.weight", ("hidden", "intermediate"), fan_in=1),
+        Param(_LAYER + "input_layernorm.weight", ("hidden",)),
+        Param(_LAYER + "post_attention_layernorm.weight", ("hidden",)),
+        Param("norm.weight", ("hidden",)),
+        Param("lm_head.weight", ("vocab", "hidden")),  # only when not tied to embed_tokens
+    ),
+    size_fields=SizeFields(
+        layers="num_hidden_layers",
+        hidden="hidden_size",
+        heads="num_attention_heads",
+        intermediate="intermediate_size",
+        kv_heads="num_key_value_heads",
+    ),
+    axis_sizes=_llama_axis_sizes,
+    carried_fields=("vocab_size",),
+    # Shapes of public checkpoints of this family (vocabulary stays the source's).
+    presets={
+        "smollm-135m": {"layers": 30, "hidden": 576, "heads": 9, "kv_heads": 3, "intermediate": 1536},
+        "smollm-360m": {"layers": 32, "hidden": 960, "heads": 15, "kv_heads": 5, "intermediate": 2560},
+        "tinyllama-1.1b": {"layers": 22, "hidden": 2048, "heads": 32, "kv_heads": 4, "intermediate": 5632},
+        "llama-2-7b": {"layers": 32, "hidden": 4096, "heads": 32, "kv_heads": 32, "intermediate": 11008},
+    },
+    fresh=(r"^score\.", r"^qa_outputs\."),
+)

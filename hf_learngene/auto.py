@@ -1,0 +1,76 @@
+"""transformers' auto classes with ``from_learngene``: build a model of any size from a learngene.
+
+Each class here is a subclass of its transformers namesake, so ``from_pretrained`` and
+``from_config`` behave exactly as usual; ``from_learngene`` returns the ordinary transformers
+model class (``BertForSequenceClassification``, ``GPT2LMHeadModel``, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import transformers
+
+from .architectures.sizing import SizeRequest
+from .learngene import Learngene
+
+
+class _FromLearngeneMixin:
+    @classmethod
+    def from_learngene(
+        cls,
+        learngene: Learngene | str | os.PathLike,
+        size: SizeRequest = None,
+        *,
+        revision: str | None = None,
+        torch_dtype: Any = None,
+        **kwargs: Any,
+    ) -> transformers.PreTrainedModel:
+        """Build a model of ``size`` from a learngene (an object, a folder or a Hub id).
+
+        ``size`` is a preset of the learngene's family (e.g. BERT ``"tiny"``…``"large"``), a dict
+        of sizes (``{"layers": 3, "hidden": 192, "heads": 3}``) or a full config. Other keyword
+        arguments behave as in ``from_pretrained``: ``num_labels=2``, ``dtype=torch.bfloat16``,
+        ``device="cuda"``, or any config field.
+        """
+        if not isinstance(learngene, Learngene):
+            learngene = Learngene.from_pretrained(learngene, revision=revision)
+        if torch_dtype is not None:  # the name transformers used before `dtype`
+            kwargs.setdefault("dtype", torch_dtype)
+        return learngene.build(size, auto_class=cls, **kwargs)
+
+
+class AutoModel(_FromLearngeneMixin, transformers.AutoModel):
+    pass
+
+
+class AutoModelForMaskedLM(_FromLearngeneMixin, transformers.AutoModelForMaskedLM):
+    pass
+
+
+class AutoModelForCausalLM(_FromLearngeneMixin, transformers.AutoModelForCausalLM):
+    pass
+
+
+class AutoModelForSequenceClassification(_FromLearngeneMixin, transformers.AutoModelForSequenceClassification):
+    pass
+
+
+class AutoModelForQuestionAnswering(_FromLearngeneMixin, transformers.AutoModelForQuestionAnswering):
+    pass
+
+
+class AutoModelForImageClassification(_FromLearngeneMixin, transformers.AutoModelForImageClassification):
+    pass
+
+
+# Task names of the CLI and recipes → the auto class that builds them.
+TASKS: dict[str, type] = {
+    "base": AutoModel,
+    "masked-lm": AutoModelForMaskedLM,
+    "causal-lm": AutoModelForCausalLM,
+    "sequence-classification": AutoModelForSequenceClassification,
+    "question-answering": AutoModelForQuestionAnswering,
+    "image-classification": AutoModelForImageClassification,
+}

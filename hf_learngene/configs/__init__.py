@@ -1,0 +1,3 @@
+from .configuration_learngene import LearngeneConfig
+
+__all__ = ["LearngeneConfig"]

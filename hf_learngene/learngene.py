@@ -1,0 +1,481 @@
+"""The :class:`Learngene`: extract it from one pretrained model, save, load, and build models
+of other sizes from it. It joins an architecture table (what each weight's axes mean) with a
+method (how a signal on those axes is resized); neither knows of the other."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.utils import logging
+
+from .architectures import (
+    ARCHITECTURES,
+    RESIZABLE_AXES,
+    Architecture,
+    Param,
+    architecture_for,
+    expanded_shape,
+    fan_in,
+    resolve_target_config,
+    tensor_shape,
+)
+from .architectures.sizing import SizeRequest
+from .configs import LearngeneConfig
+from .errors import FamilyMismatchError, LearngeneLoadError, UnsupportedArchitectureError
+from .methods import get_method
+from .methods.rescaling import check_policy, restore, standardize
+
+logger = logging.get_logger(__name__)
+
+WEIGHTS_NAME = "learngene.safetensors"
+CONFIG_NAME = "config.json"
+
+
+def _storage_key(role: str) -> str:
+    """A ``ParameterDict`` key for a role name (module names may not contain dots)."""
+    return role.replace(".", "__")
+
+
+def canonical_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
+    """The model's tensors under names relative to its base model, tied copies dropped.
+
+    ``bert.encoder.layer.0...`` and ``encoder.layer.0...`` (a bare ``BertModel``) both become
+    ``encoder.layer.0...``; heads outside the base model (``cls.*``, ``lm_head.*``) keep their names.
+    """
+    prefix = model.base_model_prefix + "."
+    seen: set[tuple[int, tuple[int, ...]]] = set()
+    state = {}
+    for name, tensor in model.state_dict().items():
+        identity = (tensor.data_ptr(), tuple(tensor.shape))
+        if identity in seen:  # a tied weight, e.g. an LM decoder sharing the word embeddings
+            continue
+        seen.add(identity)
+        state[name[len(prefix):] if name.startswith(prefix) else name] = tensor
+    return state
+
+
+def _group_by_role(
+    arch: Architecture, state: dict[str, torch.Tensor], what: str
+) -> dict[str, tuple[Param, dict[int | None, tuple[str, torch.Tensor]]]]:
+    """Canonical tensors grouped by table role (fresh task heads left out)."""
+    groups: dict[str, tuple[Param, dict]] = {}
+    unknown = []
+    for name, tensor in state.items():
+        if arch.is_fresh(name):
+            continue
+        found = arch.match(name)
+        if found is None:
+            unknown.append(name)
+            continue
+        param, layer = found
+        groups.setdefault(param.name, (param, {}))[1][layer] = (name, tensor)
+    if unknown:
+        raise UnsupportedArchitectureError(
+            f"the {arch.family} architecture table does not describe {len(unknown)} parameter(s) of the {what}: "
+            f"{', '.join(unknown[:6])}{' …' if len(unknown) > 6 else ''}. This variant of the family is not supported."
+        )
+    return groups
+
+
+def _resizable(axes: list[str]) -> list[bool]:
+    return [axis in RESIZABLE_AXES for axis in axes]
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _replace_directory(source: Path, destination: Path) -> None:
+    """Move a finished folder into place so readers never see a half-written one."""
+    if destination.exists():
+        retired = destination.with_name(f".{destination.name}.old-{os.getpid()}")
+        os.replace(destination, retired)
+        os.replace(source, destination)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(source, destination)
+
+
+def _load_source(source: str | os.PathLike, revision: str | None = None) -> tuple[PreTrainedModel, Any]:
+    """A pretrained model (with its task head, as saved) and its tokenizer or image processor."""
+    config = AutoConfig.from_pretrained(source, revision=revision)
+    architecture_for(config.model_type)  # fail before loading weights of an unsupported family
+    import transformers
+
+    model_class = AutoModel
+    for name in config.architectures or []:
+        if hasattr(transformers, name):
+            model_class = getattr(transformers, name)
+            break
+    model = model_class.from_pretrained(source, revision=revision)
+    return model, _load_processor(source, revision=revision)
+
+
+def _load_processor(folder: str | os.PathLike, revision: str | None = None) -> Any:
+    """The tokenizer or image processor saved in ``folder``, or ``None``."""
+    from transformers import AutoImageProcessor, AutoTokenizer
+
+    for loader in (AutoTokenizer, AutoImageProcessor):
+        try:
+            return loader.from_pretrained(folder, revision=revision)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+class Learngene(PreTrainedModel):
+    """A compact, size-agnostic learngene: the stored tensors of one method, per parameter role.
+
+    Its parameters are the learngene itself (for FRONT, the kept low-frequency DCT
+    coefficients), so it can be trained like any module. Build models from it with
+    :meth:`build` or ``hf_learngene.AutoModel*.from_learngene``.
+
+    Example::
+
+        lg = Learngene.extract("path/to/bert", method="front")
+        lg.save_pretrained("bert-lg")
+        model = AutoModelForSequenceClassification.from_learngene("bert-lg", size="mini", num_labels=2)
+    """
+
+    config_class = LearngeneConfig
+    base_model_prefix = "learngene"
+    main_input_name = "coefficients"
+    _no_split_modules: list[str] = []
+
+    def __init__(self, config: LearngeneConfig):
+        super().__init__(config)
+        self.coefficients = nn.ParameterDict(
+            {
+                _storage_key(role): nn.Parameter(torch.zeros(info["stored_shape"]))
+                for role, info in config.roles.items()
+            }
+        )
+        self.processor = None
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Nothing to initialise: a learngene's values always come from a source model or a file."""
+
+    # ------------------------------------------------------------------ extraction
+
+    @classmethod
+    def extract(
+        cls,
+        source: PreTrainedModel | str | os.PathLike,
+        method: str = "front",
+        *,
+        rescaling: str = "source_std",
+        processor: Any = None,
+        revision: str | None = None,
+        show_progress: bool = True,
+        **method_options: Any,
+    ) -> "Learngene":
+        """Extract a learngene from a pretrained model (a model object, a folder or a Hub id).
+
+        Args:
+            source: the pretrained model. A folder or Hub id is loaded with the class named in its
+                config, so task heads saved with it (an MLM head, an untied LM head) are kept.
+            method: ``"front"`` (DCT) or ``"bot"`` (wavelets).
+            rescaling: how built tensors are scaled: ``"source_std"``, ``"fan_in"`` or ``"none"``.
+            processor: a tokenizer or image processor to ship with the learngene (loaded from
+                ``source`` automatically when it is a folder or Hub id).
+            **method_options: the method's options, e.g. ``keep=0.5`` (FRONT), ``wavelet="db2"`` (BoT).
+        """
+        check_policy(rescaling)
+        resizer = get_method(method, **method_options)
+        source_name = None
+        if not isinstance(source, PreTrainedModel):
+            source_name = str(source)
+            source, loaded_processor = _load_source(source, revision=revision)
+            processor = processor if processor is not None else loaded_processor
+        else:
+            source_name = getattr(source.config, "_name_or_path", None) or None
+        arch = architecture_for(source.config.model_type)
+        sizes = arch.axis_sizes(source.config)
+        groups = _group_by_role(arch, canonical_state(source), "source model")
+
+        roles: dict[str, dict[str, Any]] = {}
+        stored: dict[str, torch.Tensor] = {}
+        for role, (param, members) in logging.tqdm(
+            groups.items(), desc=f"extracting {method} learngene", disable=not show_progress
+        ):
+            signal = _stack_role(param, members, sizes)
+            axes = param.axes()
+            z, mean, std = standardize(signal)
+            stored[role] = resizer.encode(z, axes, _resizable(axes)).float()
+            roles[role] = {
+                "axes": axes,
+                "source_shape": list(signal.shape),
+                "stored_shape": list(stored[role].shape),
+                "mean": mean,
+                "std": std,
+                "fan_in": fan_in(param, sizes),
+            }
+        source_config = source.config.to_dict()
+        for name in ("architectures", "_name_or_path", "transformers_version"):
+            source_config.pop(name, None)
+        config = LearngeneConfig(
+            family=arch.family,
+            source_config=source_config,
+            method=method,
+            method_options=resizer.options(),
+            rescaling=rescaling,
+            roles=roles,
+            source_name_or_path=source_name,
+        )
+        learngene = cls(config)
+        with torch.no_grad():
+            for role, tensor in stored.items():
+                learngene.coefficients[_storage_key(role)].copy_(tensor)
+        learngene.processor = processor
+        return learngene
+
+    # ------------------------------------------------------------------ building
+
+    @property
+    def architecture(self) -> Architecture:
+        return ARCHITECTURES[self.config.family]
+
+    @property
+    def source_config(self) -> PretrainedConfig:
+        fields = dict(self.config.source_config)
+        return AutoConfig.for_model(fields.pop("model_type"), **fields)
+
+    def target_config(self, size: SizeRequest = None, **config_overrides: Any) -> PretrainedConfig:
+        """The config :meth:`build` would use for ``size`` (a preset, a dict or a config)."""
+        return resolve_target_config(self.architecture, self.source_config, size, **config_overrides)
+
+    def decode_role(self, role: str, target_sizes: dict[str, int]) -> torch.Tensor:
+        """One role's stacked signal at the target sizes, in weight units."""
+        info = self.config.roles[role]
+        param = next(p for p in self.architecture.params if p.name == role)
+        target_shape = expanded_shape(param, target_sizes)
+        source_shape = tuple(info["source_shape"])
+        resizer = get_method(self.config.method, **self.config.method_options)
+        stored = self.coefficients[_storage_key(role)]
+        z = resizer.decode(stored, source_shape, target_shape, _resizable(info["axes"]))
+        resized = target_shape != source_shape or tuple(info["stored_shape"]) != source_shape
+        return restore(
+            z,
+            info["mean"],
+            info["std"],
+            self.config.rescaling,
+            source_fan_in=info["fan_in"],
+            target_fan_in=fan_in(param, target_sizes),
+            resized=resized,
+        )
+
+    @torch.no_grad()
+    def build(
+        self,
+        size: SizeRequest = None,
+        auto_class: type | None = None,
+        *,
+        dtype: torch.dtype | str | None = None,
+        device: torch.device | str | None = None,
+        show_progress: bool = True,
+        **config_overrides: Any,
+    ) -> PreTrainedModel:
+        """Build an ordinary transformers model of the requested size from this learngene.
+
+        Args:
+            size: a preset name of the family (see ``architecture.presets``), a dict of sizes
+                (``{"layers": 4, "hidden": 256, "heads": 4}`` or config field names), a full
+                config of the same family, or ``None`` for the source's own size.
+            auto_class: the transformers auto class that picks the model class (default ``AutoModel``).
+            dtype: cast the built model to this dtype (e.g. ``torch.bfloat16``).
+            device: move the built model to this device.
+            **config_overrides: further config fields, e.g. ``num_labels=2``.
+        """
+        arch = self.architecture
+        auto_class = auto_class or AutoModel
+        target = self.target_config(size, **config_overrides)
+        try:
+            model = auto_class.from_config(target)
+        except ValueError as error:
+            raise FamilyMismatchError(
+                f"{auto_class.__name__} has no model class for the '{target.model_type}' family of this learngene "
+                f"({error.__class__.__name__}: {str(error).splitlines()[0]})"
+            ) from None
+        target_sizes = arch.axis_sizes(target)
+        groups = _group_by_role(arch, canonical_state(model), f"target {type(model).__name__}")
+        for role, (param, members) in logging.tqdm(
+            groups.items(), desc="building from learngene", disable=not show_progress
+        ):
+            if role not in self.config.roles:
+                logger.info("%s is not in the learngene; it keeps %s's initialisation", role, type(model).__name__)
+                continue
+            signal = self.decode_role(role, target_sizes)
+            per_tensor = tensor_shape(param, target_sizes)
+            layers = signal.reshape(-1, *per_tensor) if param.layered else signal.reshape(1, *per_tensor)
+            for layer, (name, tensor) in members.items():
+                tensor.copy_(layers[layer or 0])
+        if dtype is not None:
+            model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+        if device is not None:
+            model = model.to(device)
+        model.eval()
+        return model
+
+    # ------------------------------------------------------------------ inspection
+
+    def summary(self) -> dict[str, Any]:
+        """Method, source, sizes and compression of this learngene."""
+        source_values = sum(math.prod(info["source_shape"]) for info in self.config.roles.values())
+        stored_values = sum(math.prod(info["stored_shape"]) for info in self.config.roles.values())
+        sizes = self.architecture.axis_sizes(self.source_config)
+        return {
+            "family": self.config.family,
+            "model_type": self.config.source_config.get("model_type"),
+            "source": self.config.source_name_or_path,
+            "method": self.config.method,
+            "method_options": self.config.method_options,
+            "rescaling": self.config.rescaling,
+            "source_sizes": {k: v for k, v in sizes.items() if k in RESIZABLE_AXES},
+            "roles": len(self.config.roles),
+            "source_parameters": source_values,
+            "stored_values": stored_values,
+            "stored_bytes": stored_values * 4,
+            "compression": source_values / max(stored_values, 1),
+        }
+
+    # ------------------------------------------------------------------ saving and loading
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        """Write ``config.json``, ``learngene.safetensors`` and the processor files to a folder.
+
+        The folder is written under a temporary name and moved into place when complete, so an
+        interrupted save never leaves a half-written learngene. Extra keyword arguments of
+        transformers' ``save_pretrained`` (e.g. from ``push_to_hub``) are accepted and ignored.
+        """
+        destination = Path(save_directory)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.tmp-", dir=destination.parent))
+        try:
+            tensors = {
+                role: self.coefficients[_storage_key(role)].detach().float().contiguous().cpu()
+                for role in self.config.roles
+            }
+            save_file(tensors, staging / WEIGHTS_NAME, metadata={"format": "pt", "learngene": self.config.method})
+            self.config.checksum = _file_sha256(staging / WEIGHTS_NAME)
+            self.config.to_json_file(staging / CONFIG_NAME)
+            if self.processor is not None:
+                self.processor.save_pretrained(staging)
+            _replace_directory(staging, destination)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        token: str | bool | None = None,
+        local_files_only: bool = False,
+        **kwargs: Any,
+    ) -> "Learngene":
+        """Load a learngene from a local folder or a Hub repository."""
+        folder = Path(pretrained_model_name_or_path)
+        if not folder.is_dir():
+            folder = _download(str(pretrained_model_name_or_path), revision, cache_dir, token, local_files_only)
+        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise LearngeneLoadError(f"{folder} is not a learngene folder: {path.name} is missing")
+        try:
+            config_dict = json.loads(config_path.read_text())
+        except json.JSONDecodeError as error:
+            raise LearngeneLoadError(f"{config_path} is not valid JSON ({error}); the learngene is corrupt") from None
+        if config_dict.get("model_type") != LearngeneConfig.model_type:
+            raise LearngeneLoadError(
+                f"{folder} holds a '{config_dict.get('model_type')}' model, not a learngene; "
+                "extract one with Learngene.extract(...) or `hf-learngene extract`"
+            )
+        config = LearngeneConfig.from_dict(config_dict)
+        if config.family not in ARCHITECTURES:
+            raise LearngeneLoadError(f"{folder}: unknown learngene family '{config.family}'")
+        if config.checksum and _file_sha256(weights_path) != config.checksum:
+            raise LearngeneLoadError(
+                f"{weights_path} does not match the checksum in config.json: the file is truncated or corrupt; "
+                "save or download the learngene again"
+            )
+        learngene = cls(config)
+        try:
+            with safe_open(weights_path, framework="pt") as handle, torch.no_grad():
+                for role, info in config.roles.items():
+                    if role not in handle.keys():
+                        raise LearngeneLoadError(f"{weights_path} lacks the tensor '{role}'; the learngene is corrupt")
+                    tensor = handle.get_tensor(role)
+                    if list(tensor.shape) != list(info["stored_shape"]):
+                        raise LearngeneLoadError(
+                            f"{weights_path}: '{role}' has shape {list(tensor.shape)}, config.json says "
+                            f"{info['stored_shape']}; the learngene is corrupt"
+                        )
+                    learngene.coefficients[_storage_key(role)].copy_(tensor)
+        except (SafetensorError, OSError) as error:
+            raise LearngeneLoadError(
+                f"{weights_path} cannot be read as safetensors ({error}); the file is truncated or corrupt"
+            ) from None
+        learngene.processor = _load_processor(folder)
+        return learngene
+
+
+def _stack_role(param: Param, members: dict, sizes: dict[str, int]) -> torch.Tensor:
+    """One role's tensors stacked over layers and reshaped onto its expanded axes."""
+    expected = tensor_shape(param, sizes)
+    if param.layered:
+        layers = sorted(members)
+        if layers != list(range(sizes["layers"])):
+            raise UnsupportedArchitectureError(
+                f"{param.name}: found layers {layers}, expected 0..{sizes['layers'] - 1} from the config"
+            )
+        tensors = [members[i][1] for i in layers]
+    else:
+        tensors = [members[None][1]]
+    for tensor in tensors:
+        if tuple(tensor.shape) != expected:
+            raise UnsupportedArchitectureError(
+                f"{param.name} has shape {tuple(tensor.shape)} but the config implies {expected}"
+            )
+    stacked = torch.stack([t.detach().float().cpu() for t in tensors]) if param.layered else tensors[0].detach().float().cpu()
+    return stacked.reshape(expanded_shape(param, sizes))
+
+
+def _download(repo_id: str, revision, cache_dir, token, local_files_only) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        return Path(
+            snapshot_download(
+                repo_id, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
+            )
+        )
+    except RevisionNotFoundError:
+        raise LearngeneLoadError(f"revision '{revision}' does not exist in the Hub repository '{repo_id}'") from None
+    except RepositoryNotFoundError:
+        raise LearngeneLoadError(
+            f"'{repo_id}' is neither a local folder nor a Hub repository you can access"
+        ) from None
+    except HFValidationError:
+        raise LearngeneLoadError(f"'{repo_id}' is neither a local folder nor a valid Hub repository id") from None

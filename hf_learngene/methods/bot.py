@@ -1,0 +1,104 @@
+"""BoT: bidirectional transfer by discrete wavelets (PyWavelets, ``periodization`` mode).
+
+Shrinking an axis keeps the approximation band of a wavelet decomposition, one level per
+halving; growing inverts with zero detail bands, one level per doubling. Both are
+parameter-free, and shrink-after-grow returns the original. With Haar, one shrink level is
+the mean of adjacent pairs and one grow level repeats every entry (a 2-D grow of a matrix is
+``kron(W, ones(2, 2))`` before rescaling).
+
+Paper: "A Unified Framework for Knowledge Transfer in Bidirectional Model Scaling" (Shen,
+Feng, Xu et al., CVPR 2026). No public code; the choices below are ours.
+
+Non-power-of-two ratios (a documented scheme, never a refusal): with ``k = ceil(log2(ratio))``
+levels, a shrink ``n → m`` first resamples the axis linearly to ``m·2^k`` (≥ n) and then takes
+``k`` approximation levels; a grow ``n → m`` takes ``k`` inverse levels to ``n·2^k`` (≥ m) and
+then resamples linearly down to ``m``. The wavelet does the dyadic part; linear resampling only
+covers the remaining factor below 2.
+
+Every level is normalised by ``1/sqrt(2)`` (the lowpass gain of an orthogonal wavelet), so a
+constant signal keeps its value, as for every method (see :mod:`.base`).
+
+Options:
+    wavelet: any discrete orthogonal wavelet PyWavelets knows (default ``"haar"``).
+    levels: decomposition levels applied to every resizable axis before storing (default 0:
+        the learngene keeps the source signal; each level halves the stored size).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import pywt
+import torch
+import torch.nn.functional as F
+
+from .base import Resizer, check_fixed_axes
+
+
+def _linear_resample(x: torch.Tensor, axis: int, length: int) -> torch.Tensor:
+    if x.shape[axis] == length:
+        return x
+    moved = x.movedim(axis, -1)
+    flat = moved.reshape(1, -1, moved.shape[-1])
+    resampled = F.interpolate(flat, size=length, mode="linear", align_corners=True)
+    return resampled.reshape(*moved.shape[:-1], length).movedim(-1, axis)
+
+
+def _levels_for(ratio: float) -> int:
+    return max(0, math.ceil(math.log2(ratio) - 1e-9))
+
+
+class BotResizer(Resizer):
+    name = "bot"
+
+    def __init__(self, wavelet: str = "haar", levels: int = 0):
+        try:
+            self._wavelet = pywt.Wavelet(wavelet)
+        except ValueError:
+            raise ValueError(
+                f"unknown wavelet '{wavelet}'; choose a discrete wavelet from pywt.wavelist(kind='discrete'), "
+                "e.g. haar, db2, sym4"
+            ) from None
+        if not self._wavelet.orthogonal:
+            raise ValueError(f"wavelet '{wavelet}' is not orthogonal; BoT needs an orthogonal wavelet (haar, dbN, symN)")
+        if not isinstance(levels, int) or levels < 0:
+            raise ValueError(f"levels must be a non-negative integer, got {levels!r}")
+        self.wavelet = wavelet
+        self.levels = levels
+
+    def options(self) -> dict[str, Any]:
+        return {"wavelet": self.wavelet, "levels": self.levels}
+
+    def stored_shape(self, source_shape, axes, resizable):
+        return tuple(max(1, math.ceil(n / 2**self.levels)) if free else n for n, free in zip(source_shape, resizable))
+
+    def _shrink(self, x: np.ndarray, axis: int, length: int) -> np.ndarray:
+        levels = _levels_for(x.shape[axis] / length)
+        x = _linear_resample(torch.from_numpy(x), axis, length * 2**levels).numpy()
+        for _ in range(levels):
+            x = pywt.dwt(x, self._wavelet, mode="periodization", axis=axis)[0] / math.sqrt(2.0)
+        return x
+
+    def _grow(self, x: np.ndarray, axis: int, length: int) -> np.ndarray:
+        levels = _levels_for(length / x.shape[axis])
+        for _ in range(levels):
+            x = pywt.idwt(x * math.sqrt(2.0), None, self._wavelet, mode="periodization", axis=axis)
+        return _linear_resample(torch.from_numpy(np.ascontiguousarray(x)), axis, length).numpy()
+
+    def resize(self, signal: torch.Tensor, target_shape: Sequence[int], resizable: Sequence[bool]) -> torch.Tensor:
+        x = signal.detach().double().cpu().numpy()
+        for axis, free in enumerate(resizable):
+            n, m = x.shape[axis], target_shape[axis]
+            if not free or n == m:
+                continue
+            x = self._shrink(x, axis, m) if m < n else self._grow(x, axis, m)
+        return torch.from_numpy(np.ascontiguousarray(x)).to(signal.dtype)
+
+    def encode(self, signal, axes, resizable):
+        return self.resize(signal, self.stored_shape(signal.shape, axes, resizable), resizable)
+
+    def decode(self, stored, source_shape, target_shape, resizable):
+        check_fixed_axes(source_shape, target_shape, resizable)
+        return self.resize(stored, target_shape, resizable)

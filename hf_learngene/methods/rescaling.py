@@ -1,0 +1,67 @@
+"""How the amplitude of a resized tensor is set: one policy shared by every method.
+
+Before resizing, each stacked role tensor is standardised (its own mean and std removed);
+after resizing, the policy decides the std the result gets, and the source mean is put back
+(so norm scales stay centred on their source values, e.g. ~1 for LayerNorm weights).
+
+* ``"source_std"`` (default) — the result is re-standardised to the source tensor's std.
+  This is what FRONT's authors do, and it undoes the variance a low-pass resize loses.
+* ``"fan_in"`` — like ``source_std``, then weights are scaled by ``sqrt(fan_in_source /
+  fan_in_target)``: the std a fan-in initialiser would give at the target width, so the
+  activations of a wider (narrower) model keep their scale. Vectors and embeddings have no
+  fan-in and are treated as ``source_std``.
+* ``"none"`` — the resampled signal as the method returns it, in source units.
+
+At the source's own size every policy is the identity, so building at the source size
+reproduces the source.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+RESCALING_POLICIES = ("source_std", "fan_in", "none")
+_EPS = 1e-12
+
+
+def check_policy(policy: str) -> None:
+    if policy not in RESCALING_POLICIES:
+        raise ValueError(f"unknown rescaling policy '{policy}'; choose one of {', '.join(RESCALING_POLICIES)}")
+
+
+def standardize(x: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+    """``(x - mean) / std`` with the mean and std it used (std 1 for constant tensors)."""
+    x = x.double()
+    mean = x.mean().item()
+    std = x.std(unbiased=False).item() if x.numel() > 1 else 0.0
+    if std < _EPS:
+        std = 1.0
+    return (x - mean) / std, mean, std
+
+
+def restore(
+    z: torch.Tensor,
+    mean: float,
+    std: float,
+    policy: str,
+    source_fan_in: int | None = None,
+    target_fan_in: int | None = None,
+    resized: bool = True,
+) -> torch.Tensor:
+    """Put a resized standardised signal back into weight units according to ``policy``.
+
+    ``resized=False`` (the shape did not change) always returns ``z * std + mean``, which is
+    exact at the source size.
+    """
+    check_policy(policy)
+    if policy == "none" or not resized:
+        return z * std + mean
+    z_std = z.std(unbiased=False).item() if z.numel() > 1 else 0.0
+    target_std = std
+    if policy == "fan_in" and source_fan_in and target_fan_in:
+        target_std = std * math.sqrt(source_fan_in / target_fan_in)
+    if z_std < _EPS:  # nothing left to rescale (e.g. a constant vector)
+        return z * std + mean
+    return z * (target_std / z_std) + mean

@@ -1,0 +1,1 @@
+"""Custom models (factorized layers, FINE DiT, PIPMN) live here; the core builds standard classes."""
