@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.initialization import no_init_weights
 from transformers.utils import logging
 
 from .architectures import (
@@ -34,7 +35,7 @@ from .architectures import (
 )
 from .architectures.sizing import SizeRequest
 from .configs import LearngeneConfig
-from .errors import FamilyMismatchError, LearngeneLoadError, UnsupportedArchitectureError
+from .errors import FamilyMismatchError, LearngeneConfigError, LearngeneLoadError, UnsupportedArchitectureError
 from .methods import get_method
 from .methods.rescaling import check_policy, restore, standardize
 
@@ -49,7 +50,7 @@ def _storage_key(role: str) -> str:
     return role.replace(".", "__")
 
 
-def canonical_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
+def canonical_state(model: PreTrainedModel, keep_vars: bool = False) -> dict[str, torch.Tensor]:
     """The model's tensors under names relative to its base model, tied copies dropped.
 
     ``bert.encoder.layer.0...`` and ``encoder.layer.0...`` (a bare ``BertModel``) both become
@@ -58,7 +59,7 @@ def canonical_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
     prefix = model.base_model_prefix + "."
     seen: set[tuple[int, tuple[int, ...]]] = set()
     state = {}
-    for name, tensor in model.state_dict().items():
+    for name, tensor in model.state_dict(keep_vars=keep_vars).items():
         identity = (tensor.data_ptr(), tuple(tensor.shape))
         if identity in seen:  # a tied weight, e.g. an LM decoder sharing the word embeddings
             continue
@@ -308,14 +309,15 @@ class Learngene(PreTrainedModel):
         auto_class = auto_class or AutoModel
         target = self.target_config(size, **config_overrides)
         try:
-            model = auto_class.from_config(target)
+            with no_init_weights():  # weights the learngene provides are not initialised twice
+                model = auto_class.from_config(target)
         except ValueError as error:
             raise FamilyMismatchError(
                 f"{auto_class.__name__} has no model class for the '{target.model_type}' family of this learngene "
                 f"({error.__class__.__name__}: {str(error).splitlines()[0]})"
             ) from None
         target_sizes = arch.axis_sizes(target)
-        groups = _group_by_role(arch, canonical_state(model), f"target {type(model).__name__}")
+        groups = _group_by_role(arch, canonical_state(model, keep_vars=True), f"target {type(model).__name__}")
         for role, (param, members) in logging.tqdm(
             groups.items(), desc="building from learngene", disable=not show_progress
         ):
@@ -326,7 +328,15 @@ class Learngene(PreTrainedModel):
             per_tensor = tensor_shape(param, target_sizes)
             layers = signal.reshape(-1, *per_tensor) if param.layered else signal.reshape(1, *per_tensor)
             for layer, (name, tensor) in members.items():
+                if tuple(tensor.shape) != per_tensor:
+                    raise LearngeneConfigError(
+                        f"{name} of {type(model).__name__} has shape {tuple(tensor.shape)}, but the {arch.family} table "
+                        f"derives {per_tensor} from the target config; this size cannot be built "
+                        "(e.g. a Llama head size must be even for its rotary halves)"
+                    )
                 tensor.copy_(layers[layer or 0])
+                tensor._is_hf_initialized = True
+        model.init_weights()  # initialises what the learngene did not provide (task heads), then ties
         if dtype is not None:
             model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
         if device is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import LearngeneConfigError
 from .base import Resizer
 from .bot import BotResizer
 from .front import FrontResizer
@@ -15,11 +16,11 @@ METHODS: dict[str, type[Resizer]] = {cls.name: cls for cls in (FrontResizer, Bot
 def get_method(name: str, **options: Any) -> Resizer:
     """An instance of the method called ``name`` with its options."""
     if name not in METHODS:
-        raise ValueError(f"unknown learngene method '{name}'; choose one of {', '.join(METHODS)}")
+        raise LearngeneConfigError(f"unknown learngene method '{name}'; choose one of {', '.join(METHODS)}")
     try:
         return METHODS[name](**options)
     except TypeError as error:  # an option the method does not have
-        raise ValueError(f"bad option for method '{name}': {error}") from None
+        raise LearngeneConfigError(f"bad option for method '{name}': {error}") from None
 
 
 __all__ = ["METHODS", "RESCALING_POLICIES", "Resizer", "get_method"]

@@ -17,6 +17,8 @@ from typing import Any, ClassVar, Sequence
 
 import torch
 
+from ..errors import LearngeneConfigError
+
 
 class Resizer(ABC):
     """One learngene method. Subclasses set ``name`` and implement ``encode`` and ``decode``."""
@@ -51,4 +53,4 @@ def apply_along(x: torch.Tensor, axis: int, matrix: torch.Tensor) -> torch.Tenso
 def check_fixed_axes(source_shape: Sequence[int], target_shape: Sequence[int], resizable: Sequence[bool]) -> None:
     for axis, (n, m, free) in enumerate(zip(source_shape, target_shape, resizable)):
         if not free and n != m:
-            raise ValueError(f"axis {axis} is carried over unchanged (size {n}) but the target asks for {m}")
+            raise LearngeneConfigError(f"axis {axis} is carried over unchanged (size {n}) but the target asks for {m}")

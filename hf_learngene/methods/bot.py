@@ -27,6 +27,7 @@ Options:
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
@@ -34,20 +35,42 @@ import pywt
 import torch
 import torch.nn.functional as F
 
-from .base import Resizer, check_fixed_axes
+from ..errors import LearngeneConfigError
+from .base import Resizer, apply_along, check_fixed_axes
 
 
-def _linear_resample(x: torch.Tensor, axis: int, length: int) -> torch.Tensor:
-    if x.shape[axis] == length:
+def _linear_resample(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Resample the rows of a 2-D tensor linearly to ``length`` columns (end points kept)."""
+    if x.shape[-1] == length:
         return x
-    moved = x.movedim(axis, -1)
-    flat = moved.reshape(1, -1, moved.shape[-1])
-    resampled = F.interpolate(flat, size=length, mode="linear", align_corners=True)
-    return resampled.reshape(*moved.shape[:-1], length).movedim(-1, axis)
+    return F.interpolate(x[None], size=length, mode="linear", align_corners=True)[0]
 
 
 def _levels_for(ratio: float) -> int:
     return max(0, math.ceil(math.log2(ratio) - 1e-9))
+
+
+@lru_cache(maxsize=128)
+def resize_matrix(wavelet: str, source_length: int, target_length: int) -> torch.Tensor:
+    """The (target × source) linear operator of one axis resize, in float64.
+
+    Every step of the scheme is linear, so it is computed once by running PyWavelets on the
+    identity and then applied to any tensor as a matrix product (much faster than calling
+    PyWavelets on every fibre, and identical in value).
+    """
+    basis = np.eye(source_length)  # row i is the i-th unit signal
+    if target_length < source_length:
+        levels = _levels_for(source_length / target_length)
+        x = _linear_resample(torch.from_numpy(basis), target_length * 2**levels).numpy()
+        for _ in range(levels):
+            x = pywt.dwt(x, wavelet, mode="periodization", axis=-1)[0] / math.sqrt(2.0)
+    else:
+        levels = _levels_for(target_length / source_length)
+        x = basis
+        for _ in range(levels):
+            x = pywt.idwt(x * math.sqrt(2.0), None, wavelet, mode="periodization", axis=-1)
+        x = _linear_resample(torch.from_numpy(np.ascontiguousarray(x)), target_length).numpy()
+    return torch.from_numpy(np.ascontiguousarray(x.T))
 
 
 class BotResizer(Resizer):
@@ -57,14 +80,14 @@ class BotResizer(Resizer):
         try:
             self._wavelet = pywt.Wavelet(wavelet)
         except ValueError:
-            raise ValueError(
+            raise LearngeneConfigError(
                 f"unknown wavelet '{wavelet}'; choose a discrete wavelet from pywt.wavelist(kind='discrete'), "
                 "e.g. haar, db2, sym4"
             ) from None
         if not self._wavelet.orthogonal:
-            raise ValueError(f"wavelet '{wavelet}' is not orthogonal; BoT needs an orthogonal wavelet (haar, dbN, symN)")
+            raise LearngeneConfigError(f"wavelet '{wavelet}' is not orthogonal; BoT needs an orthogonal wavelet (haar, dbN, symN)")
         if not isinstance(levels, int) or levels < 0:
-            raise ValueError(f"levels must be a non-negative integer, got {levels!r}")
+            raise LearngeneConfigError(f"levels must be a non-negative integer, got {levels!r}")
         self.wavelet = wavelet
         self.levels = levels
 
@@ -74,27 +97,13 @@ class BotResizer(Resizer):
     def stored_shape(self, source_shape, axes, resizable):
         return tuple(max(1, math.ceil(n / 2**self.levels)) if free else n for n, free in zip(source_shape, resizable))
 
-    def _shrink(self, x: np.ndarray, axis: int, length: int) -> np.ndarray:
-        levels = _levels_for(x.shape[axis] / length)
-        x = _linear_resample(torch.from_numpy(x), axis, length * 2**levels).numpy()
-        for _ in range(levels):
-            x = pywt.dwt(x, self._wavelet, mode="periodization", axis=axis)[0] / math.sqrt(2.0)
-        return x
-
-    def _grow(self, x: np.ndarray, axis: int, length: int) -> np.ndarray:
-        levels = _levels_for(length / x.shape[axis])
-        for _ in range(levels):
-            x = pywt.idwt(x * math.sqrt(2.0), None, self._wavelet, mode="periodization", axis=axis)
-        return _linear_resample(torch.from_numpy(np.ascontiguousarray(x)), axis, length).numpy()
-
     def resize(self, signal: torch.Tensor, target_shape: Sequence[int], resizable: Sequence[bool]) -> torch.Tensor:
-        x = signal.detach().double().cpu().numpy()
+        out = signal
         for axis, free in enumerate(resizable):
-            n, m = x.shape[axis], target_shape[axis]
-            if not free or n == m:
-                continue
-            x = self._shrink(x, axis, m) if m < n else self._grow(x, axis, m)
-        return torch.from_numpy(np.ascontiguousarray(x)).to(signal.dtype)
+            n, m = out.shape[axis], target_shape[axis]
+            if free and n != m:
+                out = apply_along(out, axis, resize_matrix(self.wavelet, n, m))
+        return out
 
     def encode(self, signal, axes, resizable):
         return self.resize(signal, self.stored_shape(signal.shape, axes, resizable), resizable)

@@ -25,6 +25,7 @@ from typing import Any, Mapping, Sequence, Union
 
 import torch
 
+from ..errors import LearngeneConfigError
 from .base import Resizer, apply_along, check_fixed_axes
 
 Keep = Union[float, Mapping[str, Union[float, int]]]
@@ -67,7 +68,7 @@ class FrontResizer(Resizer):
         else:
             bad = {} if isinstance(keep, (int, float)) and 0 < keep <= 1 else {"keep": keep}
         if bad:
-            raise ValueError(
+            raise LearngeneConfigError(
                 f"FRONT keep must be a ratio in (0, 1] or a dict of axis → ratio (float) or count (int); got {bad}"
             )
         self.keep = dict(keep) if isinstance(keep, Mapping) else float(keep)

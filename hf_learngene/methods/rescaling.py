@@ -22,13 +22,15 @@ import math
 
 import torch
 
+from ..errors import LearngeneConfigError
+
 RESCALING_POLICIES = ("source_std", "fan_in", "none")
 _EPS = 1e-12
 
 
 def check_policy(policy: str) -> None:
     if policy not in RESCALING_POLICIES:
-        raise ValueError(f"unknown rescaling policy '{policy}'; choose one of {', '.join(RESCALING_POLICIES)}")
+        raise LearngeneConfigError(f"unknown rescaling policy '{policy}'; choose one of {', '.join(RESCALING_POLICIES)}")
 
 
 def standardize(x: torch.Tensor) -> tuple[torch.Tensor, float, float]:

@@ -1,0 +1,137 @@
+"""``hf-learngene``: extract, build and inspect learngenes from the command line.
+
+    hf-learngene extract SOURCE --method front --out DIR [--keep 0.5] [--rescaling fan_in]
+    hf-learngene build LEARNGENE --size mini --task sequence-classification --num-labels 2 --out DIR
+    hf-learngene inspect DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from .auto import TASKS
+from .errors import LearngeneError
+from .learngene import WEIGHTS_NAME, Learngene
+from .methods import METHODS, RESCALING_POLICIES
+
+
+def parse_size(text: str | None) -> Any:
+    """A preset name, a JSON object, or ``key=value`` pairs (``layers=3,hidden=192,heads=3``)."""
+    if text is None:
+        return None
+    text = text.strip()
+    if text.startswith("{"):
+        return json.loads(text)
+    if "=" in text:
+        size = {}
+        for pair in text.split(","):
+            key, _, value = pair.partition("=")
+            if not value.strip().lstrip("-").isdigit():
+                raise LearngeneError(f"size field '{pair}' must be name=integer, e.g. layers=3,hidden=192,heads=3")
+            size[key.strip()] = int(value)
+        return size
+    return text
+
+
+def _method_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if args.method == "front" and args.keep is not None:
+        options["keep"] = args.keep
+    if args.method == "bot":
+        if args.wavelet is not None:
+            options["wavelet"] = args.wavelet
+        if args.levels is not None:
+            options["levels"] = args.levels
+    return options
+
+
+def _extract(args: argparse.Namespace) -> None:
+    learngene = Learngene.extract(
+        args.source, method=args.method, rescaling=args.rescaling, revision=args.revision, **_method_options(args)
+    )
+    learngene.save_pretrained(args.out)
+    info = learngene.summary()
+    print(
+        f"saved {info['method']} learngene of {info['source']} ({info['family']}) to {args.out}: "
+        f"{info['stored_values']:,} values for {info['source_parameters']:,} source parameters "
+        f"(compression {info['compression']:.2f}x)"
+    )
+
+
+def _build(args: argparse.Namespace) -> None:
+    learngene = Learngene.from_pretrained(args.learngene, revision=args.revision)
+    overrides = {"num_labels": args.num_labels} if args.num_labels is not None else {}
+    model = TASKS[args.task].from_learngene(learngene, parse_size(args.size), dtype=args.dtype, **overrides)
+    model.save_pretrained(args.out)
+    if learngene.processor is not None:
+        learngene.processor.save_pretrained(args.out)
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"saved {type(model).__name__} ({parameters:,} parameters) to {args.out}")
+
+
+def _inspect(args: argparse.Namespace) -> None:
+    learngene = Learngene.from_pretrained(args.learngene, revision=args.revision)
+    info = learngene.summary()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    sizes = ", ".join(f"{k}={v}" for k, v in info["source_sizes"].items())
+    options = ", ".join(f"{k}={v}" for k, v in info["method_options"].items()) or "defaults"
+    print(f"learngene  : {args.learngene}")
+    print(f"method     : {info['method']} ({options}), rescaling={info['rescaling']}")
+    print(f"source     : {info['source']} [{info['model_type']}] {sizes}")
+    print(f"roles      : {info['roles']}")
+    print(f"stored     : {info['stored_values']:,} values, {info['stored_bytes']:,} bytes in {WEIGHTS_NAME}")
+    print(f"described  : {info['source_parameters']:,} source parameters")
+    print(f"compression: {info['compression']:.2f}x")
+    print(f"presets    : {', '.join(learngene.architecture.presets)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-learngene", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    extract = commands.add_parser("extract", help="extract a learngene from a pretrained model (folder or Hub id)")
+    extract.add_argument("source")
+    extract.add_argument("--method", choices=sorted(METHODS), default="front")
+    extract.add_argument("--out", required=True, help="folder to write the learngene to")
+    extract.add_argument("--rescaling", choices=RESCALING_POLICIES, default="source_std")
+    extract.add_argument("--keep", type=float, help="FRONT: ratio of DCT coefficients kept per axis (0, 1]")
+    extract.add_argument("--wavelet", help="BoT: PyWavelets wavelet name (default haar)")
+    extract.add_argument("--levels", type=int, help="BoT: decomposition levels stored (default 0)")
+    extract.add_argument("--revision")
+    extract.set_defaults(func=_extract)
+
+    build = commands.add_parser("build", help="build a transformers model of a given size from a learngene")
+    build.add_argument("learngene", help="learngene folder or Hub id")
+    build.add_argument("--size", help="preset name, JSON, or layers=4,hidden=256,heads=4 (default: source size)")
+    build.add_argument("--task", choices=sorted(TASKS), default="base")
+    build.add_argument("--num-labels", type=int)
+    build.add_argument("--dtype", choices=["float32", "float16", "bfloat16"])
+    build.add_argument("--out", required=True)
+    build.add_argument("--revision")
+    build.set_defaults(func=_build)
+
+    inspect = commands.add_parser("inspect", help="show a learngene's method, source, sizes and compression")
+    inspect.add_argument("learngene")
+    inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
+    inspect.add_argument("--revision")
+    inspect.set_defaults(func=_inspect)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (LearngeneError, json.JSONDecodeError) as error:
+        print(f"hf-learngene {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
