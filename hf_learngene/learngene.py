@@ -300,7 +300,8 @@ class Learngene(PreTrainedModel):
             size: a preset name of the family (see ``architecture.presets``), a dict of sizes
                 (``{"layers": 4, "hidden": 256, "heads": 4}`` or config field names), a full
                 config of the same family, or ``None`` for the source's own size.
-            auto_class: the transformers auto class that picks the model class (default ``AutoModel``).
+            auto_class: the transformers auto class that picks the model class (default ``AutoModel``),
+                or a model class of the family itself (e.g. ``BertForMaskedLM``).
             dtype: cast the built model to this dtype (e.g. ``torch.bfloat16``).
             device: move the built model to this device.
             **config_overrides: further config fields, e.g. ``num_labels=2``.
@@ -310,12 +311,18 @@ class Learngene(PreTrainedModel):
         target = self.target_config(size, **config_overrides)
         try:
             with no_init_weights():  # weights the learngene provides are not initialised twice
-                model = auto_class.from_config(target)
+                if isinstance(auto_class, type) and issubclass(auto_class, PreTrainedModel):
+                    if not isinstance(target, auto_class.config_class):
+                        raise ValueError(f"{auto_class.__name__} takes a {auto_class.config_class.__name__}")
+                    model = auto_class(target)
+                else:
+                    model = auto_class.from_config(target)
         except ValueError as error:
             raise FamilyMismatchError(
                 f"{auto_class.__name__} has no model class for the '{target.model_type}' family of this learngene "
                 f"({error.__class__.__name__}: {str(error).splitlines()[0]})"
             ) from None
+        model.tie_weights()  # tied copies (an LM decoder) share storage and are filled once
         target_sizes = arch.axis_sizes(target)
         groups = _group_by_role(arch, canonical_state(model, keep_vars=True), f"target {type(model).__name__}")
         for role, (param, members) in logging.tqdm(

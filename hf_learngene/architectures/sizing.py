@@ -77,8 +77,9 @@ def resolve_target_config(
     _validate(arch, source_config, target, requested | set(overrides))
     if "head_dim" in target and target["head_dim"] is None:
         target["head_dim"] = target[fields.hidden] // target[fields.heads]
-    for name in ("architectures", "_name_or_path", "transformers_version"):
+    for name in ("_name_or_path", "transformers_version"):
         target.pop(name, None)
+    target["architectures"] = []  # set by save_pretrained; transformers' auto mapping needs a list
     model_type = target.pop("model_type", source_config.model_type)
     return AutoConfig.for_model(model_type, **target)
 
