@@ -15,10 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
-from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 from transformers.initialization import no_init_weights
 from transformers.utils import logging
 
@@ -116,10 +124,11 @@ def _replace_directory(source: Path, destination: Path) -> None:
 
 def _load_source(source: str | os.PathLike, revision: str | None = None) -> tuple[PreTrainedModel, Any]:
     """A pretrained model (with its task head, as saved) and its tokenizer or image processor."""
-    config = AutoConfig.from_pretrained(source, revision=revision)
+    try:
+        config = AutoConfig.from_pretrained(source, revision=revision)
+    except (OSError, ValueError) as error:
+        raise LearngeneLoadError(f"cannot load the source model '{source}': {error}") from None
     architecture_for(config.model_type)  # fail before loading weights of an unsupported family
-    import transformers
-
     model_class = AutoModel
     for name in config.architectures or []:
         if hasattr(transformers, name):
@@ -131,8 +140,6 @@ def _load_source(source: str | os.PathLike, revision: str | None = None) -> tupl
 
 def _load_processor(folder: str | os.PathLike, revision: str | None = None) -> Any:
     """The tokenizer or image processor saved in ``folder``, or ``None``."""
-    from transformers import AutoImageProcessor, AutoTokenizer
-
     for loader in (AutoTokenizer, AutoImageProcessor):
         try:
             return loader.from_pretrained(folder, revision=revision)

@@ -133,3 +133,8 @@ def test_interrupted_save_leaves_no_half_written_learngene(bert_learngene, saved
         bert_learngene.save_pretrained(saved.parent / "new")
     assert (saved / "learngene.safetensors").read_bytes() == before
     assert sorted(p.name for p in saved.parent.iterdir()) == ["lg"]  # no temporary folder, no half-written "new"
+
+
+def test_source_that_cannot_be_loaded(tmp_path):
+    with pytest.raises(hf_learngene.LearngeneLoadError, match="cannot load the source model"):
+        Learngene.extract(str(tmp_path / "missing-model"))

@@ -63,6 +63,23 @@ class Param:
         return re.compile("^" + re.escape(self.name).replace(r"\{layer\}", r"(\d+)") + "$")
 
 
+def linear(prefix: str, out_dims: str, in_dims: str, bias: bool = True) -> tuple[Param, ...]:
+    """The roles of an ``nn.Linear`` (weight stored as out × in)."""
+    weight = Param(f"{prefix}.weight", (out_dims, in_dims), fan_in=1)
+    return (weight, Param(f"{prefix}.bias", (out_dims,))) if bias else (weight,)
+
+
+def conv1d(prefix: str, in_dims: str, out_dims: str) -> tuple[Param, ...]:
+    """The roles of GPT-2's ``Conv1D`` (weight stored transposed, as in × out)."""
+    return Param(f"{prefix}.weight", (in_dims, out_dims), fan_in=0), Param(f"{prefix}.bias", (out_dims,))
+
+
+def norm(prefix: str, bias: bool = True) -> tuple[Param, ...]:
+    """The roles of a LayerNorm (or, without bias, an RMSNorm) over the hidden axis."""
+    weight = Param(f"{prefix}.weight", ("hidden",))
+    return (weight, Param(f"{prefix}.bias", ("hidden",))) if bias else (weight,)
+
+
 def axis_size(axis: str, sizes: Mapping[str, int]) -> int:
     if axis.isdigit():
         return int(axis)

@@ -1,6 +1,6 @@
 """BERT-family encoders (BERT, MiniLM and other ``model_type == "bert"`` checkpoints)."""
 
-from .base import Architecture, Param, SizeFields
+from .base import Architecture, Param, SizeFields, linear, norm
 
 _LAYER = "encoder.layer.{layer}."
 
@@ -25,31 +25,19 @@ BERT = Architecture(
         Param("embeddings.word_embeddings.weight", ("vocab", "hidden")),
         Param("embeddings.position_embeddings.weight", ("positions", "hidden")),
         Param("embeddings.token_type_embeddings.weight", ("type_vocab", "hidden")),
-        Param("embeddings.LayerNorm.weight", ("hidden",)),
-        Param("embeddings.LayerNorm.bias", ("hidden",)),
-        Param(_LAYER + "attention.self.query.weight", ("heads*head_dim", "hidden"), fan_in=1),
-        Param(_LAYER + "attention.self.query.bias", ("heads*head_dim",)),
-        Param(_LAYER + "attention.self.key.weight", ("heads*head_dim", "hidden"), fan_in=1),
-        Param(_LAYER + "attention.self.key.bias", ("heads*head_dim",)),
-        Param(_LAYER + "attention.self.value.weight", ("heads*head_dim", "hidden"), fan_in=1),
-        Param(_LAYER + "attention.self.value.bias", ("heads*head_dim",)),
-        Param(_LAYER + "attention.output.dense.weight", ("hidden", "heads*head_dim"), fan_in=1),
-        Param(_LAYER + "attention.output.dense.bias", ("hidden",)),
-        Param(_LAYER + "attention.output.LayerNorm.weight", ("hidden",)),
-        Param(_LAYER + "attention.output.LayerNorm.bias", ("hidden",)),
-        Param(_LAYER + "intermediate.dense.weight", ("intermediate", "hidden"), fan_in=1),
-        Param(_LAYER + "intermediate.dense.bias", ("intermediate",)),
-        Param(_LAYER + "output.dense.weight", ("hidden", "intermediate"), fan_in=1),
-        Param(_LAYER + "output.dense.bias", ("hidden",)),
-        Param(_LAYER + "output.LayerNorm.weight", ("hidden",)),
-        Param(_LAYER + "output.LayerNorm.bias", ("hidden",)),
-        Param("pooler.dense.weight", ("hidden", "hidden"), fan_in=1),
-        Param("pooler.dense.bias", ("hidden",)),
+        *norm("embeddings.LayerNorm"),
+        *linear(_LAYER + "attention.self.query", "heads*head_dim", "hidden"),
+        *linear(_LAYER + "attention.self.key", "heads*head_dim", "hidden"),
+        *linear(_LAYER + "attention.self.value", "heads*head_dim", "hidden"),
+        *linear(_LAYER + "attention.output.dense", "hidden", "heads*head_dim"),
+        *norm(_LAYER + "attention.output.LayerNorm"),
+        *linear(_LAYER + "intermediate.dense", "intermediate", "hidden"),
+        *linear(_LAYER + "output.dense", "hidden", "intermediate"),
+        *norm(_LAYER + "output.LayerNorm"),
+        *linear("pooler.dense", "hidden", "hidden"),
         # masked-LM head; its decoder weight is tied to the word embeddings
-        Param("cls.predictions.transform.dense.weight", ("hidden", "hidden"), fan_in=1),
-        Param("cls.predictions.transform.dense.bias", ("hidden",)),
-        Param("cls.predictions.transform.LayerNorm.weight", ("hidden",)),
-        Param("cls.predictions.transform.LayerNorm.bias", ("hidden",)),
+        *linear("cls.predictions.transform.dense", "hidden", "hidden"),
+        *norm("cls.predictions.transform.LayerNorm"),
         Param("cls.predictions.bias", ("vocab",)),
         Param("cls.predictions.decoder.bias", ("vocab",)),
     ),

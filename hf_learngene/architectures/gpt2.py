@@ -1,7 +1,7 @@
 """GPT-2. Its ``Conv1D`` stores weights as (in, out), and ``c_attn`` fuses q, k and v on the
 output axis: ``3*heads*head_dim`` keeps the three blocks and every head apart while resizing."""
 
-from .base import Architecture, Param, SizeFields
+from .base import Architecture, Param, SizeFields, conv1d, norm
 
 _LAYER = "h.{layer}."
 
@@ -24,20 +24,13 @@ GPT2 = Architecture(
     params=(
         Param("wte.weight", ("vocab", "hidden")),
         Param("wpe.weight", ("positions", "hidden")),
-        Param(_LAYER + "ln_1.weight", ("hidden",)),
-        Param(_LAYER + "ln_1.bias", ("hidden",)),
-        Param(_LAYER + "attn.c_attn.weight", ("hidden", "3*heads*head_dim"), fan_in=0),
-        Param(_LAYER + "attn.c_attn.bias", ("3*heads*head_dim",)),
-        Param(_LAYER + "attn.c_proj.weight", ("heads*head_dim", "hidden"), fan_in=0),
-        Param(_LAYER + "attn.c_proj.bias", ("hidden",)),
-        Param(_LAYER + "ln_2.weight", ("hidden",)),
-        Param(_LAYER + "ln_2.bias", ("hidden",)),
-        Param(_LAYER + "mlp.c_fc.weight", ("hidden", "intermediate"), fan_in=0),
-        Param(_LAYER + "mlp.c_fc.bias", ("intermediate",)),
-        Param(_LAYER + "mlp.c_proj.weight", ("intermediate", "hidden"), fan_in=0),
-        Param(_LAYER + "mlp.c_proj.bias", ("hidden",)),
-        Param("ln_f.weight", ("hidden",)),
-        Param("ln_f.bias", ("hidden",)),
+        *norm(_LAYER + "ln_1"),
+        *conv1d(_LAYER + "attn.c_attn", "hidden", "3*heads*head_dim"),
+        *conv1d(_LAYER + "attn.c_proj", "heads*head_dim", "hidden"),
+        *norm(_LAYER + "ln_2"),
+        *conv1d(_LAYER + "mlp.c_fc", "hidden", "intermediate"),
+        *conv1d(_LAYER + "mlp.c_proj", "intermediate", "hidden"),
+        *norm("ln_f"),
         Param("lm_head.weight", ("vocab", "hidden")),  # only when not tied to wte
     ),
     size_fields=SizeFields(layers="n_layer", hidden="n_embd", heads="n_head", intermediate="n_inner"),

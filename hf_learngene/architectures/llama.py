@@ -6,7 +6,7 @@ therefore written ``heads*2*half_head_dim`` so the two rotary halves are resized
 and never blended into each other.
 """
 
-from .base import Architecture, Param, SizeFields
+from .base import Architecture, Param, SizeFields, linear, norm
 
 _LAYER = "layers.{layer}."
 
@@ -30,16 +30,16 @@ LLAMA = Architecture(
     model_types=("llama", "mistral"),
     params=(
         Param("embed_tokens.weight", ("vocab", "hidden")),
-        Param(_LAYER + "self_attn.q_proj.weight", ("heads*2*half_head_dim", "hidden"), fan_in=1),
-        Param(_LAYER + "self_attn.k_proj.weight", ("kv_heads*2*half_head_dim", "hidden"), fan_in=1),
-        Param(_LAYER + "self_attn.v_proj.weight", ("kv_heads*head_dim", "hidden"), fan_in=1),
-        Param(_LAYER + "self_attn.o_proj.weight", ("hidden", "heads*head_dim"), fan_in=1),
-        Param(_LAYER + "mlp.gate_proj.weight", ("intermediate", "hidden"), fan_in=1),
-        Param(_LAYER + "mlp.up_proj.weight", ("intermediate", "hidden"), fan_in=1),
-        Param(_LAYER + "mlp.down_proj.weight", ("hidden", "intermediate"), fan_in=1),
-        Param(_LAYER + "input_layernorm.weight", ("hidden",)),
-        Param(_LAYER + "post_attention_layernorm.weight", ("hidden",)),
-        Param("norm.weight", ("hidden",)),
+        *linear(_LAYER + "self_attn.q_proj", "heads*2*half_head_dim", "hidden", bias=False),
+        *linear(_LAYER + "self_attn.k_proj", "kv_heads*2*half_head_dim", "hidden", bias=False),
+        *linear(_LAYER + "self_attn.v_proj", "kv_heads*head_dim", "hidden", bias=False),
+        *linear(_LAYER + "self_attn.o_proj", "hidden", "heads*head_dim", bias=False),
+        *linear(_LAYER + "mlp.gate_proj", "intermediate", "hidden", bias=False),
+        *linear(_LAYER + "mlp.up_proj", "intermediate", "hidden", bias=False),
+        *linear(_LAYER + "mlp.down_proj", "hidden", "intermediate", bias=False),
+        *norm(_LAYER + "input_layernorm", bias=False),
+        *norm(_LAYER + "post_attention_layernorm", bias=False),
+        *norm("norm", bias=False),
         Param("lm_head.weight", ("vocab", "hidden")),  # only when not tied to embed_tokens
     ),
     size_fields=SizeFields(

@@ -1,7 +1,7 @@
 """ViT and DeiT image classifiers. Patch size, image size and channels are carried over, so
 position embeddings and the patch projection keep their grids and only their width changes."""
 
-from .base import Architecture, Param, SizeFields
+from .base import Architecture, Param, SizeFields, linear, norm
 
 _LAYER = "layers.{layer}."
 
@@ -30,26 +30,16 @@ VIT = Architecture(
         Param("embeddings.position_embeddings", ("1", "positions", "hidden")),
         Param("embeddings.patch_embeddings.projection.weight", ("hidden", "channels", "patch", "patch")),
         Param("embeddings.patch_embeddings.projection.bias", ("hidden",)),
-        Param(_LAYER + "attention.q_proj.weight", ("heads*head_dim", "hidden"), fan_in=1),
-        Param(_LAYER + "attention.q_proj.bias", ("heads*head_dim",)),
-        Param(_LAYER + "attention.k_proj.weight", ("heads*head_dim", "hidden"), fan_in=1),
-        Param(_LAYER + "attention.k_proj.bias", ("heads*head_dim",)),
-        Param(_LAYER + "attention.v_proj.weight", ("heads*head_dim", "hidden"), fan_in=1),
-        Param(_LAYER + "attention.v_proj.bias", ("heads*head_dim",)),
-        Param(_LAYER + "attention.o_proj.weight", ("hidden", "heads*head_dim"), fan_in=1),
-        Param(_LAYER + "attention.o_proj.bias", ("hidden",)),
-        Param(_LAYER + "layernorm_before.weight", ("hidden",)),
-        Param(_LAYER + "layernorm_before.bias", ("hidden",)),
-        Param(_LAYER + "layernorm_after.weight", ("hidden",)),
-        Param(_LAYER + "layernorm_after.bias", ("hidden",)),
-        Param(_LAYER + "mlp.fc1.weight", ("intermediate", "hidden"), fan_in=1),
-        Param(_LAYER + "mlp.fc1.bias", ("intermediate",)),
-        Param(_LAYER + "mlp.fc2.weight", ("hidden", "intermediate"), fan_in=1),
-        Param(_LAYER + "mlp.fc2.bias", ("hidden",)),
-        Param("layernorm.weight", ("hidden",)),
-        Param("layernorm.bias", ("hidden",)),
-        Param("pooler.dense.weight", ("hidden", "hidden"), fan_in=1),
-        Param("pooler.dense.bias", ("hidden",)),
+        *linear(_LAYER + "attention.q_proj", "heads*head_dim", "hidden"),
+        *linear(_LAYER + "attention.k_proj", "heads*head_dim", "hidden"),
+        *linear(_LAYER + "attention.v_proj", "heads*head_dim", "hidden"),
+        *linear(_LAYER + "attention.o_proj", "hidden", "heads*head_dim"),
+        *norm(_LAYER + "layernorm_before"),
+        *norm(_LAYER + "layernorm_after"),
+        *linear(_LAYER + "mlp.fc1", "intermediate", "hidden"),
+        *linear(_LAYER + "mlp.fc2", "hidden", "intermediate"),
+        *norm("layernorm"),
+        *linear("pooler.dense", "hidden", "hidden"),
     ),
     size_fields=SizeFields(
         layers="num_hidden_layers", hidden="hidden_size", heads="num_attention_heads", intermediate="intermediate_size"
