@@ -97,3 +97,13 @@ def test_dtype_and_device(minilm_learngene):
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     model = hf_learngene.AutoModel.from_learngene(minilm_learngene, "tiny", torch_dtype="float16", show_progress=False)
     assert {p.dtype for p in model.parameters()} == {torch.float16}
+
+
+def test_question_answering_and_masked_lm_heads(minilm_learngene):
+    qa = hf_learngene.AutoModelForQuestionAnswering.from_learngene(minilm_learngene, "tiny", show_progress=False)
+    assert type(qa) is transformers.BertForQuestionAnswering
+    batch = minilm_learngene.processor("who?", "a context", return_tensors="pt")
+    out = qa(**batch, start_positions=torch.tensor([1]), end_positions=torch.tensor([2]))
+    out.loss.backward()
+    mlm = hf_learngene.AutoModelForMaskedLM.from_learngene(minilm_learngene, "tiny", show_progress=False)
+    assert mlm(**batch).logits.shape[-1] == 30522
