@@ -3,5 +3,5 @@
 # collects nothing, so an empty run fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh ".[test]"
+bash scripts/setup.sh test
 .venv/bin/python -m pytest -q -rs --durations=15 "$@"

@@ -120,3 +120,9 @@ def forward_backward(model) -> torch.Tensor:
 import sys  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+# CI runs the property tests on a fixed set of examples; local runs explore new ones each time.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
