@@ -143,6 +143,8 @@ def _load_processor(folder: str | os.PathLike, revision: str | None = None) -> A
     for loader in (AutoTokenizer, AutoImageProcessor):
         try:
             return loader.from_pretrained(folder, revision=revision)
+        except ImportError as error:  # saved for a backend this environment lacks (e.g. torchvision)
+            logger.warning("the processor in %s cannot be loaded here: %s", folder, str(error).strip().splitlines()[0])
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return None

@@ -73,3 +73,16 @@ def test_any_size_builds_loads_strictly_and_trains(family, method, source, targe
     for name, tensor in model.state_dict().items():
         assert torch.isfinite(tensor).all(), name
     forward_backward(model)
+
+
+def test_image_processor_travels_with_the_learngene(tmp_path):
+    source = tiny_model(tiny_config("vit", layers=2, heads=2, head_dim=4, intermediate=16))
+    processor = transformers.ViTImageProcessorPil(size={"height": 16, "width": 16})
+    Learngene.extract(source, method="bot", processor=processor, show_progress=False).save_pretrained(tmp_path)
+    loaded = Learngene.from_pretrained(tmp_path)
+    assert isinstance(loaded.processor, transformers.ViTImageProcessorPil)
+    model = hf_learngene.AutoModelForImageClassification.from_learngene(
+        loaded, {"layers": 3, "hidden": 12, "heads": 3}, num_labels=5, show_progress=False
+    )
+    pixels = loaded.processor(images=[torch.rand(3, 20, 20)], return_tensors="pt", do_rescale=False)["pixel_values"]
+    assert model(pixel_values=pixels).logits.shape == (1, 5)
