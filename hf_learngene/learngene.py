@@ -44,7 +44,7 @@ from .architectures import (
 from .architectures.sizing import SizeRequest
 from .configs import LearngeneConfig
 from .errors import FamilyMismatchError, LearngeneConfigError, LearngeneLoadError, UnsupportedArchitectureError
-from .methods import get_method
+from .methods import SignalSpec, get_method
 from .methods.rescaling import check_policy, restore, standardize
 
 logger = logging.get_logger(__name__)
@@ -99,8 +99,13 @@ def _group_by_role(
     return groups
 
 
-def _resizable(axes: list[str]) -> list[bool]:
-    return [axis in RESIZABLE_AXES for axis in axes]
+def signal_spec(param: Param) -> SignalSpec:
+    """What a method may know of a role: its axes, which are resizable, which are inputs."""
+    axes = tuple(param.axes())
+    inputs = [False] if param.layered else []
+    for dim, names in enumerate(param.factors()):
+        inputs += [dim == param.fan_in] * len(names)
+    return SignalSpec(axes, tuple(a in RESIZABLE_AXES for a in axes), tuple(inputs), param.writes_residual)
 
 
 def _file_sha256(path: Path) -> str:
@@ -191,7 +196,7 @@ class Learngene(PreTrainedModel):
         source: PreTrainedModel | str | os.PathLike,
         method: str = "front",
         *,
-        rescaling: str = "source_std",
+        rescaling: str | None = None,
         processor: Any = None,
         revision: str | None = None,
         show_progress: bool = True,
@@ -202,14 +207,18 @@ class Learngene(PreTrainedModel):
         Args:
             source: the pretrained model. A folder or Hub id is loaded with the class named in its
                 config, so task heads saved with it (an MLM head, an untied LM head) are kept.
-            method: ``"front"`` (DCT) or ``"bot"`` (wavelets).
-            rescaling: how built tensors are scaled: ``"source_std"``, ``"fan_in"`` or ``"none"``.
+            method: ``"front"`` (DCT), ``"bot"`` (wavelets), or a peer method for comparison
+                (``"weight_selection"``, ``"hypercloning"``, ``"stack"``, ``"random"``).
+            rescaling: how built tensors are scaled: ``"source_std"``, ``"fan_in"`` or ``"none"``;
+                by default the method's own (``source_std`` for FRONT and BoT, ``none`` for the peers,
+                whose published recipes set the scale themselves).
             processor: a tokenizer or image processor to ship with the learngene (loaded from
                 ``source`` automatically when it is a folder or Hub id).
             **method_options: the method's options, e.g. ``keep=0.5`` (FRONT), ``wavelet="db2"`` (BoT).
         """
-        check_policy(rescaling)
         resizer = get_method(method, **method_options)
+        rescaling = rescaling or resizer.default_rescaling
+        check_policy(rescaling)
         source_name = None
         if not isinstance(source, PreTrainedModel):
             source_name = str(source)
@@ -223,15 +232,17 @@ class Learngene(PreTrainedModel):
 
         roles: dict[str, dict[str, Any]] = {}
         stored: dict[str, torch.Tensor] = {}
+        if not resizer.provides_weights:  # the random-init baseline keeps nothing of the source
+            groups = {}
         for role, (param, members) in logging.tqdm(
             groups.items(), desc=f"extracting {method} learngene", disable=not show_progress
         ):
             signal = _stack_role(param, members, sizes)
-            axes = param.axes()
-            z, mean, std = standardize(signal)
-            stored[role] = resizer.encode(z, axes, _resizable(axes)).float()
+            # "none" works on raw weights, so methods that scale inputs (HyperCloning) stay exact
+            z, mean, std = standardize(signal) if rescaling != "none" else (signal.double(), 0.0, 1.0)
+            stored[role] = resizer.encode(z, signal_spec(param)).float()
             roles[role] = {
-                "axes": axes,
+                "axes": param.axes(),
                 "source_shape": list(signal.shape),
                 "stored_shape": list(stored[role].shape),
                 "mean": mean,
@@ -280,7 +291,7 @@ class Learngene(PreTrainedModel):
         source_shape = tuple(info["source_shape"])
         resizer = get_method(self.config.method, **self.config.method_options)
         stored = self.coefficients[_storage_key(role)]
-        z = resizer.decode(stored, source_shape, target_shape, _resizable(info["axes"]))
+        z = resizer.decode(stored, signal_spec(param), source_shape, target_shape)
         resized = target_shape != source_shape or tuple(info["stored_shape"]) != source_shape
         return restore(
             z,

@@ -40,11 +40,14 @@ class Param:
 
     ``fan_in`` is the index of the input dimension of a weight matrix (``1`` for
     ``nn.Linear``, ``0`` for GPT-2's transposed ``Conv1D``); ``None`` for vectors and embeddings.
+    ``writes_residual`` marks the projections that write into the residual stream (attention
+    and MLP outputs): zeroed, they turn their block into an identity.
     """
 
     name: str
     dims: tuple[str, ...]
     fan_in: int | None = None
+    writes_residual: bool = False
 
     @property
     def layered(self) -> bool:
@@ -63,15 +66,18 @@ class Param:
         return re.compile("^" + re.escape(self.name).replace(r"\{layer\}", r"(\d+)") + "$")
 
 
-def linear(prefix: str, out_dims: str, in_dims: str, bias: bool = True) -> tuple[Param, ...]:
+def linear(prefix: str, out_dims: str, in_dims: str, bias: bool = True, residual: bool = False) -> tuple[Param, ...]:
     """The roles of an ``nn.Linear`` (weight stored as out × in)."""
-    weight = Param(f"{prefix}.weight", (out_dims, in_dims), fan_in=1)
-    return (weight, Param(f"{prefix}.bias", (out_dims,))) if bias else (weight,)
+    weight = Param(f"{prefix}.weight", (out_dims, in_dims), fan_in=1, writes_residual=residual)
+    return (weight, Param(f"{prefix}.bias", (out_dims,), writes_residual=residual)) if bias else (weight,)
 
 
-def conv1d(prefix: str, in_dims: str, out_dims: str) -> tuple[Param, ...]:
+def conv1d(prefix: str, in_dims: str, out_dims: str, residual: bool = False) -> tuple[Param, ...]:
     """The roles of GPT-2's ``Conv1D`` (weight stored transposed, as in × out)."""
-    return Param(f"{prefix}.weight", (in_dims, out_dims), fan_in=0), Param(f"{prefix}.bias", (out_dims,))
+    return (
+        Param(f"{prefix}.weight", (in_dims, out_dims), fan_in=0, writes_residual=residual),
+        Param(f"{prefix}.bias", (out_dims,), writes_residual=residual),
+    )
 
 
 def norm(prefix: str, bias: bool = True) -> tuple[Param, ...]:

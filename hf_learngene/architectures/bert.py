@@ -29,10 +29,10 @@ BERT = Architecture(
         *linear(_LAYER + "attention.self.query", "heads*head_dim", "hidden"),
         *linear(_LAYER + "attention.self.key", "heads*head_dim", "hidden"),
         *linear(_LAYER + "attention.self.value", "heads*head_dim", "hidden"),
-        *linear(_LAYER + "attention.output.dense", "hidden", "heads*head_dim"),
+        *linear(_LAYER + "attention.output.dense", "hidden", "heads*head_dim", residual=True),
         *norm(_LAYER + "attention.output.LayerNorm"),
         *linear(_LAYER + "intermediate.dense", "intermediate", "hidden"),
-        *linear(_LAYER + "output.dense", "hidden", "intermediate"),
+        *linear(_LAYER + "output.dense", "hidden", "intermediate", residual=True),
         *norm(_LAYER + "output.LayerNorm"),
         *linear("pooler.dense", "hidden", "hidden"),
         # masked-LM head; its decoder weight is tied to the word embeddings

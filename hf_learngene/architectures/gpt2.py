@@ -26,10 +26,10 @@ GPT2 = Architecture(
         Param("wpe.weight", ("positions", "hidden")),
         *norm(_LAYER + "ln_1"),
         *conv1d(_LAYER + "attn.c_attn", "hidden", "3*heads*head_dim"),
-        *conv1d(_LAYER + "attn.c_proj", "heads*head_dim", "hidden"),
+        *conv1d(_LAYER + "attn.c_proj", "heads*head_dim", "hidden", residual=True),
         *norm(_LAYER + "ln_2"),
         *conv1d(_LAYER + "mlp.c_fc", "hidden", "intermediate"),
-        *conv1d(_LAYER + "mlp.c_proj", "intermediate", "hidden"),
+        *conv1d(_LAYER + "mlp.c_proj", "intermediate", "hidden", residual=True),
         *norm("ln_f"),
         Param("lm_head.weight", ("vocab", "hidden")),  # only when not tied to wte
     ),

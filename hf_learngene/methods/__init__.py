@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import LearngeneConfigError
-from .base import Resizer
+from .base import Resizer, SignalSpec
 from .bot import BotResizer
 from .front import FrontResizer
 from .rescaling import RESCALING_POLICIES
@@ -23,4 +23,4 @@ def get_method(name: str, **options: Any) -> Resizer:
         raise LearngeneConfigError(f"bad option for method '{name}': {error}") from None
 
 
-__all__ = ["METHODS", "RESCALING_POLICIES", "Resizer", "get_method"]
+__all__ = ["METHODS", "RESCALING_POLICIES", "Resizer", "SignalSpec", "get_method"]

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pywt
@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import LearngeneConfigError
-from .base import Resizer, apply_along, check_fixed_axes
+from .base import Resizer, apply_along
 
 
 def _linear_resample(x: torch.Tensor, length: int) -> torch.Tensor:
@@ -94,20 +94,19 @@ class BotResizer(Resizer):
     def options(self) -> dict[str, Any]:
         return {"wavelet": self.wavelet, "levels": self.levels}
 
-    def stored_shape(self, source_shape, axes, resizable):
-        return tuple(max(1, math.ceil(n / 2**self.levels)) if free else n for n, free in zip(source_shape, resizable))
+    def stored_shape(self, spec, source_shape):
+        return tuple(
+            max(1, math.ceil(n / 2**self.levels)) if free else n for n, free in zip(source_shape, spec.resizable)
+        )
 
-    def resize(self, signal: torch.Tensor, target_shape: Sequence[int], resizable: Sequence[bool]) -> torch.Tensor:
+    def encode(self, signal, spec):
+        stored = self.stored_shape(spec, signal.shape)
         out = signal
-        for axis, free in enumerate(resizable):
-            n, m = out.shape[axis], target_shape[axis]
-            if free and n != m:
-                out = apply_along(out, axis, resize_matrix(self.wavelet, n, m))
+        for axis, free in enumerate(spec.resizable):
+            operator = self.axis_operator(spec, axis, signal.shape[axis], signal.shape[axis], stored[axis])
+            if free and operator is not None:
+                out = apply_along(out, axis, operator)
         return out
 
-    def encode(self, signal, axes, resizable):
-        return self.resize(signal, self.stored_shape(signal.shape, axes, resizable), resizable)
-
-    def decode(self, stored, source_shape, target_shape, resizable):
-        check_fixed_axes(source_shape, target_shape, resizable)
-        return self.resize(stored, target_shape, resizable)
+    def axis_operator(self, spec, axis, stored_length, source_length, target_length):
+        return None if stored_length == target_length else resize_matrix(self.wavelet, stored_length, target_length)

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Mapping, Union
 
 import torch
 
 from ..errors import LearngeneConfigError
-from .base import Resizer, apply_along, check_fixed_axes
+from .base import Resizer, apply_along
 
 Keep = Union[float, Mapping[str, Union[float, int]]]
 
@@ -47,16 +47,17 @@ def dct(x: torch.Tensor, axis: int, keep: int | None = None) -> torch.Tensor:
     return apply_along(x, axis, dct_matrix(n)[: keep or n])
 
 
-def idct_resized(coefficients: torch.Tensor, axis: int, source_length: int, target_length: int) -> torch.Tensor:
-    """Inverse DCT at ``target_length`` of the (possibly truncated) coefficients of a length-
-    ``source_length`` signal: surplus coefficients are dropped, missing ones are zeros.
+@lru_cache(maxsize=128)
+def idct_basis(stored: int, source_length: int, target_length: int) -> torch.Tensor:
+    """The (target × stored) inverse DCT at ``target_length`` of the first ``stored`` coefficients
+    of a length-``source_length`` signal: surplus coefficients are dropped, missing ones are zeros.
 
     The factor ``sqrt(target/source)`` makes it a resampling: a constant keeps its value.
     """
-    used = min(coefficients.shape[axis], target_length)
-    coefficients = coefficients.narrow(axis, 0, used)
-    basis = dct_matrix(target_length)[:used].T * math.sqrt(target_length / source_length)
-    return apply_along(coefficients, axis, basis)
+    used = min(stored, target_length)
+    basis = torch.zeros(target_length, stored, dtype=torch.float64)
+    basis[:, :used] = dct_matrix(target_length)[:used].T * math.sqrt(target_length / source_length)
+    return basis
 
 
 class FrontResizer(Resizer):
@@ -81,22 +82,17 @@ class FrontResizer(Resizer):
         count = rule if isinstance(rule, int) and not isinstance(rule, bool) else math.ceil(rule * length)
         return max(1, min(length, count))
 
-    def stored_shape(self, source_shape, axes, resizable):
+    def stored_shape(self, spec, source_shape):
         return tuple(
-            self._kept(name, n) if free else n for n, name, free in zip(source_shape, axes, resizable)
+            self._kept(name, n) if free else n for n, name, free in zip(source_shape, spec.axes, spec.resizable)
         )
 
-    def encode(self, signal, axes, resizable):
+    def encode(self, signal, spec):
         out = signal
-        for axis, (name, free) in enumerate(zip(axes, resizable)):
+        for axis, (name, free) in enumerate(zip(spec.axes, spec.resizable)):
             if free:
                 out = dct(out, axis, self._kept(name, signal.shape[axis]))
         return out
 
-    def decode(self, stored, source_shape, target_shape, resizable):
-        check_fixed_axes(source_shape, target_shape, resizable)
-        out = stored
-        for axis, free in enumerate(resizable):
-            if free:
-                out = idct_resized(out, axis, source_shape[axis], target_shape[axis])
-        return out
+    def axis_operator(self, spec, axis, stored_length, source_length, target_length):
+        return idct_basis(stored_length, source_length, target_length)
