@@ -114,7 +114,7 @@ def test_dct_matrix_is_orthonormal():
         ("bot", {"wavelet": "bior2.2"}, "not orthogonal"),
         ("bot", {"levels": -1}, "non-negative"),
         ("front", {"wavelet": "haar"}, "bad option for method 'front'"),
-        ("dct", {}, "choose one of front, bot"),
+        ("dct", {}, "choose one of front, bot, weight_selection"),
     ],
 )
 def test_bad_method_options(method, options, message):

@@ -8,9 +8,24 @@ from ..errors import LearngeneConfigError
 from .base import Resizer, SignalSpec
 from .bot import BotResizer
 from .front import FrontResizer
+from .hypercloning import HyperCloningResizer
+from .random_init import RandomInitResizer
 from .rescaling import RESCALING_POLICIES
+from .stack import StackResizer
+from .weight_selection import WeightSelectionResizer
 
-METHODS: dict[str, type[Resizer]] = {cls.name: cls for cls in (FrontResizer, BotResizer)}
+METHODS: dict[str, type[Resizer]] = {
+    cls.name: cls
+    for cls in (
+        FrontResizer,
+        BotResizer,
+        # peers, for comparison in the same harness
+        WeightSelectionResizer,
+        HyperCloningResizer,
+        StackResizer,
+        RandomInitResizer,
+    )
+}
 
 
 def get_method(name: str, **options: Any) -> Resizer:
