@@ -23,6 +23,7 @@ from .errors import (
 )
 from .learngene import Learngene
 from .methods import METHODS, RESCALING_POLICIES, get_method
+from .refinement import SpectralRegularizer, SpectralRegularizerCallback, refine
 
 __version__ = "0.1.0"
 
@@ -45,8 +46,11 @@ __all__ = [
     "LearngeneConfigError",
     "LearngeneError",
     "LearngeneLoadError",
+    "SpectralRegularizer",
+    "SpectralRegularizerCallback",
     "UnsupportedArchitectureError",
     "architecture_for",
     "get_method",
+    "refine",
     "supported_model_types",
 ]

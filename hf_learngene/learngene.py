@@ -76,7 +76,7 @@ def canonical_state(model: PreTrainedModel, keep_vars: bool = False) -> dict[str
     return state
 
 
-def _group_by_role(
+def group_by_role(
     arch: Architecture, state: dict[str, torch.Tensor], what: str
 ) -> dict[str, tuple[Param, dict[int | None, tuple[str, torch.Tensor]]]]:
     """Canonical tensors grouped by table role (fresh task heads left out)."""
@@ -228,7 +228,7 @@ class Learngene(PreTrainedModel):
             source_name = getattr(source.config, "_name_or_path", None) or None
         arch = architecture_for(source.config.model_type)
         sizes = arch.axis_sizes(source.config)
-        groups = _group_by_role(arch, canonical_state(source), "source model")
+        groups = group_by_role(arch, canonical_state(source), "source model")
 
         roles: dict[str, dict[str, Any]] = {}
         stored: dict[str, torch.Tensor] = {}
@@ -344,7 +344,7 @@ class Learngene(PreTrainedModel):
             ) from None
         model.tie_weights()  # tied copies (an LM decoder) share storage and are filled once
         target_sizes = arch.axis_sizes(target)
-        groups = _group_by_role(arch, canonical_state(model, keep_vars=True), f"target {type(model).__name__}")
+        groups = group_by_role(arch, canonical_state(model, keep_vars=True), f"target {type(model).__name__}")
         for role, (param, members) in logging.tqdm(
             groups.items(), desc="building from learngene", disable=not show_progress
         ):
