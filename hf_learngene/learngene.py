@@ -10,7 +10,6 @@ import math
 import os
 import shutil
 import tempfile
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 

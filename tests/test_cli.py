@@ -5,7 +5,6 @@ import shutil
 import subprocess
 import sys
 
-import pytest
 import transformers
 
 from hf_learngene.cli import main, parse_size
