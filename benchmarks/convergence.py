@@ -179,8 +179,20 @@ def sentiment_accuracy(model, settings: Settings, sentiment_data) -> float | Non
     return fine_tune_and_evaluate(classifier, sentiment_data, Budget(steps=settings.finetune_steps))
 
 
-def steps_to_reach(curve: list[tuple[int, float]], level: float) -> int | None:
-    return next((step for step, loss in curve if loss <= level), None)
+def steps_to_reach(curve: list[tuple[int, float]], level: float, higher_is_better: bool = False) -> int | None:
+    """The first evaluated step whose value reaches ``level``; ``None`` if none does."""
+    reached = (lambda v: v >= level) if higher_is_better else (lambda v: v <= level)
+    return next((step for step, value in curve if reached(value)), None)
+
+
+def add_savings(rows: list[dict], steps: int, higher_is_better: bool = False) -> None:
+    """Steps each method needs to reach random init's final value, and the fraction saved."""
+    baseline = next(r for r in rows if r["method"] == "random")["curve"][-1][1]
+    for row in rows:
+        if row["applicable"]:
+            reached = steps_to_reach(row["curve"], baseline, higher_is_better)
+            row["steps_to_random_final"] = reached
+            row["steps_saved"] = None if reached is None else 1 - reached / steps
 
 
 def run(settings: Settings, targets: dict, methods: tuple[str, ...]) -> dict:
@@ -207,12 +219,7 @@ def run(settings: Settings, targets: dict, methods: tuple[str, ...]) -> dict:
             print(f"[{target_name}] {label}: held-out MLM loss {curve[0][1]:.3f} → {curve[-1][1]:.3f}"
                   + (f", sentiment accuracy {accuracy:.3f}" if accuracy is not None else "")
                   + f" ({rows[-1]['seconds']:.0f}s)", flush=True)
-        baseline = next(r for r in rows if r["method"] == "random")["final_loss"]
-        for row in rows:
-            if row["applicable"]:
-                reached = steps_to_reach(row["curve"], baseline)
-                row["steps_to_random_final"] = reached
-                row["steps_saved"] = None if reached is None else 1 - reached / settings.steps
+        add_savings(rows, settings.steps)
         results[target_name] = {"target": target, "rows": rows}
     return results
 
@@ -236,7 +243,7 @@ def markdown_table(results: dict, settings: Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(results: dict, path: Path) -> None:
+def plot(results: dict, path: Path, ylabel: str = "held-out MLM loss") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -250,7 +257,7 @@ def plot(results: dict, path: Path) -> None:
                 axis.plot(steps, losses, label=row["method"], linestyle="--" if row["method"] == "random" else "-")
         axis.set_title(target_name)
         axis.set_xlabel("training step")
-        axis.set_ylabel("held-out MLM loss")
+        axis.set_ylabel(ylabel)
         axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
