@@ -152,10 +152,7 @@ def heldout_loss(model, data: MaskedReviews) -> float:
 def train_mlm(model, data: MaskedReviews, settings: Settings) -> list[tuple[int, float]]:
     torch.manual_seed(settings.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
-    warmup = max(1, int(settings.warmup * settings.steps))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (settings.steps - s) / max(1, settings.steps - warmup)))
-    )
+    schedule = transformers.get_linear_schedule_with_warmup(optimizer, int(settings.warmup * settings.steps), settings.steps)
     curve = [(0, heldout_loss(model, data))]
     model.train()
     for step in range(settings.steps):

@@ -84,10 +84,7 @@ def train(model, data, settings: Settings, steps: int, test=None) -> list[tuple[
     images, labels = data
     torch.manual_seed(settings.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.05)
-    warmup = max(1, int(settings.warmup * steps))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
-    )
+    schedule = transformers.get_linear_schedule_with_warmup(optimizer, int(settings.warmup * steps), steps)
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(settings.seed))
     curve = [(0, accuracy(model, test))] if test is not None else []
     model.train()
