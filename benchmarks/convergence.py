@@ -35,7 +35,14 @@ import hf_learngene
 from hf_learngene import Learngene, LearngeneConfigError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from imdb_finetune import Budget, fine_tune_and_evaluate, load_imdb, minilm_path, package_file  # noqa: E402
+from imdb_finetune import (  # noqa: E402
+    Budget,
+    default_device,
+    fine_tune_and_evaluate,
+    load_imdb,
+    minilm_path,
+    package_file,
+)
 
 logging.set_verbosity_error()
 logging.disable_progress_bar()
@@ -45,6 +52,9 @@ TARGETS = {
     "shrink 3L/192/3H": {"layers": 3, "hidden": 192, "heads": 3},
     "grow 8L/512/8H": {"layers": 8, "hidden": 512, "heads": 8},
     "grow 12L/768/12H": {"layers": 12, "hidden": 768, "heads": 12},
+    # sizes the peers can reach: depth alone (stack) and width by a whole factor at MiniLM's head size (hypercloning)
+    "grow depth 12L/384/12H": {"layers": 12, "hidden": 384, "heads": 12},
+    "grow width 6L/768/24H": {"layers": 6, "hidden": 768, "heads": 24},
 }
 METHODS = ("random", "front", "bot", "weight_selection", "hypercloning", "stack")
 
@@ -104,23 +114,25 @@ class MaskedReviews:
         inputs, labels = mask_tokens(heldout["input_ids"], special, tokenizer, generator)
         self.heldout = {"input_ids": inputs, "attention_mask": heldout["attention_mask"], "labels": labels}
 
-    def batch(self, step: int) -> dict[str, torch.Tensor]:
+    def batch(self, step: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         count = self.train["input_ids"].shape[0]
         index = torch.arange(step * self.settings.batch, (step + 1) * self.settings.batch) % count
         ids, attention = self.train["input_ids"][index], self.train["attention_mask"][index]
         special = self.train["special_tokens_mask"][index].bool() | (attention == 0)
         generator = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + step)
         inputs, labels = mask_tokens(ids, special, self.tokenizer, generator)
-        return {"input_ids": inputs, "attention_mask": attention, "labels": labels}
+        return {"input_ids": inputs.to(device), "attention_mask": attention.to(device), "labels": labels.to(device)}
 
 
 # ---------------------------------------------------------------------------- runs
 
 
-def build_model(method: str, target: dict, settings: Settings, keep: float = 1.0):
-    """The target masked-LM model initialised by ``method``; ``None`` when the method cannot do it."""
+def build_model(method: str, target: dict, settings: Settings, keep: float = 1.0, source=None):
+    """The target masked-LM model initialised by ``method`` from ``source`` (default: MiniLM);
+    ``None`` when the method cannot do it."""
     options = {"keep": keep} if method == "front" else {}
-    learngene = Learngene.extract(minilm_path(), method=method, show_progress=False, **options)
+    learngene = Learngene.extract(source if source is not None else minilm_path(), method=method,
+                                  show_progress=False, **options)
     torch.manual_seed(settings.seed)
     try:
         model = hf_learngene.AutoModelForMaskedLM.from_learngene(learngene, target, show_progress=False)
@@ -139,9 +151,10 @@ def build_model(method: str, target: dict, settings: Settings, keep: float = 1.0
 @torch.no_grad()
 def heldout_loss(model, data: MaskedReviews) -> float:
     model.eval()
+    device = next(model.parameters()).device
     total, count = 0.0, 0
     for start in range(0, data.heldout["input_ids"].shape[0], 32):
-        part = {k: v[start:start + 32] for k, v in data.heldout.items()}
+        part = {k: v[start:start + 32].to(device) for k, v in data.heldout.items()}
         tokens = (part["labels"] != -100).sum().item()
         total += model(**part).loss.item() * tokens
         count += tokens
@@ -154,9 +167,10 @@ def train_mlm(model, data: MaskedReviews, settings: Settings) -> list[tuple[int,
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
     schedule = transformers.get_linear_schedule_with_warmup(optimizer, int(settings.warmup * settings.steps), settings.steps)
     curve = [(0, heldout_loss(model, data))]
+    device = next(model.parameters()).device
     model.train()
     for step in range(settings.steps):
-        model(**data.batch(step)).loss.backward()
+        model(**data.batch(step, device)).loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
@@ -173,6 +187,7 @@ def sentiment_accuracy(model, settings: Settings, sentiment_data) -> float | Non
         model.save_pretrained(folder)
         torch.manual_seed(settings.seed)
         classifier = transformers.AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2)
+    classifier.to(next(model.parameters()).device)
     return fine_tune_and_evaluate(classifier, sentiment_data, Budget(steps=settings.finetune_steps))
 
 
@@ -192,7 +207,9 @@ def add_savings(rows: list[dict], steps: int, higher_is_better: bool = False) ->
             row["steps_saved"] = None if reached is None else 1 - reached / steps
 
 
-def run(settings: Settings, targets: dict, methods: tuple[str, ...]) -> dict:
+def run(settings: Settings, targets: dict, methods: tuple[str, ...], device: str = "cpu",
+        on_target=lambda results: None) -> dict:
+    """Every method on every target; ``on_target(results)`` after each target, so long runs save as they go."""
     tokenizer = transformers.AutoTokenizer.from_pretrained(minilm_path())
     data = MaskedReviews(tokenizer, settings)
     sentiment = load_imdb(tokenizer, Budget()) if settings.finetune_steps > 0 else None
@@ -208,7 +225,7 @@ def run(settings: Settings, targets: dict, methods: tuple[str, ...]) -> dict:
                 rows.append({"method": label, "applicable": False, "reason": refusal})
                 print(f"[{target_name}] {label}: n/a ({refusal.split(';')[0]})", flush=True)
                 continue
-            curve = train_mlm(model, data, settings)
+            curve = train_mlm(model.to(device), data, settings)
             accuracy = sentiment_accuracy(model, settings, sentiment)
             rows.append({"method": label, "applicable": True, "curve": curve, "final_loss": curve[-1][1],
                          "learngene_bytes": stored_bytes, "sentiment_accuracy": accuracy,
@@ -218,6 +235,7 @@ def run(settings: Settings, targets: dict, methods: tuple[str, ...]) -> dict:
                   + f" ({rows[-1]['seconds']:.0f}s)", flush=True)
         add_savings(rows, settings.steps)
         results[target_name] = {"target": target, "rows": rows}
+        on_target(results)
     return results
 
 
@@ -246,8 +264,12 @@ def plot(results: dict, path: Path, ylabel: str = "held-out MLM loss") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
-    for axis, (target_name, result) in zip(axes[0], results.items()):
+    columns = min(3, len(results))
+    rows = -(-len(results) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 4 * rows), squeeze=False)
+    for axis in axes.flat[len(results):]:
+        axis.set_visible(False)
+    for axis, (target_name, result) in zip(axes.flat, results.items()):
         for row in result["rows"]:
             if row["applicable"]:
                 steps, losses = zip(*row["curve"])
@@ -265,30 +287,54 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="2 targets, front/bot/random, a short budget")
     parser.add_argument("--targets", nargs="+", choices=list(TARGETS), help="default: all (quick: one shrink, one grow)")
     parser.add_argument("--methods", nargs="+", choices=METHODS)
-    parser.add_argument("--steps", type=int)
+    parser.add_argument("--steps", type=int, help=f"masked-LM steps per model (default {Settings.steps})")
+    parser.add_argument("--lr", type=float, help=f"peak masked-LM learning rate (default {Settings.lr:g})")
+    parser.add_argument("--finetune-steps", type=int, help=f"sentiment steps (default {Settings.finetune_steps})")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default=default_device(), help="default: cuda when available, else cpu")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--merge", nargs="+", metavar="JSON",
+                        help="combine the reports of runs split across processes (e.g. by --targets) and exit")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = QUICK if args.quick else Settings()
-    if args.steps:
-        settings = replace(settings, steps=args.steps)
+    overrides = {"steps": args.steps, "lr": args.lr, "finetune_steps": args.finetune_steps}
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     targets = args.targets or (["shrink 4L/256/4H", "grow 8L/512/8H"] if args.quick else list(TARGETS))
     methods = tuple(args.methods or (("random", "front", "bot") if args.quick else METHODS))
     if "random" not in methods:
         methods = ("random",) + methods
-    results = run(settings, {name: TARGETS[name] for name in targets}, methods)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "convergence_quick" if args.quick else "convergence"
-    report = {"command": " ".join(["python", "benchmarks/convergence.py", *(argv if argv is not None else sys.argv[1:])]),
-              "settings": asdict(settings), "results": results}
-    (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / f"{stem}.md").write_text(markdown_table(results, settings))
-    if not args.no_plot:
-        plot(results, out / f"{stem}.png")
+    command = " ".join(["python", "benchmarks/convergence.py", *(argv if argv is not None else sys.argv[1:])])
+    environment = {"device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
+                   "torch": torch.__version__, "transformers": transformers.__version__}
+
+    if args.merge:
+        reports = [json.loads(Path(path).read_text()) for path in args.merge]
+        merged = {name: report["results"][name] for name in TARGETS for report in reports if name in report["results"]}
+        command = " && ".join(report["command"] for report in reports)
+        environment, settings = reports[0]["environment"], Settings(**{
+            k: tuple(v) if isinstance(v, list) else v for k, v in reports[0]["settings"].items()})
+        return write_report(out / stem, command, environment, settings, merged, plot_too=not args.no_plot)
+
+    def write(results: dict) -> dict:
+        return write_report(out / stem, command, environment, settings, results, plot_too=not args.no_plot)
+
+    results = run(settings, {name: TARGETS[name] for name in targets}, methods, args.device, on_target=write)
     print(markdown_table(results, settings))
+    return write(results)
+
+
+def write_report(stem: Path, command: str, environment: dict, settings: Settings, results: dict, plot_too: bool) -> dict:
+    """``stem``.json (curves, table, command line), ``stem``.md (the table) and ``stem``.png (the curves)."""
+    report = {"command": command, "environment": environment, "settings": asdict(settings), "results": results}
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(markdown_table(results, settings))
+    if plot_too:
+        plot(results, stem.with_suffix(".png"))
     return report
 
 

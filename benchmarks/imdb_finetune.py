@@ -73,13 +73,14 @@ def load_imdb(tokenizer, budget: Budget):
 
 def fine_tune_and_evaluate(model, data, budget: Budget) -> float:
     """Train ``budget.steps`` AdamW steps on the train split; return held-out accuracy."""
-    (ids, mask, labels), (test_ids, test_mask, test_labels) = data
+    device = next(model.parameters()).device
+    (ids, mask, labels), (test_ids, test_mask, test_labels) = (tuple(t.to(device) for t in part) for part in data)
     torch.manual_seed(budget.seed)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=budget.lr, weight_decay=0.01)
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(budget.seed))
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(budget.seed)).to(device)
     for step in range(budget.steps):
-        batch = order[torch.arange(step * budget.batch, (step + 1) * budget.batch) % len(order)]
+        batch = order[torch.arange(step * budget.batch, (step + 1) * budget.batch, device=device) % len(order)]
         loss = model(input_ids=ids[batch], attention_mask=mask[batch], labels=labels[batch]).loss
         loss.backward()
         optimizer.step()
@@ -104,6 +105,10 @@ def build(method: str | None, rescaling: str, size, seed: int):
     )
 
 
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="layers=4,hidden=256,heads=4")
@@ -111,6 +116,7 @@ def main() -> None:
     parser.add_argument("--rescaling", nargs="+", default=["source_std"])
     parser.add_argument("--steps", type=int, default=Budget.steps)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default=default_device(), help="default: cuda when available, else cpu")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "imdb_finetune.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -121,13 +127,13 @@ def main() -> None:
     results = []
     for method, rescaling in runs:
         start = time.perf_counter()
-        accuracy = fine_tune_and_evaluate(build(method, rescaling, size, budget.seed), data, budget)
+        accuracy = fine_tune_and_evaluate(build(method, rescaling, size, budget.seed).to(args.device), data, budget)
         row = {"init": method or "random", "rescaling": rescaling if method else "-", "accuracy": accuracy,
                "seconds": time.perf_counter() - start}
         results.append(row)
         print(f"{row['init']:7s} {row['rescaling']:11s} held-out accuracy {accuracy:.3f} ({row['seconds']:.0f}s)",
               flush=True)
-    report = {"size": size, "budget": asdict(budget), "results": results}
+    report = {"size": size, "budget": asdict(budget), "device": args.device, "results": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -32,11 +32,21 @@ def test_weight_selection_picks_evenly_spaced_elements_and_first_layers(bert):
     cols = torch.linspace(0, 15, 8).round().long()  # hidden 16 → 8
     source = bert.bert.encoder.layer[1].intermediate.dense.weight
     assert torch.equal(small.bert.encoder.layer[1].intermediate.dense.weight, source[rows][:, cols])
-    heads = torch.linspace(0, 3, 2).round().long()  # whole heads are picked, each keeping its own head_dim slots
-    query = bert.bert.encoder.layer[0].attention.self.query.weight.reshape(4, 4, 16)
-    dims = torch.linspace(0, 3, 4).round().long()
-    assert torch.equal(small.bert.encoder.layer[0].attention.self.query.weight,
-                       query[heads][:, dims][:, :, cols].reshape(8, 8))
+    flat = torch.linspace(0, 15, 8).round().long()  # heads × head_dim is one flat axis: 4 × 4 → 2 × 4
+    query = bert.bert.encoder.layer[0].attention.self.query.weight
+    assert torch.equal(small.bert.encoder.layer[0].attention.self.query.weight, query[flat][:, cols])
+
+
+def test_weight_selection_allows_fewer_larger_heads(bert):
+    """12 × 32 → 4 × 64 in MiniLM terms: the flat head dimension shrinks though the head size grows."""
+    learngene = Learngene.extract(bert, method="weight_selection", show_progress=False)
+    small = learngene.build({"hidden": 12, "heads": 2, "intermediate": 16}, auto_class=type(bert), show_progress=False)
+    assert small.config.num_attention_heads == 2 and small.config.hidden_size // 2 == 6  # head size 4 → 6
+    flat, cols = torch.linspace(0, 15, 12).round().long(), torch.linspace(0, 15, 12).round().long()
+    value = bert.bert.encoder.layer[2].attention.self.value.weight
+    assert torch.equal(small.bert.encoder.layer[2].attention.self.value.weight, value[flat][:, cols])
+    output = bert.bert.encoder.layer[2].attention.output.dense.weight
+    assert torch.equal(small.bert.encoder.layer[2].attention.output.dense.weight, output[cols][:, flat])
 
 
 def test_weight_selection_uniform_layers(bert):

@@ -89,7 +89,7 @@ class Resizer(ABC):
 def apply_along(x: torch.Tensor, axis: int, matrix: torch.Tensor) -> torch.Tensor:
     """Multiply every 1-D fibre of ``x`` along ``axis`` by ``matrix`` (out_len × in_len)."""
     moved = x.movedim(axis, -1)
-    return (moved @ matrix.T.to(moved.dtype)).movedim(-1, axis)
+    return (moved @ matrix.T.to(device=moved.device, dtype=moved.dtype)).movedim(-1, axis)
 
 
 def check_fixed_axes(source_shape: Sequence[int], target_shape: Sequence[int], resizable: Sequence[bool]) -> None:

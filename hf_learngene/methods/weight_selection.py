@@ -7,6 +7,12 @@ the same positions are used by every tensor, so the kept hidden units, heads and
 up across the whole network. Layers are chosen the same way (``layers="uniform"``) or as the
 first ``m`` blocks (``layers="first"``, the paper's choice for isotropic models).
 
+A head's rows are elements of the weight's dimension like any other: as in the paper, the
+adjacent ``heads`` and ``head_dim`` axes (``kv_heads`` likewise) are selected as one flat axis of
+``heads × head_dim`` elements, so a target may have fewer, larger heads (12 × 32 → 4 × 64) as
+long as the flat dimension does not grow. Axes split further (Llama's rotary halves) are
+selected axis by axis.
+
 Rescaling: none by default — the selected weights are used as they are.
 """
 
@@ -18,9 +24,26 @@ from typing import Any
 import torch
 
 from ..errors import LearngeneConfigError
-from .base import Resizer
+from .base import Resizer, SignalSpec
 
 LAYER_CHOICES = ("first", "uniform")
+FLAT_PAIRS = {("heads", "head_dim"), ("kv_heads", "head_dim")}
+
+
+def merge_head_axes(spec: SignalSpec, *shapes):
+    """``spec`` and ``shapes`` with every adjacent (heads, head_dim) pair merged into one flat axis."""
+    axes, resizable, inputs, shapes = list(spec.axes), list(spec.resizable), list(spec.inputs), [list(s) for s in shapes]
+    i = 0
+    while i < len(axes) - 1:
+        if (axes[i], axes[i + 1]) in FLAT_PAIRS and resizable[i] and resizable[i + 1]:
+            axes[i : i + 2] = [f"{axes[i]}*{axes[i + 1]}"]
+            resizable[i : i + 2] = [True]
+            inputs[i : i + 2] = [inputs[i]]
+            for shape in shapes:
+                shape[i : i + 2] = [shape[i] * shape[i + 1]]
+        i += 1
+    merged = SignalSpec(tuple(axes), tuple(resizable), tuple(inputs), spec.writes_residual)
+    return merged, [tuple(shape) for shape in shapes]
 
 
 @lru_cache(maxsize=128)
@@ -54,6 +77,13 @@ class WeightSelectionResizer(Resizer):
                     f"weight_selection only shrinks: the {name} axis would grow from {n} to {m}; "
                     "use front, bot, hypercloning (width) or stack (depth) to grow"
                 )
+
+    def decode(self, stored, spec, source_shape, target_shape):
+        flat_spec, (flat_source, flat_target) = merge_head_axes(spec, source_shape, target_shape)
+        if flat_spec == spec:
+            return super().decode(stored, spec, source_shape, target_shape)
+        out = super().decode(stored.reshape(flat_source), flat_spec, flat_source, flat_target)
+        return out.reshape(tuple(target_shape))
 
     def axis_operator(self, spec, axis, stored_length, source_length, target_length):
         if stored_length == target_length:
