@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("source")
     extract.add_argument("--method", choices=sorted(METHODS), default="front")
     extract.add_argument("--out", required=True, help="folder to write the learngene to")
-    extract.add_argument("--rescaling", choices=RESCALING_POLICIES, default="source_std")
+    extract.add_argument("--rescaling", choices=RESCALING_POLICIES, default=None,
+                         help="default: the method's own (auto for front and bot, none for the peers)")
     extract.add_argument("--keep", type=float, help="FRONT: ratio of DCT coefficients kept per axis (0, 1]")
     extract.add_argument("--wavelet", help="BoT: PyWavelets wavelet name (default haar)")
     extract.add_argument("--levels", type=int, help="BoT: decomposition levels stored (default 0)")

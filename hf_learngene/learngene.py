@@ -44,7 +44,7 @@ from .architectures.sizing import SizeRequest
 from .configs import LearngeneConfig
 from .errors import FamilyMismatchError, LearngeneConfigError, LearngeneLoadError, UnsupportedArchitectureError
 from .methods import SignalSpec, get_method
-from .methods.rescaling import check_policy, restore, standardize
+from .methods.rescaling import UNSTANDARDISED, check_policy, restore, standardize
 
 logger = logging.get_logger(__name__)
 
@@ -208,8 +208,9 @@ class Learngene(PreTrainedModel):
                 config, so task heads saved with it (an MLM head, an untied LM head) are kept.
             method: ``"front"`` (DCT), ``"bot"`` (wavelets), or a peer method for comparison
                 (``"weight_selection"``, ``"hypercloning"``, ``"stack"``, ``"random"``).
-            rescaling: how built tensors are scaled: ``"source_std"``, ``"fan_in"`` or ``"none"``;
-                by default the method's own (``source_std`` for FRONT and BoT, ``none`` for the peers,
+            rescaling: how built tensors are scaled: ``"source_std"``, ``"fan_in"``, ``"none"`` or
+                ``"preserve_function"`` (see :mod:`hf_learngene.methods.rescaling`);
+                by default the method's own (``auto`` for FRONT and BoT, ``none`` for the peers,
                 whose published recipes set the scale themselves).
             processor: a tokenizer or image processor to ship with the learngene (loaded from
                 ``source`` automatically when it is a folder or Hub id).
@@ -238,7 +239,7 @@ class Learngene(PreTrainedModel):
         ):
             signal = _stack_role(param, members, sizes)
             # "none" works on raw weights, so methods that scale inputs (HyperCloning) stay exact
-            z, mean, std = standardize(signal) if rescaling != "none" else (signal.double(), 0.0, 1.0)
+            z, mean, std = (signal.double(), 0.0, 1.0) if rescaling in UNSTANDARDISED else standardize(signal)
             stored[role] = resizer.encode(z, signal_spec(param)).float()
             roles[role] = {
                 "axes": param.axes(),
@@ -292,6 +293,7 @@ class Learngene(PreTrainedModel):
         stored = self.coefficients[_storage_key(role)]
         z = resizer.decode(stored, signal_spec(param), source_shape, target_shape)
         resized = target_shape != source_shape or tuple(info["stored_shape"]) != source_shape
+        width = lambda shape: math.prod(n for axis, n in zip(signal_spec(param).axes, shape) if axis != "layers")
         return restore(
             z,
             info["mean"],
@@ -300,6 +302,7 @@ class Learngene(PreTrainedModel):
             source_fan_in=info["fan_in"],
             target_fan_in=fan_in(param, target_sizes),
             resized=resized,
+            widens=width(target_shape) > width(source_shape),
         )
 
     @torch.no_grad()

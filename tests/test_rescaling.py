@@ -3,15 +3,17 @@ import math
 import pytest
 import torch
 
-from hf_learngene import LearngeneConfigError
-from hf_learngene.methods.rescaling import restore, standardize
+from hf_learngene import Learngene, LearngeneConfigError
+from hf_learngene.methods.rescaling import RESCALING_POLICIES, restore, standardize
+
+from conftest import tiny_config, tiny_model
 
 
 def test_standardize_then_restore_is_exact():
     torch.manual_seed(0)
     x = torch.randn(30, 20) * 0.05 + 1.0
     z, mean, std = standardize(x)
-    for policy in ("source_std", "fan_in", "none"):
+    for policy in RESCALING_POLICIES:
         assert torch.allclose(restore(z, mean, std, policy, 20, 20, resized=False).float(), x, atol=1e-6)
 
 
@@ -38,5 +40,36 @@ def test_constant_tensors_stay_constant():
 
 
 def test_unknown_policy():
-    with pytest.raises(LearngeneConfigError, match="source_std, fan_in, none"):
+    with pytest.raises(LearngeneConfigError, match="auto, source_std, fan_in, none, preserve_function"):
         restore(torch.zeros(3), 0.0, 1.0, "zscore")
+
+
+def test_preserve_function_divides_by_the_fan_in_ratio():
+    z = torch.randn(8, 32, dtype=torch.float64)
+    out = restore(z, 0.1, 0.05, "preserve_function", source_fan_in=16, target_fan_in=32)
+    assert torch.allclose(out, (z * 0.05 + 0.1) / 2)
+    vector = restore(z[0], 0.1, 0.05, "preserve_function", None, None)  # no fan-in: values kept as they are
+    assert torch.allclose(vector, z[0] * 0.05 + 0.1)
+
+
+def test_auto_preserves_when_widening_and_restandardises_otherwise():
+    z = torch.randn(8, 32, dtype=torch.float64) * 0.3
+    assert torch.equal(restore(z, 0.0, 0.05, "auto", 16, 32, widens=True),
+                       restore(z, 0.0, 0.05, "preserve_function", 16, 32))
+    assert torch.equal(restore(z, 0.0, 0.05, "auto", 32, 16, widens=False), restore(z, 0.0, 0.05, "source_std"))
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2", "llama"])
+def test_bot_doubling_the_width_keeps_the_function_by_default(family):
+    """Haar upsampling duplicates every unit; ``auto`` then halves the weights reading them."""
+    source = tiny_model(tiny_config(family, layers=2, heads=4, head_dim=4, intermediate=24, kv_heads=2))
+    learngene = Learngene.extract(source, method="bot", show_progress=False)
+    assert learngene.config.rescaling == "auto"
+    grown = learngene.build({"hidden": 32, "heads": 8, "intermediate": 48}, auto_class=type(source),
+                            show_progress=False)
+    ids = torch.randint(1, 90, (2, 6))
+    with torch.no_grad():
+        source.eval(), grown.eval()
+        before = source(input_ids=ids, output_hidden_states=True).hidden_states[-1]
+        after = grown(input_ids=ids, output_hidden_states=True).hidden_states[-1]
+    assert torch.allclose(after, before.repeat_interleave(2, dim=-1), atol=1e-4)

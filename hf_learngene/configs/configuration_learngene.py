@@ -30,7 +30,7 @@ class LearngeneConfig(PretrainedConfig):
         source_config: dict[str, Any] | None = None,
         method: str = "front",
         method_options: dict[str, Any] | None = None,
-        rescaling: str = "source_std",
+        rescaling: str = "auto",
         roles: dict[str, dict[str, Any]] | None = None,
         source_name_or_path: str | None = None,
         checksum: str | None = None,

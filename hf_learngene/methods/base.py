@@ -47,7 +47,7 @@ class Resizer(ABC):
     """
 
     name: ClassVar[str]
-    default_rescaling: ClassVar[str] = "source_std"
+    default_rescaling: ClassVar[str] = "auto"
     provides_weights: ClassVar[bool] = True  # False for the random-init baseline
 
     def options(self) -> dict[str, Any]:

@@ -4,13 +4,27 @@ Before resizing, each stacked role tensor is standardised (its own mean and std 
 after resizing, the policy decides the std the result gets, and the source mean is put back
 (so norm scales stay centred on their source values, e.g. ~1 for LayerNorm weights).
 
-* ``"source_std"`` (default) — the result is re-standardised to the source tensor's std.
+* ``"source_std"`` — the result is re-standardised to the source tensor's std.
   This is what FRONT's authors do, and it undoes the variance a low-pass resize loses.
 * ``"fan_in"`` — like ``source_std``, then weights are scaled by ``sqrt(fan_in_source /
   fan_in_target)``: the std a fan-in initialiser would give at the target width, so the
   activations of a wider (narrower) model keep their scale. Vectors and embeddings have no
   fan-in and are treated as ``source_std``.
 * ``"none"`` — the resampled signal as the method returns it, in source units.
+* ``"preserve_function"`` — the resampled signal in source units, divided by
+  ``fan_in_target / fan_in_source``: an input axis is summed over, so when it is resampled to
+  ``k`` times as many elements each weight takes ``1/k`` of the share, and every layer's
+  pre-activation keeps its value. With BoT's Haar wavelet at whole ratios this is exactly
+  HyperCloning's construction (the grown model computes the source's function); with FRONT,
+  padding or truncating orthonormal DCT coefficients preserves the inner products of the kept
+  band, so it holds for the band the learngene keeps. Attention logits over a changed head
+  size scale by ``sqrt(new/old)`` and tied output embeddings see the ratio too, as in
+  HyperCloning.
+
+* ``"auto"`` (default for FRONT and BoT) — ``preserve_function`` for a tensor whose width (its
+  element count without the layer axis) grows, ``source_std`` otherwise. Measured on MiniLM
+  (``benchmarks/``): ``source_std`` gives the best shrunk models, while for wider targets
+  ``source_std`` loses the source's function and ``preserve_function`` keeps it.
 
 At the source's own size every policy is the identity, so building at the source size
 reproduces the source.
@@ -24,7 +38,8 @@ import torch
 
 from ..errors import LearngeneConfigError
 
-RESCALING_POLICIES = ("source_std", "fan_in", "none")
+RESCALING_POLICIES = ("auto", "source_std", "fan_in", "none", "preserve_function")
+UNSTANDARDISED = ("none", "preserve_function")  # policies that resize the signal in source units
 _EPS = 1e-12
 
 
@@ -51,14 +66,19 @@ def restore(
     source_fan_in: int | None = None,
     target_fan_in: int | None = None,
     resized: bool = True,
+    widens: bool = False,
 ) -> torch.Tensor:
     """Put a resized standardised signal back into weight units according to ``policy``.
 
     ``resized=False`` (the shape did not change) always returns ``z * std + mean``, which is
-    exact at the source size.
+    exact at the source size. ``widens`` says whether the tensor's width grows (for ``"auto"``).
     """
     check_policy(policy)
-    if policy == "none" or not resized:
+    if policy == "auto":
+        policy = "preserve_function" if widens else "source_std"
+    if policy == "preserve_function" and resized and source_fan_in and target_fan_in:
+        return (z * std + mean) * (source_fan_in / target_fan_in)
+    if policy in UNSTANDARDISED or not resized:
         return z * std + mean
     z_std = z.std(unbiased=False).item() if z.numel() > 1 else 0.0
     target_std = std
