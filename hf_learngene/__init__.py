@@ -18,6 +18,7 @@ from .errors import (
     FamilyMismatchError,
     LearngeneConfigError,
     LearngeneError,
+    LearngenePushError,
     LearngeneLoadError,
     UnsupportedArchitectureError,
 )
@@ -30,6 +31,7 @@ __version__ = "0.1.0"
 AutoConfig.register(LearngeneConfig.model_type, LearngeneConfig, exist_ok=True)
 
 __all__ = [
+    "LearngenePushError",
     "ARCHITECTURES",
     "METHODS",
     "RESCALING_POLICIES",

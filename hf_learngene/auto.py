@@ -24,6 +24,9 @@ class _FromLearngeneMixin:
         size: SizeRequest = None,
         *,
         revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        token: str | bool | None = None,
+        local_files_only: bool = False,
         torch_dtype: Any = None,
         **kwargs: Any,
     ) -> transformers.PreTrainedModel:
@@ -32,10 +35,12 @@ class _FromLearngeneMixin:
         ``size`` is a preset of the learngene's family (e.g. BERT ``"tiny"``…``"large"``), a dict
         of sizes (``{"layers": 3, "hidden": 192, "heads": 3}``) or a full config. Other keyword
         arguments behave as in ``from_pretrained``: ``num_labels=2``, ``dtype=torch.bfloat16``,
-        ``device="cuda"``, or any config field.
+        ``device="cuda"``, or any config field; ``revision``, ``cache_dir``, ``token`` and
+        ``local_files_only`` apply to downloading a learngene from the Hub.
         """
         if not isinstance(learngene, Learngene):
-            learngene = Learngene.from_pretrained(learngene, revision=revision)
+            learngene = Learngene.from_pretrained(learngene, revision=revision, cache_dir=cache_dir, token=token,
+                                                  local_files_only=local_files_only)
         if torch_dtype is not None:  # the name transformers used before `dtype`
             kwargs.setdefault("dtype", torch_dtype)
         return learngene.build(size, auto_class=cls, **kwargs)

@@ -20,3 +20,7 @@ class FamilyMismatchError(LearngeneError):
 
 class LearngeneLoadError(LearngeneError):
     """A learngene folder or file is missing, truncated or corrupt."""
+
+
+class LearngenePushError(LearngeneError, OSError):
+    """An upload to the Hub broke off; the repository keeps its last complete commit."""

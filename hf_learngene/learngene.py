@@ -42,7 +42,13 @@ from .architectures import (
 )
 from .architectures.sizing import SizeRequest
 from .configs import LearngeneConfig
-from .errors import FamilyMismatchError, LearngeneConfigError, LearngeneLoadError, UnsupportedArchitectureError
+from .errors import (
+    FamilyMismatchError,
+    LearngeneConfigError,
+    LearngeneLoadError,
+    LearngenePushError,
+    UnsupportedArchitectureError,
+)
 from .methods import SignalSpec, get_method
 from .methods.rescaling import UNSTANDARDISED, check_policy, restore, standardize
 
@@ -366,12 +372,32 @@ class Learngene(PreTrainedModel):
                 tensor.copy_(layers[layer or 0])
                 tensor._is_hf_initialized = True
         model.init_weights()  # initialises what the learngene did not provide (task heads), then ties
+        self._record_provenance(model, target_sizes)
         if dtype is not None:
             model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
         if device is not None:
             model = model.to(device)
         model.eval()
         return model
+
+    def _record_provenance(self, model: PreTrainedModel, target_sizes: dict[str, int]) -> None:
+        """Name the learngene in the model's config, tags and Hub card (plain transformers still loads it)."""
+        from .model_cards import built_model_card
+
+        model.config.learngene = {
+            "learngene": self.name_or_path or None,
+            "method": self.config.method,
+            "source": self.config.source_name_or_path,
+            "sizes": {k: v for k, v in target_sizes.items() if k in RESIZABLE_AXES},
+        }
+        model.add_model_tags(["learngene", f"learngene-{self.config.method}"])
+        upload = model._upload_modified_files
+
+        def upload_with_card(working_dir, repo_id, *args, **kwargs):
+            built_model_card(model, repo_id).save(os.path.join(working_dir, "README.md"))
+            return upload(working_dir, repo_id, *args, **kwargs)
+
+        model._upload_modified_files = upload_with_card  # push_to_hub writes this card, not a blank one
 
     # ------------------------------------------------------------------ inspection
 
@@ -412,7 +438,7 @@ class Learngene(PreTrainedModel):
                 role: self.coefficients[_storage_key(role)].detach().float().contiguous().cpu()
                 for role in self.config.roles
             }
-            save_file(tensors, staging / WEIGHTS_NAME, metadata={"format": "pt", "learngene": self.config.method})
+            save_file(tensors, staging / WEIGHTS_NAME, metadata={"format": "pt"})  # one key: safetensors orders several at random
             self.config.checksum = _file_sha256(staging / WEIGHTS_NAME)
             self.config.to_json_file(staging / CONFIG_NAME)
             if self.processor is not None:
@@ -476,7 +502,50 @@ class Learngene(PreTrainedModel):
                 f"{weights_path} cannot be read as safetensors ({error}); the file is truncated or corrupt"
             ) from None
         learngene.processor = _load_processor(folder)
+        learngene.name_or_path = str(pretrained_model_name_or_path)
         return learngene
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        tags: list[str] | None = None,
+    ):
+        """Upload the learngene with a model card (library, tags, base model, method, size) to the Hub.
+
+        Creates the repository if needed and pushes everything in one commit; returns the
+        ``CommitInfo``. Token, endpoint and offline mode follow ``huggingface_hub``'s settings.
+        """
+        from huggingface_hub import HfApi
+
+        from .model_cards import learngene_card
+
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as working_dir:
+            folder = Path(working_dir) / "learngene"
+            self.save_pretrained(folder)
+            learngene_card(self, repo_id, tags).save(folder / "README.md")
+            try:
+                return api.upload_folder(
+                    repo_id=repo_id,
+                    folder_path=folder,
+                    commit_message=commit_message or f"Upload {self.config.method} learngene",
+                    commit_description=commit_description,
+                    revision=revision,
+                    create_pr=create_pr,
+                )
+            except Exception as error:  # any transport failure: the commit is atomic on the Hub side
+                raise LearngenePushError(
+                    f"pushing the learngene to '{repo_id}' broke off ({type(error).__name__}: {error}); "
+                    "nothing was committed, so the repository keeps its last complete revision. Push again"
+                ) from error
 
 
 def _stack_role(param: Param, members: dict, sizes: dict[str, int]) -> torch.Tensor:
@@ -502,7 +571,12 @@ def _stack_role(param: Param, members: dict, sizes: dict[str, int]) -> torch.Ten
 
 def _download(repo_id: str, revision, cache_dir, token, local_files_only) -> Path:
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     try:
         return Path(
@@ -518,3 +592,8 @@ def _download(repo_id: str, revision, cache_dir, token, local_files_only) -> Pat
         ) from None
     except HFValidationError:
         raise LearngeneLoadError(f"'{repo_id}' is neither a local folder nor a valid Hub repository id") from None
+    except LocalEntryNotFoundError:
+        raise LearngeneLoadError(
+            f"'{repo_id}' is not a local folder and is not in the Hub cache, and the Hub cannot be reached "
+            "(offline mode or no connection); download it once while online or pass a local folder"
+        ) from None

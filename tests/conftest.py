@@ -1,17 +1,27 @@
-"""Shared fixtures: the packaged MiniLM, its learngenes, and tiny random models of each family."""
+"""Shared fixtures: the packaged MiniLM, its learngenes, tiny random models of each family, and a
+local Hub server that every Hub call of the suite goes to."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 from pathlib import Path
 
-import pytest
-import torch
-import transformers
-from transformers.utils import logging
+from hub_server import HubServer
 
-from hf_learngene import Learngene
+# Before huggingface_hub is imported: all Hub traffic goes to a local server, into a throwaway cache.
+HUB = HubServer().start()
+os.environ.update({"HF_ENDPOINT": HUB.url, "HF_TOKEN": "test-token", "HF_HUB_DISABLE_XET": "1",
+                   "HF_HOME": tempfile.mkdtemp(prefix="hf-learngene-tests-"), "HF_HUB_DISABLE_TELEMETRY": "1"})
+os.environ.pop("HF_HUB_OFFLINE", None)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from transformers.utils import logging  # noqa: E402
+
+from hf_learngene import Learngene  # noqa: E402
 
 logging.set_verbosity_error()
 logging.disable_progress_bar()
@@ -126,3 +136,10 @@ from hypothesis import settings  # noqa: E402
 
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+
+@pytest.fixture
+def hub() -> HubServer:
+    """The local Hub server, with uploads working again after each test."""
+    yield HUB
+    HUB.fail_uploads = False
