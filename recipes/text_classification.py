@@ -1,0 +1,148 @@
+"""Fine-tune a text classifier (or regressor) on GLUE or on local CSV/JSON files, with accelerate.
+
+    # a model built from a learngene, on a GLUE task (needs the Hub)
+    accelerate launch recipes/text_classification.py --task mrpc --learngene me/minilm-front --size mini \\
+        --output_dir out/mrpc
+    # offline, on local files, against the same architecture from random init
+    python recipes/text_classification.py --train_file train.csv --validation_file dev.csv \\
+        --text_columns text --label_column label --learngene out/minilm/learngene-front --size mini \\
+        --init random --output_dir out/imdb-random
+
+Each GLUE task is scored with its official metrics (accuracy, F1, Matthews correlation,
+Pearson/Spearman); local files with accuracy (or Pearson/Spearman for a float label). The best
+epoch's model is kept in ``OUTPUT_DIR/best``; ``results.json`` holds every epoch's metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from training_loop import add_model_arguments, add_training_arguments, check_columns, load_model, train  # noqa: E402
+
+import hf_learngene  # noqa: E402
+from hf_learngene.metrics import GLUE_TASKS, glue_metrics  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    data = parser.add_argument_group("data")
+    source = data.add_mutually_exclusive_group(required=True)
+    source.add_argument("--task", help=f"a GLUE task: {', '.join(GLUE_TASKS)}")
+    source.add_argument("--train_file", help="a local .csv, .json or .jsonl file")
+    data.add_argument("--validation_file", help="with --train_file")
+    data.add_argument("--text_columns", nargs="+", default=["text"], help="one column, or two for sentence pairs")
+    data.add_argument("--label_column", default="label")
+    data.add_argument("--max_train_examples", type=int)
+    data.add_argument("--max_eval_examples", type=int)
+    add_model_arguments(parser)
+    add_training_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.task is not None and args.task.lower() not in GLUE_TASKS:
+        parser.error(f"'{args.task}' is not a GLUE task; choose one of {', '.join(GLUE_TASKS)}")
+    if args.train_file and not args.validation_file:
+        parser.error("--train_file needs --validation_file")
+    return args
+
+
+def load_splits(args):
+    """(train, validation, text columns, task name or None) as ``datasets.Dataset`` objects."""
+    import datasets
+
+    if args.task:
+        task = GLUE_TASKS[args.task.lower()]
+        raw = datasets.load_dataset("nyu-mll/glue", args.task.lower())
+        return raw["train"], raw[task.validation_split], list(task.text_columns), "label", args.task.lower()
+    files = {"train": args.train_file, "validation": args.validation_file}
+    for path in files.values():
+        if not Path(path).is_file():
+            raise SystemExit(f"data file {path} does not exist")
+    suffix = Path(args.train_file).suffix.lower()
+    kind = {".csv": "csv", ".json": "json", ".jsonl": "json"}.get(suffix)
+    if kind is None:
+        raise SystemExit(f"{args.train_file}: local data must be .csv, .json or .jsonl, not '{suffix}'")
+    raw = datasets.load_dataset(kind, data_files=files)
+    for split in ("train", "validation"):
+        check_columns(raw[split], args.text_columns + [args.label_column], files[split])
+    if len(args.text_columns) > 2:
+        raise SystemExit(f"--text_columns takes one column or a pair, got {args.text_columns}")
+    return raw["train"], raw["validation"], args.text_columns, args.label_column, None
+
+
+def label_scheme(train, label_column: str, task: str | None):
+    """(num_labels, label → id or None for regression, id2label)."""
+    if task is not None:
+        spec = GLUE_TASKS[task]
+        names = train.features[label_column].names if spec.num_labels > 1 and hasattr(
+            train.features[label_column], "names") else None
+        return spec.num_labels, None, dict(enumerate(names)) if names else None
+    values = train.unique(label_column)
+    if all(isinstance(v, float) and not float(v).is_integer() for v in values[:50]):
+        return 1, None, None
+    labels = sorted(values, key=str)
+    if len(labels) < 2:
+        raise SystemExit(f"the training data's '{label_column}' column holds one value only ({labels}); "
+                         "a classifier needs at least two classes")
+    return len(labels), {label: i for i, label in enumerate(labels)}, {i: str(label) for i, label in enumerate(labels)}
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    train_raw, eval_raw, text_columns, label_column, task = load_splits(args)
+    if args.max_train_examples:
+        train_raw = train_raw.select(range(min(args.max_train_examples, len(train_raw))))
+    if args.max_eval_examples:
+        eval_raw = eval_raw.select(range(min(args.max_eval_examples, len(eval_raw))))
+    num_labels, label_ids, id2label = label_scheme(train_raw, label_column, task)
+    overrides = {"num_labels": num_labels}
+    if id2label:
+        overrides.update(id2label=id2label, label2id={v: k for k, v in id2label.items()})
+    if num_labels == 1:
+        overrides["problem_type"] = "regression"
+    model, tokenizer = load_model(args, hf_learngene.AutoModelForSequenceClassification, **overrides)
+
+    def encode(batch):
+        texts = [batch[c] for c in text_columns]
+        encoded = tokenizer(*texts, truncation=True, max_length=args.max_length)
+        labels = batch[label_column]
+        encoded["labels"] = [float(v) for v in labels] if num_labels == 1 else \
+            [label_ids[v] if label_ids else int(v) for v in labels]
+        return encoded
+
+    columns = train_raw.column_names
+    train_data = train_raw.map(encode, batched=True, remove_columns=columns)
+    eval_data = eval_raw.map(encode, batched=True, remove_columns=eval_raw.column_names)
+
+    def collate(features):
+        batch = tokenizer.pad([{k: v for k, v in f.items() if k != "labels"} for f in features], return_tensors="pt")
+        batch["labels"] = torch.tensor([f["labels"] for f in features],
+                                       dtype=torch.float32 if num_labels == 1 else torch.long)
+        return batch
+
+    def evaluate(model, accelerator):
+        loader = accelerator.prepare_data_loader(torch.utils.data.DataLoader(
+            eval_data, batch_size=args.eval_batch_size, collate_fn=collate))
+        model.eval()
+        predictions, references = [], []
+        with torch.no_grad():
+            for batch in loader:
+                logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+                output = logits.squeeze(-1) if num_labels == 1 else logits.argmax(-1)
+                output, labels = accelerator.gather_for_metrics((output, batch["labels"]))
+                predictions += output.tolist()
+                references += labels.tolist()
+        model.train()
+        if num_labels == 1:
+            return glue_metrics("stsb", predictions, references)
+        return glue_metrics(task, predictions, references)
+
+    main_metric = {"cola": "matthews_correlation", "stsb": "pearson"}.get(task, "accuracy" if num_labels > 1 else "pearson")
+    return train(args, model, tokenizer, train_data, collate, evaluate, main_metric)
+
+
+if __name__ == "__main__":
+    main()

