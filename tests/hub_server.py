@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlparse
 
-LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".npz", ".wav", ".png")
+LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".npz", ".parquet", ".arrow",
+                ".wav", ".flac", ".png", ".zip", ".gz")  # what the Hub's default .gitattributes sends to LFS
 TYPE_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 
 

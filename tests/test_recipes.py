@@ -78,10 +78,12 @@ def test_resume_continues_where_it_stopped(review_files, learngene_dir, tmp_path
         assert torch.allclose(split[name], tensor, atol=1e-6), name
 
 
-def test_random_init_baseline_runs(review_files, learngene_dir, tmp_path):
+def test_random_init_baseline_with_tensorboard(review_files, learngene_dir, tmp_path):
     report = text_classification.main(classification_args(review_files, learngene_dir, tmp_path / "random",
-                                                           "--init", "random", "--epochs", "1"))
+                                                           "--init", "random", "--epochs", "1",
+                                                           "--report_to", "tensorboard"))
     assert len(report["history"]) == 1
+    assert list((tmp_path / "random" / "logs").rglob("events.out.tfevents.*"))
 
 
 def test_missing_columns_are_named(review_files, learngene_dir, tmp_path):
@@ -187,3 +189,39 @@ def test_squad_file_without_the_fields(tmp_path, learngene_dir):
     with pytest.raises(SystemExit, match=r"no field\(s\) \['id', 'context', 'answers'\]; it has \['passage', 'qid', 'question'\]"):
         question_answering.main(["--train_file", str(bad), "--validation_file", str(bad), "--learngene",
                                  str(learngene_dir), "--size", SIZE, "--output_dir", str(tmp_path / "out")])
+
+
+def test_glue_task_by_name_through_the_hub(hub, learngene_dir, tmp_path):
+    """The online path: `--task mrpc` loads nyu-mll/glue from the Hub (here the local server, where
+    a small MRPC-shaped dataset is pushed first) and scores with accuracy and F1."""
+    import datasets
+
+    features = datasets.Features({"sentence1": datasets.Value("string"), "sentence2": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["not_equivalent", "equivalent"]),
+                                  "idx": datasets.Value("int32")})
+    pairs = [("The cat sat on the mat.", "A cat was sitting on the mat.", 1),
+             ("Stocks fell sharply today.", "The weather was sunny.", 0)] * 8
+    rows = {"sentence1": [p[0] for p in pairs], "sentence2": [p[1] for p in pairs], "label": [p[2] for p in pairs],
+            "idx": list(range(len(pairs)))}
+    glue = datasets.DatasetDict({split: datasets.Dataset.from_dict(rows, features=features)
+                                 for split in ("train", "validation", "test")})
+    glue.push_to_hub("nyu-mll/glue", config_name="mrpc")
+    report = text_classification.main(["--task", "mrpc", "--learngene", str(learngene_dir), "--size", SIZE,
+                                       "--epochs", "1", "--batch_size", "8", "--max_length", "32",
+                                       "--output_dir", str(tmp_path / "mrpc"), "--no_progress_bar"])
+    assert set(report["history"][0]) >= {"accuracy", "f1"}
+    best = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "mrpc" / "best")
+    assert best.config.id2label == {0: "not_equivalent", 1: "equivalent"}
+
+
+def test_squad_by_name_through_the_hub(hub, squad_files, learngene_dir, tmp_path):
+    import datasets
+
+    records, _ = question_answering.read_squad_file(squad_files["train", "v1"])
+    squad = datasets.DatasetDict({"train": datasets.Dataset.from_list(records),
+                                  "validation": datasets.Dataset.from_list(records[:6])})
+    squad.push_to_hub("rajpurkar/squad")
+    report = question_answering.main(["--dataset", "squad", "--learngene", str(learngene_dir), "--size", SIZE,
+                                      "--epochs", "1", "--batch_size", "8", "--max_length", "96", "--doc_stride", "24",
+                                      "--output_dir", str(tmp_path / "squad"), "--no_progress_bar"])
+    assert report["history"][0]["total"] == 6 and "NoAns_total" not in report["history"][0]
