@@ -72,6 +72,7 @@ class Settings:
     finetune_steps: int = 150
     seed: int = 0
     front_keeps: tuple[float, ...] = (1.0, 0.5)
+    rescaling: str | None = None  # front and bot: None = their default ("auto")
 
 
 QUICK = Settings(steps=40, batch=8, max_length=64, eval_every=10, train_reviews=400, heldout_reviews=64,
@@ -131,6 +132,8 @@ def build_model(method: str, target: dict, settings: Settings, keep: float = 1.0
     """The target masked-LM model initialised by ``method`` from ``source`` (default: MiniLM);
     ``None`` when the method cannot do it."""
     options = {"keep": keep} if method == "front" else {}
+    if method in ("front", "bot") and settings.rescaling:
+        options["rescaling"] = settings.rescaling
     learngene = Learngene.extract(source if source is not None else minilm_path(), method=method,
                                   show_progress=False, **options)
     torch.manual_seed(settings.seed)
@@ -241,8 +244,8 @@ def run(settings: Settings, targets: dict, methods: tuple[str, ...], device: str
 
 def markdown_table(results: dict, settings: Settings) -> str:
     lines = [f"Held-out masked-LM loss after {settings.steps} steps (batch {settings.batch}, {settings.max_length} "
-             f"tokens, lr {settings.lr:g}); steps to reach random init's final loss; IMDB sentiment accuracy after "
-             f"{settings.finetune_steps} fine-tuning steps.", "",
+             f"tokens, lr {settings.lr:g}; front and bot rescaling {settings.rescaling or 'auto'}); steps to reach "
+             f"random init's final loss; IMDB sentiment accuracy after {settings.finetune_steps} fine-tuning steps.", "",
              "| target | method | learngene bytes | final loss | steps to random's final | steps saved | sentiment acc. |",
              "|---|---|---|---|---|---|---|"]
     for target_name, result in results.items():
@@ -290,6 +293,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, help=f"masked-LM steps per model (default {Settings.steps})")
     parser.add_argument("--lr", type=float, help=f"peak masked-LM learning rate (default {Settings.lr:g})")
     parser.add_argument("--finetune-steps", type=int, help=f"sentiment steps (default {Settings.finetune_steps})")
+    parser.add_argument("--rescaling", choices=hf_learngene.RESCALING_POLICIES,
+                        help="front and bot's rescaling policy (default: theirs, auto)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default=default_device(), help="default: cuda when available, else cpu")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
@@ -299,7 +304,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = QUICK if args.quick else Settings()
-    overrides = {"steps": args.steps, "lr": args.lr, "finetune_steps": args.finetune_steps}
+    overrides = {"steps": args.steps, "lr": args.lr, "finetune_steps": args.finetune_steps, "rescaling": args.rescaling}
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     targets = args.targets or (["shrink 4L/256/4H", "grow 8L/512/8H"] if args.quick else list(TARGETS))
     methods = tuple(args.methods or (("random", "front", "bot") if args.quick else METHODS))
@@ -318,7 +323,8 @@ def main(argv: list[str] | None = None) -> dict:
         command = " && ".join(report["command"] for report in reports)
         environment, settings = reports[0]["environment"], Settings(**{
             k: tuple(v) if isinstance(v, list) else v for k, v in reports[0]["settings"].items()})
-        return write_report(out / stem, command, environment, settings, merged, plot_too=not args.no_plot)
+        notes = " ".join(dict.fromkeys(report["note"] for report in reports if report.get("note")))
+        return write_report(out / stem, command, environment, settings, merged, plot_too=not args.no_plot, note=notes)
 
     def write(results: dict) -> dict:
         return write_report(out / stem, command, environment, settings, results, plot_too=not args.no_plot)
@@ -328,9 +334,12 @@ def main(argv: list[str] | None = None) -> dict:
     return write(results)
 
 
-def write_report(stem: Path, command: str, environment: dict, settings: Settings, results: dict, plot_too: bool) -> dict:
+def write_report(stem: Path, command: str, environment: dict, settings: Settings, results: dict, plot_too: bool,
+                 note: str = "") -> dict:
     """``stem``.json (curves, table, command line), ``stem``.md (the table) and ``stem``.png (the curves)."""
     report = {"command": command, "environment": environment, "settings": asdict(settings), "results": results}
+    if note:
+        report["note"] = note
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     stem.with_suffix(".md").write_text(markdown_table(results, settings))
     if plot_too:
