@@ -1,0 +1,110 @@
+"""FINE's diffusion transformer: diffusers' DiT with its block linears factorized.
+
+Every block of a ``DiTTransformer2DModel`` keeps its structure; the linears of each matrix type
+listed in ``FACTORIZED_TYPES`` become :class:`~hf_learngene.modeling.factorized.FactorizedLinear`
+layers over one ``SharedFactors`` pair per type, held by the model (``factors.<type>.U/V``).
+Each block keeps its own σ vectors and biases; patch embedding, per-block timestep/label
+embeddings, norms and the output layer stay ordinary. ``to_dense()`` returns the plain
+``DiTTransformer2DModel`` computing the same function, which diffusers loads without hf_learngene.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import DiTTransformer2DModel
+from diffusers.configuration_utils import register_to_config
+
+from .factorized import FactorizedLinear, SharedFactors, matching_sigma
+
+# matrix type → the linears of one block that share its factors (their rows stacked in this order)
+FACTORIZED_TYPES: dict[str, tuple[str, ...]] = {
+    "attn_qkv": ("attn1.to_q", "attn1.to_k", "attn1.to_v"),
+    "attn_out": ("attn1.to_out.0",),
+    "mlp_in": ("ff.net.0.proj",),
+    "mlp_out": ("ff.net.2",),
+    "ada_ln": ("norm1.linear",),
+}
+
+
+class FINEDiTTransformer2DModel(DiTTransformer2DModel):
+    """A DiT whose attention q/k/v, attention output, MLP in/out and adaLN modulation are factorized.
+
+    Takes every argument of ``DiTTransformer2DModel`` plus ``rank``: the number of rank-1 units per
+    matrix type (capped at each type's smaller dimension; default: the hidden size, i.e. no
+    rank limit for the square types). FINE's paper does not publish its rank.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        num_attention_heads: int = 16,
+        attention_head_dim: int = 72,
+        in_channels: int = 4,
+        out_channels: int | None = None,
+        num_layers: int = 28,
+        dropout: float = 0.0,
+        norm_num_groups: int = 32,
+        attention_bias: bool = True,
+        sample_size: int = 32,
+        patch_size: int = 2,
+        activation_fn: str = "gelu-approximate",
+        num_embeds_ada_norm: int | None = 1000,
+        upcast_attention: bool = False,
+        norm_type: str = "ada_norm_zero",
+        norm_elementwise_affine: bool = False,
+        norm_eps: float = 1e-5,
+        rank: int | None = None,
+    ):
+        super().__init__(
+            num_attention_heads=num_attention_heads, attention_head_dim=attention_head_dim, in_channels=in_channels,
+            out_channels=out_channels, num_layers=num_layers, dropout=dropout, norm_num_groups=norm_num_groups,
+            attention_bias=attention_bias, sample_size=sample_size, patch_size=patch_size,
+            activation_fn=activation_fn, num_embeds_ada_norm=num_embeds_ada_norm, upcast_attention=upcast_attention,
+            norm_type=norm_type, norm_elementwise_affine=norm_elementwise_affine, norm_eps=norm_eps,
+        )
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+        self.factors = torch.nn.ModuleDict()
+        first = self.transformer_blocks[0]
+        for kind, paths in FACTORIZED_TYPES.items():
+            dense = [first.get_submodule(path) for path in paths]
+            out_features, in_features = sum(d.out_features for d in dense), dense[0].in_features
+            type_rank = min(rank or self.inner_dim, out_features, in_features)
+            self.factors[kind] = SharedFactors(out_features, in_features, type_rank)
+            for block in self.transformer_blocks:
+                start = 0
+                for path in paths:
+                    linear = block.get_submodule(path)
+                    layer = FactorizedLinear(self.factors[kind], (start, start + linear.out_features),
+                                             bias=linear.bias is not None,
+                                             sigma=matching_sigma(linear.weight, type_rank))
+                    if linear.bias is not None:
+                        with torch.no_grad():
+                            layer.bias.copy_(linear.bias)
+                    block.set_submodule(path, layer)
+                    start += linear.out_features
+
+    def factorized_layers(self):
+        """``(block index, matrix type, path, layer)`` for every factorized linear."""
+        for index, block in enumerate(self.transformer_blocks):
+            for kind, paths in FACTORIZED_TYPES.items():
+                for path in paths:
+                    yield index, kind, path, block.get_submodule(path)
+
+    def freeze_learngenes(self, frozen: bool = True) -> None:
+        """Freeze (or unfreeze) the shared factors U⋆, V⋆: FINE's σ-only stage trains the rest."""
+        for factors in self.factors.values():
+            factors.requires_grad_(not frozen)
+
+    @torch.no_grad()
+    def to_dense(self) -> DiTTransformer2DModel:
+        """The plain diffusers DiT with every factorized weight multiplied out (same outputs)."""
+        config = {k: v for k, v in self.config.items() if not k.startswith("_") and k != "rank"}
+        dense = DiTTransformer2DModel(**config)
+        state = {name: tensor for name, tensor in self.state_dict().items() if not name.startswith("factors.")}
+        for index, _, path, layer in self.factorized_layers():
+            prefix = f"transformer_blocks.{index}.{path}"
+            state.pop(f"{prefix}.sigma")
+            state[f"{prefix}.weight"] = layer.weight()
+        dense.load_state_dict(state, strict=True)
+        return dense.to(device=self.device, dtype=self.dtype).train(self.training)

@@ -1,0 +1,82 @@
+"""FINE's factorized layer and diffusion transformer: shared factors stored once, σ per block,
+per-unit gates, freezing the learngene, and exact conversion to a plain diffusers DiT."""
+
+import pytest
+import torch
+from diffusers import DiTTransformer2DModel
+
+from hf_learngene.modeling.factorized import FactorizedLinear, SharedFactors
+from hf_learngene.modeling.fine_dit import FACTORIZED_TYPES, FINEDiTTransformer2DModel
+
+TINY = dict(num_attention_heads=2, attention_head_dim=8, in_channels=1, num_layers=3, sample_size=8, patch_size=2,
+            num_embeds_ada_norm=10, norm_num_groups=1)
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return FINEDiTTransformer2DModel(**TINY, rank=8).eval()
+
+
+def denoise(model, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 1, 8, 8, generator=generator)
+    with torch.no_grad():
+        return model(x, timestep=torch.tensor([3, 7]), class_labels=torch.tensor([1, 4])).sample
+
+
+def test_factorized_linear_is_u_sigma_v():
+    factors = SharedFactors(out_features=12, in_features=6, rank=4)
+    layer = FactorizedLinear(factors, rows=(4, 12), sigma=torch.arange(1.0, 5.0))
+    x = torch.randn(3, 6)
+    expected = x @ (factors.U[4:12] @ torch.diag(torch.arange(1.0, 5.0)) @ factors.V.T).T
+    assert torch.allclose(layer(x), expected, atol=1e-5)
+    layer.set_gate(torch.tensor([1.0, 0.0, 1.0, 0.0]))  # switch two rank-1 units off
+    assert torch.linalg.matrix_rank(layer.weight().detach()) == 2
+    with pytest.raises(ValueError, match="the gate needs 4 values"):
+        layer.set_gate(torch.ones(3))
+    with pytest.raises(ValueError, match="rank must be between 1 and min"):
+        SharedFactors(4, 6, 5)
+
+
+def test_one_factor_pair_per_matrix_type_and_sigma_per_block(model):
+    names = list(model.state_dict())
+    assert [n for n in names if n.startswith("factors.")] == [
+        f"factors.{kind}.{m}" for kind in FACTORIZED_TYPES for m in ("U", "V")]
+    for index in range(TINY["num_layers"]):
+        for paths in FACTORIZED_TYPES.values():
+            for path in paths:
+                assert f"transformer_blocks.{index}.{path}.sigma" in names
+                assert f"transformer_blocks.{index}.{path}.weight" not in names
+    dense = DiTTransformer2DModel(**TINY)
+    assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in dense.parameters())
+
+
+def test_to_dense_gives_the_same_outputs_and_loads_with_plain_diffusers(model, tmp_path):
+    dense = model.to_dense()
+    assert type(dense) is DiTTransformer2DModel
+    assert (denoise(dense) - denoise(model)).abs().max().item() <= 1e-5
+    dense.save_pretrained(tmp_path / "dense")
+    reloaded = DiTTransformer2DModel.from_pretrained(tmp_path / "dense")
+    assert (denoise(reloaded) - denoise(model)).abs().max().item() <= 1e-5
+
+
+def test_save_and_load_keep_the_factorization(model, tmp_path):
+    model.save_pretrained(tmp_path / "fine")
+    reloaded = FINEDiTTransformer2DModel.from_pretrained(tmp_path / "fine")
+    assert reloaded.config.rank == 8
+    assert torch.equal(denoise(reloaded), denoise(model))
+    # the layers follow the loaded factors, not stale copies
+    layer = reloaded.transformer_blocks[1].attn1.to_k
+    assert layer.factors is reloaded.factors["attn_qkv"]
+
+
+def test_freeze_learngenes_trains_sigma_only(model):
+    model.train()
+    model.freeze_learngenes()
+    x = torch.randn(2, 1, 8, 8)
+    model(x, timestep=torch.tensor([3, 7]), class_labels=torch.tensor([1, 4])).sample.pow(2).mean().backward()
+    assert all(f.U.grad is None and f.V.grad is None for f in model.factors.values())
+    assert model.transformer_blocks[0].attn1.to_q.sigma.grad is not None
+    model.freeze_learngenes(False)
+    assert all(f.U.requires_grad for f in model.factors.values())
