@@ -80,3 +80,36 @@ def test_freeze_learngenes_trains_sigma_only(model):
     assert model.transformer_blocks[0].attn1.to_q.sigma.grad is not None
     model.freeze_learngenes(False)
     assert all(f.U.requires_grad for f in model.factors.values())
+
+
+def test_learngene_rebuilds_the_source_depth_exactly_and_any_other_depth(model, tmp_path):
+    from hf_learngene.modeling.fine_learngene import FINELearngene
+
+    learngene = FINELearngene.extract(model)
+    learngene.save_pretrained(tmp_path / "lg")
+    learngene = FINELearngene.from_pretrained(tmp_path / "lg")
+    same = FINEDiTTransformer2DModel.from_learngene(learngene, num_layers=3).eval()
+    assert torch.allclose(denoise(same), denoise(model), atol=1e-6)
+    for depth in (1, 2, 6):
+        for how in ("interpolate", "linear", "identical", "random"):
+            built = FINEDiTTransformer2DModel.from_learngene(tmp_path / "lg", num_layers=depth, sigma_init=how).eval()
+            assert len(built.transformer_blocks) == depth and torch.isfinite(denoise(built)).all()
+    middle = FINEDiTTransformer2DModel.from_learngene(learngene, num_layers=5)  # block 1 sits between source 0 and 1
+    expected = (model.transformer_blocks[0].ff.net[2].sigma + model.transformer_blocks[1].ff.net[2].sigma) / 2
+    assert torch.allclose(middle.transformer_blocks[1].ff.net[2].sigma, expected)
+    assert torch.equal(middle.factors["mlp_in"].U, model.factors["mlp_in"].U)
+
+
+def test_learngene_bad_input(model, tmp_path):
+    from hf_learngene.modeling.fine_learngene import FINELearngene
+
+    learngene = FINELearngene.extract(model)
+    with pytest.raises(ValueError, match="num_layers must be a whole number ≥ 1, got 0"):
+        FINEDiTTransformer2DModel.from_learngene(learngene, num_layers=0)
+    with pytest.raises(ValueError, match="unknown sigma_init 'svd'"):
+        FINEDiTTransformer2DModel.from_learngene(learngene, num_layers=2, sigma_init="svd")
+    for field, value in (("attention_head_dim", 16), ("patch_size", 4), ("in_channels", 3)):
+        with pytest.raises(ValueError, match=f"this FINE learngene has {field}="):
+            FINEDiTTransformer2DModel.from_learngene(learngene, num_layers=2, **{field: value})
+    with pytest.raises(TypeError, match="comes from a FINEDiTTransformer2DModel"):
+        FINELearngene.extract(model.to_dense())

@@ -84,6 +84,45 @@ class FINEDiTTransformer2DModel(DiTTransformer2DModel):
                     block.set_submodule(path, layer)
                     start += linear.out_features
 
+    @classmethod
+    @torch.no_grad()
+    def from_learngene(cls, learngene, num_layers: int, sigma_init: str = "interpolate", seed: int = 0,
+                       **config_overrides) -> "FINEDiTTransformer2DModel":
+        """A FINE DiT of ``num_layers`` blocks from a :class:`FINELearngene` (object or folder).
+
+        The shared factors are copied, each block's σ is initialised by ``sigma_init``
+        (``"interpolate"``, ``"linear"``, ``"identical"`` or ``"random"``), per-block ordinary
+        weights come from the nearest source block and the rest is copied. Train σ alone first
+        with :meth:`freeze_learngenes`, as FINE does, then everything.
+        """
+        from .fine_learngene import SIGMA_INITS, FINELearngene
+
+        if not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f"num_layers must be a whole number ≥ 1, got {num_layers!r}")
+        if sigma_init not in SIGMA_INITS:
+            raise ValueError(f"unknown sigma_init '{sigma_init}'; choose one of {', '.join(SIGMA_INITS)}")
+        if not isinstance(learngene, FINELearngene):
+            learngene = FINELearngene.from_pretrained(learngene)
+        learngene.check_compatible(config_overrides)
+        config = {**learngene.config.dit_config, **config_overrides, "num_layers": num_layers}
+        model = cls(**config)
+        for kind, factors in learngene.factors.items():
+            model.factors[kind].load_state_dict(factors.state_dict())
+        generator = torch.Generator().manual_seed(seed)
+        state = model.state_dict()
+        for key in learngene.sigmas:
+            name = key.replace("__", ".")
+            sigmas = learngene.sigma_for_depth(name, num_layers, sigma_init, generator)
+            for index in range(num_layers):
+                state[f"transformer_blocks.{index}.{name}"].copy_(sigmas[index])
+        for key in learngene.blocks:
+            name = key.replace("__", ".")
+            for index in range(num_layers):
+                state[f"transformer_blocks.{index}.{name}"].copy_(learngene.nearest_block(name, index, num_layers))
+        for key, tensor in learngene.globals.items():
+            state[key.replace("__", ".")].copy_(tensor)
+        return model
+
     def factorized_layers(self):
         """``(block index, matrix type, path, layer)`` for every factorized linear."""
         for index, block in enumerate(self.transformer_blocks):
