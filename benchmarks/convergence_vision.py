@@ -16,14 +16,12 @@ Outputs: ``convergence_vision.json``, ``.png`` and ``.md`` in ``--out`` (default
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import transformers
 from transformers.utils import logging
@@ -32,12 +30,13 @@ import hf_learngene
 from hf_learngene import Learngene, LearngeneConfigError
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "recipes"))
 from convergence import METHODS, add_savings, plot  # noqa: E402
+from image_data import load_fashion_mnist  # noqa: E402
 
 logging.set_verbosity_error()
 logging.disable_progress_bar()
 
-FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 SOURCE = {"num_hidden_layers": 6, "hidden_size": 192, "num_attention_heads": 3, "intermediate_size": 768}
 TARGETS = {
     "shrink 4L/96/3H": {"layers": 4, "hidden": 96, "heads": 3},
@@ -58,19 +57,6 @@ class Settings:
 
 
 QUICK = Settings(source_steps=150, steps=60, batch=32, eval_every=20, test_images=500)
-
-
-def load_fashion_mnist(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images as (N, 1, 28, 28) floats in [-1, 1] and labels, from the Debian package's IDX files."""
-    prefix = "train" if split == "train" else "t10k"
-    images_path, labels_path = FASHION_MNIST / f"{prefix}-images-idx3-ubyte.gz", FASHION_MNIST / f"{prefix}-labels-idx1-ubyte.gz"
-    if not images_path.exists():
-        raise SystemExit(f"{images_path} is missing: apt-get install dataset-fashion-mnist")
-    with gzip.open(images_path) as handle:
-        images = np.frombuffer(handle.read(), dtype=np.uint8, offset=16).reshape(-1, 1, 28, 28)
-    with gzip.open(labels_path) as handle:
-        labels = np.frombuffer(handle.read(), dtype=np.uint8, offset=8)
-    return torch.from_numpy(images.astype(np.float32) / 127.5 - 1.0), torch.from_numpy(labels.astype(np.int64))
 
 
 def vit_config() -> transformers.ViTConfig:

@@ -30,6 +30,7 @@ def logits(model, ids):
 
 def test_round_trip(hub, source, tmp_path, monkeypatch):
     learngene = Learngene.extract(source, method="front", show_progress=False)
+    learngene.config.source_name_or_path = "sentence-transformers/all-MiniLM-L6-v2"  # as when extracted from the Hub
     first = learngene.push_to_hub("tester/tiny-front")
     assert ("model", "tester/tiny-front") in hub.repos
 
@@ -38,6 +39,7 @@ def test_round_trip(hub, source, tmp_path, monkeypatch):
         assert torch.equal(pulled.coefficients[name], tensor)
     card = ModelCard.load("tester/tiny-front")
     assert card.data.library_name == "hf-learngene"
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
     assert {"learngene", "learngene-front", "bert"} <= set(card.data.tags)
     assert card.data.learngene["method"] == "front" and card.data.learngene["stored_bytes"] > 0
 

@@ -146,4 +146,5 @@ class FINEDiTTransformer2DModel(DiTTransformer2DModel):
             state.pop(f"{prefix}.sigma")
             state[f"{prefix}.weight"] = layer.weight()
         dense.load_state_dict(state, strict=True)
-        return dense.to(device=self.device, dtype=self.dtype).train(self.training)
+        dense = dense.to(self.device) if self.dtype == torch.float32 else dense.to(self.device, self.dtype)
+        return dense.train(self.training)

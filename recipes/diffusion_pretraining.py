@@ -1,0 +1,278 @@
+"""Class-conditional diffusion pre-training of a DiT (dense or FINE-factorized), with accelerate.
+
+    # a FINE DiT from scratch on Fashion-MNIST (Debian dataset-fashion-mnist, offline)
+    python recipes/diffusion_pretraining.py --dataset fashion-mnist --model fine --layers 6 --steps 20000 \\
+        --output_dir out/fine-l6
+    # a deeper FINE DiT from that run's learngene: σ alone for 300 steps, then everything
+    accelerate launch recipes/diffusion_pretraining.py --dataset fashion-mnist \\
+        --learngene out/fine-l6/learngene --layers 10 --sigma_only_steps 300 --steps 5000 --output_dir out/fine-l10
+    # any imagefolder (one sub-folder per class) or Hub image dataset
+    python recipes/diffusion_pretraining.py --dataset path/to/folder --model dit --output_dir out/dit
+
+The model predicts the noise added by a DDPM schedule (1000 steps, linear betas) under an MSE
+loss; class labels are dropped 10% of the time (the DiT's own label dropout), so sampling can
+use classifier-free guidance. An EMA of the weights is kept and used for samples and the saved
+model. Every ``--sample_every`` steps it logs the held-out denoising loss and writes a grid of
+DDIM samples (one row per class) to ``OUTPUT_DIR/samples/``. Checkpoints and
+``--resume_from_checkpoint latest`` work as in the other recipes. At the end: ``OUTPUT_DIR/model``
+(the EMA model, diffusers format), for a FINE model also ``OUTPUT_DIR/dense`` (plain
+``DiTTransformer2DModel``) and ``OUTPUT_DIR/learngene`` (its FINE learngene).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from diffusers import DDIMScheduler, DDPMScheduler, DiTTransformer2DModel
+from diffusers.training_utils import EMAModel
+from torch.nn import functional as F
+from transformers.utils.logging import tqdm
+
+sys.path.insert(0, str(Path(__file__).parent))
+from image_data import FASHION_MNIST_CLASSES, load_fashion_mnist, load_image_dataset  # noqa: E402
+from training_loop import EpochOrder, MetricsLog, resume_point, save_checkpoint  # noqa: E402
+
+from hf_learngene.modeling.fine_dit import FINEDiTTransformer2DModel  # noqa: E402
+from hf_learngene.modeling.fine_learngene import SIGMA_INITS, FINELearngene  # noqa: E402
+from hf_learngene.pipelines import ClassConditionalImagePipeline  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default="fashion-mnist",
+                      help="'fashion-mnist' (Debian package), an imagefolder path, or a Hub dataset name")
+    data.add_argument("--image_size", type=int, default=28)
+    data.add_argument("--channels", type=int, default=1, help="images are converted to this many channels")
+    data.add_argument("--image_column", default="image")
+    data.add_argument("--label_column", default="label")
+    data.add_argument("--max_train_images", type=int)
+    data.add_argument("--heldout_images", type=int, default=512)
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", choices=("fine", "dit"), default="fine")
+    model.add_argument("--learngene", help="a FINE learngene folder: build the model from it (depth --layers)")
+    model.add_argument("--sigma_init", choices=SIGMA_INITS, default="interpolate")
+    model.add_argument("--sigma_only_steps", type=int, default=0, help="train σ alone (factors frozen) this long first")
+    model.add_argument("--layers", type=int, default=6)
+    model.add_argument("--heads", type=int, default=4)
+    model.add_argument("--head_dim", type=int, default=32)
+    model.add_argument("--patch_size", type=int, default=4)
+    model.add_argument("--rank", type=int, help="FINE: rank-1 units per matrix type (default: the hidden size)")
+    train = parser.add_argument_group("training")
+    train.add_argument("--output_dir", required=True)
+    train.add_argument("--steps", type=int, default=20000)
+    train.add_argument("--batch_size", type=int, default=64)
+    train.add_argument("--lr", type=float, default=1e-4)
+    train.add_argument("--ema_decay", type=float, default=0.9999)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default="no")
+    train.add_argument("--sample_every", type=int, default=1000)
+    train.add_argument("--sampling_steps", type=int, default=50)
+    train.add_argument("--guidance_scale", type=float, default=1.0)
+    train.add_argument("--checkpointing_steps", type=int, default=1000)
+    train.add_argument("--resume_from_checkpoint")
+    train.add_argument("--stop_after_steps", type=int, default=0)
+    train.add_argument("--report_to", choices=("csv", "tensorboard", "none"), default="csv")
+    train.add_argument("--no_progress_bar", action="store_true")
+    args = parser.parse_args(argv)
+    if args.layers < 1:
+        parser.error(f"--layers must be at least 1, got {args.layers}")
+    if args.image_size % args.patch_size:
+        parser.error(f"--image_size {args.image_size} is not a multiple of --patch_size {args.patch_size}")
+    return args
+
+
+def load_data(args):
+    """(train images, train labels, held-out images, held-out labels, class names)."""
+    if args.dataset == "fashion-mnist":
+        if args.channels != 1 or args.image_size != 28:
+            raise SystemExit("Fashion-MNIST is 28×28 grey: use --channels 1 --image_size 28")
+        (images, labels), (test_images, test_labels) = load_fashion_mnist("train"), load_fashion_mnist("test")
+        names = list(FASHION_MNIST_CLASSES)
+    else:
+        images, labels, names, converted = load_image_dataset(args.dataset, "train", args.image_size, args.channels,
+                                                              args.image_column, args.label_column)
+        if converted:
+            print(f"converted {converted} images to {args.channels} channel(s)", flush=True)
+        try:
+            test_images, test_labels, _, _ = load_image_dataset(args.dataset, "test", args.image_size, args.channels,
+                                                                args.image_column, args.label_column)
+        except SystemExit:  # no test split: hold out the end of the training split
+            images, test_images = images[: -args.heldout_images], images[-args.heldout_images:]
+            labels, test_labels = labels[: -args.heldout_images], labels[-args.heldout_images:]
+    if args.max_train_images:
+        images, labels = images[: args.max_train_images], labels[: args.max_train_images]
+    return images, labels, test_images[: args.heldout_images], test_labels[: args.heldout_images], names
+
+
+def build_model(args, num_classes: int):
+    config = dict(num_attention_heads=args.heads, attention_head_dim=args.head_dim, in_channels=args.channels,
+                  num_layers=args.layers, sample_size=args.image_size, patch_size=args.patch_size,
+                  num_embeds_ada_norm=num_classes, norm_num_groups=1)
+    if args.learngene:
+        learngene = FINELearngene.from_pretrained(args.learngene)
+        learngene.check_compatible({k: v for k, v in config.items() if k != "num_layers"})
+        return FINEDiTTransformer2DModel.from_learngene(learngene, args.layers, args.sigma_init, seed=args.seed)
+    if args.model == "fine":
+        return FINEDiTTransformer2DModel(**config, rank=args.rank)
+    return DiTTransformer2DModel(**config)
+
+
+@torch.no_grad()
+def denoising_loss(model, images, labels, scheduler, seed: int = 0, batch: int = 256) -> float:
+    """Held-out noise-prediction MSE with noise and timesteps fixed by ``seed`` (comparable across runs)."""
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(images.shape, generator=generator)
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (len(images),), generator=generator)
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    device = next(model.parameters()).device
+    for start in range(0, len(images), batch):
+        part = slice(start, start + batch)
+        noisy = scheduler.add_noise(images[part], noise[part], timesteps[part])
+        predicted = model(noisy.to(device), timestep=timesteps[part].to(device),
+                          class_labels=labels[part].to(device)).sample[:, : images.shape[1]]
+        total += F.mse_loss(predicted.float(), noise[part].to(device), reduction="sum").item()
+    model.train(was_training)
+    return total / noise.numel()
+
+
+def sample_grid(model, num_classes: int, path: Path, args, per_class: int = 4) -> None:
+    """``per_class`` DDIM samples of every class as one PNG (a row per class)."""
+    from PIL import Image
+
+    pipeline = ClassConditionalImagePipeline(transformer=model, scheduler=DDIMScheduler(num_train_timesteps=1000))
+    pipeline.set_progress_bar_config(disable=True)
+    labels = [c for c in range(num_classes) for _ in range(per_class)]
+    images = pipeline(labels, num_inference_steps=args.sampling_steps, guidance_scale=args.guidance_scale,
+                      generator=torch.Generator().manual_seed(args.seed), output_type="np").images
+    size = images.shape[1]
+    grid = images.reshape(num_classes, per_class, size, size, -1).transpose(0, 2, 1, 3, 4)
+    grid = (grid.reshape(num_classes * size, per_class * size, -1) * 255).round().astype("uint8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(path)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision,
+                              log_with="tensorboard" if args.report_to == "tensorboard" else None,
+                              project_dir=str(output_dir))
+    set_seed(args.seed)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    images, labels, heldout_images, heldout_labels, names = load_data(args)
+    num_classes = len(names)
+    model = build_model(args, num_classes)
+    ema = EMAModel(model.parameters(), decay=args.ema_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    scheduler = DDPMScheduler(num_train_timesteps=1000)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    ema.to(accelerator.device)
+    accelerator.register_for_checkpointing(ema)
+    if args.report_to == "tensorboard":
+        accelerator.init_trackers("logs")
+    state = {"step": 0, "heldout": []}
+    checkpoint = resume_point(args, output_dir)
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        state = json.loads((checkpoint / "recipe_state.json").read_text())
+    log = MetricsLog(accelerator, args)
+    fine = isinstance(accelerator.unwrap_model(model), FINEDiTTransformer2DModel)
+    per_epoch = max(1, len(images) // args.batch_size)
+    progress = tqdm(total=args.steps, initial=state["step"], desc="diffusion training",
+                    disable=args.no_progress_bar or not accelerator.is_local_main_process)
+    steps_this_run = 0
+    model.train()
+    while state["step"] < args.steps:
+        step = state["step"]
+        if fine:
+            accelerator.unwrap_model(model).freeze_learngenes(step < args.sigma_only_steps)
+        epoch, offset = divmod(step, per_epoch)
+        order = list(EpochOrder(len(images), args.seed, epoch))
+        index = torch.tensor(order[offset * args.batch_size : (offset + 1) * args.batch_size])
+        generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step)  # the same batch noise on resume
+        batch, batch_labels = images[index], labels[index]
+        noise = torch.randn(batch.shape, generator=generator)
+        timesteps = torch.randint(0, 1000, (len(batch),), generator=generator)
+        noisy = scheduler.add_noise(batch, noise, timesteps)
+        torch.manual_seed(args.seed * 1_000_003 + step)  # label dropout depends on the step only
+        with accelerator.autocast():
+            predicted = model(noisy.to(accelerator.device), timestep=timesteps.to(accelerator.device),
+                              class_labels=batch_labels.to(accelerator.device)).sample[:, : batch.shape[1]]
+            loss = F.mse_loss(predicted.float(), noise.to(accelerator.device))
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+        ema.step(model.parameters())
+        state["step"] += 1
+        steps_this_run += 1
+        progress.update(1)
+        progress.set_postfix(loss=f"{loss.item():.4f}")
+        log.log({"train/loss": loss.item()}, state["step"])
+        last = state["step"] == args.steps
+        if state["step"] % args.sample_every == 0 or last:
+            evaluate_and_sample(accelerator, model, ema, heldout_images, heldout_labels, scheduler, num_classes,
+                                output_dir, args, state, log)
+        stop = args.stop_after_steps and steps_this_run >= args.stop_after_steps
+        if stop or last or state["step"] % args.checkpointing_steps == 0:
+            save_checkpoint(accelerator, output_dir, state)
+        if stop and not last:
+            accelerator.print(f"stopped after {steps_this_run} steps; resume with --resume_from_checkpoint latest")
+            return {"stopped_at_step": state["step"]}
+    progress.close()
+    final = save_final(accelerator, model, ema, output_dir)
+    report = {"steps": state["step"], "heldout_denoising_loss": state["heldout"], "saved": final,
+              "classes": names, "command": " ".join(sys.argv)}
+    if accelerator.is_main_process:
+        (output_dir / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    accelerator.end_training()
+    return report
+
+
+def ema_copy(accelerator, model, ema):
+    """A copy of the model carrying the EMA weights (the training weights stay untouched)."""
+    copied = copy.deepcopy(accelerator.unwrap_model(model))  # deepcopy keeps FINE's layers on the copy's factors
+    ema.copy_to(copied.parameters())
+    return copied.eval()
+
+
+def evaluate_and_sample(accelerator, model, ema, images, labels, scheduler, num_classes, output_dir, args, state, log):
+    averaged = ema_copy(accelerator, model, ema)
+    loss = denoising_loss(averaged, images, labels, scheduler, seed=args.seed)
+    state["heldout"].append({"step": state["step"], "loss": loss})
+    log.log({"eval/denoising_loss": loss}, state["step"])
+    accelerator.print(f"step {state['step']}: held-out denoising loss {loss:.4f}")
+    if accelerator.is_main_process:
+        sample_grid(averaged, num_classes, output_dir / "samples" / f"step-{state['step']}.png", args)
+
+
+def save_final(accelerator, model, ema, output_dir: Path) -> list[str]:
+    averaged = ema_copy(accelerator, model, ema)
+    saved = []
+    if accelerator.is_main_process:
+        outputs = {"model": averaged}
+        if isinstance(averaged, FINEDiTTransformer2DModel):
+            outputs.update(dense=averaged.to_dense(), learngene=FINELearngene.extract(averaged))
+        for name, module in outputs.items():
+            staging = output_dir / f"{name}.tmp"
+            shutil.rmtree(staging, ignore_errors=True)
+            module.save_pretrained(staging)
+            shutil.rmtree(output_dir / name, ignore_errors=True)
+            staging.rename(output_dir / name)  # never a half-written model under the final name
+            saved.append(name)
+    return saved
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The diffusion pre-training recipe end to end on Fashion-MNIST (CI-sized): samples, EMA model,
+dense export, FINE learngene, exact resume, other depths from the learngene, sampling through a
+diffusers pipeline, and clear errors for bad image data."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDIMScheduler, DiTTransformer2DModel
+from PIL import Image
+
+from hf_learngene.modeling.fine_dit import FINEDiTTransformer2DModel
+from hf_learngene.pipelines import ClassConditionalImagePipeline
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "recipes"))
+import diffusion_pretraining  # noqa: E402
+
+TINY = ["--max_train_images", "64", "--heldout_images", "32", "--layers", "2", "--heads", "2", "--head_dim", "8",
+        "--batch_size", "8", "--sampling_steps", "2", "--no_progress_bar"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fine")
+    report = diffusion_pretraining.main(TINY + ["--steps", "6", "--sample_every", "3", "--checkpointing_steps", "3",
+                                                "--output_dir", str(folder)])
+    return folder, report
+
+
+def test_outputs(trained):
+    folder, report = trained
+    assert [entry["step"] for entry in report["heldout_denoising_loss"]] == [3, 6]
+    assert set(report["saved"]) == {"model", "dense", "learngene"}
+    grid = Image.open(folder / "samples" / "step-6.png")
+    assert grid.size == (4 * 28, 10 * 28)  # a row of 4 samples per Fashion-MNIST class
+    fine = FINEDiTTransformer2DModel.from_pretrained(folder / "model")
+    dense = DiTTransformer2DModel.from_pretrained(folder / "dense")  # plain diffusers, no hf_learngene class
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        a = fine(x, timestep=torch.tensor([10, 500]), class_labels=torch.tensor([0, 9])).sample
+        b = dense(x, timestep=torch.tensor([10, 500]), class_labels=torch.tensor([0, 9])).sample
+    assert (a - b).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("which", ["model", "dense"])
+def test_pipeline_samples_from_either(trained, which):
+    folder, _ = trained
+    cls = FINEDiTTransformer2DModel if which == "model" else DiTTransformer2DModel
+    pipeline = ClassConditionalImagePipeline(transformer=cls.from_pretrained(folder / which),
+                                             scheduler=DDIMScheduler(num_train_timesteps=1000))
+    pipeline.set_progress_bar_config(disable=True)
+    images = pipeline([3, 7], num_inference_steps=3, guidance_scale=2.0,
+                      generator=torch.Generator().manual_seed(0), output_type="np").images
+    assert images.shape == (2, 28, 28, 1) and np.isfinite(images).all()
+    with pytest.raises(ValueError, match=r"class labels must lie in \[0, 10\)"):
+        pipeline([10])
+
+
+def test_resume_repeats_the_uninterrupted_run(trained, tmp_path):
+    folder, _ = trained
+    arguments = TINY + ["--steps", "6", "--sample_every", "3", "--checkpointing_steps", "3"]
+    diffusion_pretraining.main(arguments + ["--output_dir", str(tmp_path), "--stop_after_steps", "2"])
+    diffusion_pretraining.main(arguments + ["--output_dir", str(tmp_path), "--resume_from_checkpoint", "latest"])
+    whole = FINEDiTTransformer2DModel.from_pretrained(folder / "model").state_dict()
+    split = FINEDiTTransformer2DModel.from_pretrained(tmp_path / "model").state_dict()
+    for name, tensor in whole.items():
+        assert torch.allclose(split[name], tensor, atol=1e-6), name
+
+
+def test_other_depth_from_the_learngene_with_sigma_only_steps(trained, tmp_path):
+    folder, _ = trained
+    report = diffusion_pretraining.main(TINY[:4] + TINY[6:] + [
+        "--layers", "3", "--learngene", str(folder / "learngene"), "--sigma_only_steps", "2", "--steps", "3",
+        "--sample_every", "3", "--output_dir", str(tmp_path)])
+    assert report["steps"] == 3
+    assert len(FINEDiTTransformer2DModel.from_pretrained(tmp_path / "model").transformer_blocks) == 3
+
+
+def test_learngene_of_another_width_is_refused(trained, tmp_path):
+    folder, _ = trained
+    with pytest.raises(ValueError, match="this FINE learngene has attention_head_dim=8, the target asks for 16"):
+        diffusion_pretraining.main(TINY[:8] + ["--head_dim", "16", "--learngene", str(folder / "learngene"),
+                                               "--steps", "1", "--output_dir", str(tmp_path)])
+
+
+def test_imagefolder_with_rgb_images_is_converted(tmp_path):
+    rng = np.random.default_rng(0)
+    for label in ("circle", "square"):
+        (tmp_path / "data" / "train" / label).mkdir(parents=True)
+        for i in range(6):
+            pixels = rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)
+            Image.fromarray(pixels, "RGB").save(tmp_path / "data" / "train" / label / f"{i}.png")
+    report = diffusion_pretraining.main(["--dataset", str(tmp_path / "data"), "--image_size", "16", "--patch_size", "4",
+                                         "--heldout_images", "4", "--layers", "1", "--heads", "2", "--head_dim", "8",
+                                         "--batch_size", "4", "--steps", "2", "--sample_every", "2",
+                                         "--sampling_steps", "2", "--no_progress_bar", "--output_dir", str(tmp_path / "out")])
+    assert report["classes"] == ["circle", "square"]
+    with pytest.raises(SystemExit, match="converted to 1 \\(grey\\) or 3 \\(RGB\\) channels, not 2"):
+        diffusion_pretraining.main(["--dataset", str(tmp_path / "data"), "--image_size", "16", "--channels", "2",
+                                    "--steps", "1", "--output_dir", str(tmp_path / "bad")])
+
+
+def test_bad_sizes_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        diffusion_pretraining.main(["--layers", "0", "--output_dir", str(tmp_path)])
+    assert "--layers must be at least 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        diffusion_pretraining.main(["--patch_size", "5", "--output_dir", str(tmp_path)])
+    assert "--image_size 28 is not a multiple of --patch_size 5" in capsys.readouterr().err
