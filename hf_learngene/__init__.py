@@ -30,6 +30,25 @@ __version__ = "0.1.0"
 
 AutoConfig.register(LearngeneConfig.model_type, LearngeneConfig, exist_ok=True)
 
+# Diffusion models need diffusers (pip install "hf-learngene[diffusion]"); they load on first use, so
+# that `import hf_learngene` stays light and DiffusionPipeline finds them as hf_learngene.<Class>.
+_LAZY = {
+    "FINEDiTTransformer2DModel": "hf_learngene.modeling.fine_dit",
+    "FINELearngene": "hf_learngene.modeling.fine_learngene",
+    "FactorizedLinear": "hf_learngene.modeling.factorized",
+    "SharedFactors": "hf_learngene.modeling.factorized",
+    "ClassConditionalImagePipeline": "hf_learngene.pipelines",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hf_learngene' has no attribute '{name}'")
+
+
 __all__ = [
     "LearngenePushError",
     "ARCHITECTURES",
@@ -55,4 +74,5 @@ __all__ = [
     "get_method",
     "refine",
     "supported_model_types",
+    *_LAZY,
 ]

@@ -113,3 +113,17 @@ def test_learngene_bad_input(model, tmp_path):
             FINEDiTTransformer2DModel.from_learngene(learngene, num_layers=2, **{field: value})
     with pytest.raises(TypeError, match="comes from a FINEDiTTransformer2DModel"):
         FINELearngene.extract(model.to_dense())
+
+
+def test_a_diffusion_pipeline_folder_loads_the_fine_model_by_library_name(model, tmp_path):
+    """model_index.json names the class by its hf_learngene module, so diffusers finds it on load."""
+    from diffusers import DDIMScheduler
+
+    import hf_learngene
+
+    pipeline = hf_learngene.ClassConditionalImagePipeline(transformer=model, scheduler=DDIMScheduler())
+    pipeline.save_pretrained(tmp_path / "pipe")
+    assert '"hf_learngene.modeling.fine_dit"' in (tmp_path / "pipe" / "model_index.json").read_text()
+    loaded = hf_learngene.ClassConditionalImagePipeline.from_pretrained(tmp_path / "pipe")
+    assert type(loaded.transformer) is hf_learngene.FINEDiTTransformer2DModel
+    assert torch.equal(denoise(loaded.transformer), denoise(model))

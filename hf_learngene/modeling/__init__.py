@@ -1,1 +1,3 @@
-"""Custom models (factorized layers, FINE DiT, PIPMN) live here; the core builds standard classes."""
+"""Models with learngene structure inside them (the core builds standard transformers classes):
+the factorized linear layer shared by FINE and knowledge diversion, FINE's DiT and its learngene.
+They need diffusers; import them from here or as ``hf_learngene.<Name>``."""
