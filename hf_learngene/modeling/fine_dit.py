@@ -11,7 +11,7 @@ embeddings, norms and the output layer stay ordinary. ``to_dense()`` returns the
 from __future__ import annotations
 
 import torch
-from diffusers import DiTTransformer2DModel
+from diffusers import DiTTransformer2DModel, ModelMixin  # noqa: F401 - DiffusionPipeline looks ModelMixin up here
 from diffusers.configuration_utils import register_to_config
 
 from .factorized import FactorizedLinear, SharedFactors, matching_sigma
