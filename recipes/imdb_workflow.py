@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     print(f"\nIMDB validation accuracy ({args.validation_examples} reviews), BERT {args.size}, "
           f"{args.epochs} epochs on {args.train_examples} reviews:")
-    print(f"  from the {args.method} learngene of MiniLM: {results['learngene']:.3f}")
-    print(f"  from random init:                     {results['random']:.3f}")
+    for init, label in (("learngene", f"from the {args.method} learngene of MiniLM"), ("random", "from random init")):
+        print(f"  {label:<36s} {results[init]:.3f}")
     (out / "workflow.json").write_text(json.dumps({"args": vars(args), "accuracy": results}, indent=2) + "\n")
     return results
 
