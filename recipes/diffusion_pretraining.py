@@ -59,6 +59,7 @@ def parse_args(argv=None):
     model = parser.add_argument_group("model")
     model.add_argument("--model", choices=("fine", "dit"), default="fine")
     model.add_argument("--learngene", help="a FINE learngene folder: build the model from it (depth --layers)")
+    model.add_argument("--init_from", help="a saved DiT (dense or FINE) folder whose weights start the training")
     model.add_argument("--sigma_init", choices=SIGMA_INITS, default="interpolate")
     model.add_argument("--sigma_only_steps", type=int, default=0, help="train σ alone (factors frozen) this long first")
     model.add_argument("--layers", type=int, default=6)
@@ -117,6 +118,14 @@ def build_model(args, num_classes: int):
     config = dict(num_attention_heads=args.heads, attention_head_dim=args.head_dim, in_channels=args.channels,
                   num_layers=args.layers, sample_size=args.image_size, patch_size=args.patch_size,
                   num_embeds_ada_norm=num_classes, norm_num_groups=1)
+    if args.init_from:
+        saved = DiTTransformer2DModel.load_config(args.init_from)
+        cls = FINEDiTTransformer2DModel if saved.get("_class_name") == "FINEDiTTransformer2DModel" else DiTTransformer2DModel
+        model = cls.from_pretrained(args.init_from)
+        mismatched = {k: (model.config[k], v) for k, v in config.items() if model.config.get(k) != v}
+        if mismatched:
+            raise SystemExit(f"{args.init_from} does not match the requested model: {mismatched} (saved, asked)")
+        return model.train()
     if args.learngene:
         learngene = FINELearngene.from_pretrained(args.learngene)
         learngene.check_compatible({k: v for k, v in config.items() if k != "num_layers"})
