@@ -128,3 +128,23 @@ def test_a_rebuilt_depth_beats_random_init_after_the_same_steps(tmp_path):
         losses[name] = report["heldout_denoising_loss"][-1]["loss"]
     print(losses)
     assert losses["learngene"] < 0.5 * losses["random"]
+
+
+def test_init_from_a_model_of_another_size_is_refused(trained, tmp_path):
+    folder, _ = trained
+    with pytest.raises(SystemExit, match="does not match the requested model: {'attention_head_dim': \\(8, 16\\)}"):
+        diffusion_pretraining.main(TINY[:8] + ["--head_dim", "16", "--init_from", str(folder / "dense"),
+                                               "--steps", "1", "--output_dir", str(tmp_path)])
+
+
+def test_per_layer_svd_baseline_keeps_rank_and_depth(trained):
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import fine_variable_depth
+
+    folder, _ = trained
+    dense = DiTTransformer2DModel.from_pretrained(folder / "dense")
+    built = fine_variable_depth.per_layer_svd(dense, layers=3, rank=2)
+    assert len(built.transformer_blocks) == 3
+    weight = built.transformer_blocks[2].ff.net[2].weight
+    assert torch.linalg.matrix_rank(weight) == 2
+    assert torch.equal(built.transformer_blocks[2].ff.net[2].bias, dense.transformer_blocks[1].ff.net[2].bias)
