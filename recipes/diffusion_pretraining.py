@@ -29,8 +29,6 @@ import sys
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import set_seed
 from diffusers import DDIMScheduler, DDPMScheduler, DiTTransformer2DModel
 from diffusers.training_utils import EMAModel
 from torch.nn import functional as F
@@ -38,7 +36,14 @@ from transformers.utils.logging import tqdm
 
 sys.path.insert(0, str(Path(__file__).parent))
 from image_data import FASHION_MNIST_CLASSES, load_fashion_mnist, load_image_dataset  # noqa: E402
-from training_loop import EpochOrder, MetricsLog, resume_point, save_checkpoint  # noqa: E402
+from training_loop import (  # noqa: E402
+    EpochOrder,
+    MetricsLog,
+    add_run_arguments,
+    resume_point,
+    save_checkpoint,
+    start_run,
+)
 
 from hf_learngene.modeling.fine_dit import FINEDiTTransformer2DModel  # noqa: E402
 from hf_learngene.modeling.fine_learngene import SIGMA_INITS, FINELearngene  # noqa: E402
@@ -68,21 +73,15 @@ def parse_args(argv=None):
     model.add_argument("--patch_size", type=int, default=4)
     model.add_argument("--rank", type=int, help="FINE: rank-1 units per matrix type (default: the hidden size)")
     train = parser.add_argument_group("training")
-    train.add_argument("--output_dir", required=True)
+    add_run_arguments(train)
+    train.set_defaults(checkpointing_steps=1000)
     train.add_argument("--steps", type=int, default=20000)
     train.add_argument("--batch_size", type=int, default=64)
     train.add_argument("--lr", type=float, default=1e-4)
     train.add_argument("--ema_decay", type=float, default=0.9999)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default="no")
     train.add_argument("--sample_every", type=int, default=1000)
     train.add_argument("--sampling_steps", type=int, default=50)
     train.add_argument("--guidance_scale", type=float, default=1.0)
-    train.add_argument("--checkpointing_steps", type=int, default=1000)
-    train.add_argument("--resume_from_checkpoint")
-    train.add_argument("--stop_after_steps", type=int, default=0)
-    train.add_argument("--report_to", choices=("csv", "tensorboard", "none"), default="csv")
-    train.add_argument("--no_progress_bar", action="store_true")
     args = parser.parse_args(argv)
     if args.layers < 1:
         parser.error(f"--layers must be at least 1, got {args.layers}")
@@ -174,11 +173,7 @@ def sample_grid(model, num_classes: int, path: Path, args, per_class: int = 4) -
 def main(argv=None) -> dict:
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(mixed_precision=args.mixed_precision,
-                              log_with="tensorboard" if args.report_to == "tensorboard" else None,
-                              project_dir=str(output_dir))
-    set_seed(args.seed)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    accelerator = start_run(args)
     images, labels, heldout_images, heldout_labels, names = load_data(args)
     num_classes = len(names)
     model = build_model(args, num_classes)
@@ -188,8 +183,6 @@ def main(argv=None) -> dict:
     model, optimizer = accelerator.prepare(model, optimizer)
     ema.to(accelerator.device)
     accelerator.register_for_checkpointing(ema)
-    if args.report_to == "tensorboard":
-        accelerator.init_trackers("logs")
     state = {"step": 0, "heldout": []}
     checkpoint = resume_point(args, output_dir)
     if checkpoint is not None:

@@ -41,22 +41,17 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--init", choices=("learngene", "random"), default="learngene",
                        help="with --learngene: 'random' builds the same architecture from random init (baseline)")
     group.add_argument("--revision", help="Hub revision of --learngene or --model")
+    group.add_argument("--tokenizer", help="a tokenizer folder or Hub repo (default: the one shipped with the model)")
 
 
-def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("training")
+def add_run_arguments(group) -> None:
+    """Arguments every recipe's run takes: where it writes, seeds, precision, checkpoints, logging."""
     group.add_argument("--output_dir", required=True)
-    group.add_argument("--epochs", type=int, default=3)
-    group.add_argument("--batch_size", type=int, default=16)
-    group.add_argument("--eval_batch_size", type=int, default=64)
-    group.add_argument("--lr", type=float, default=1e-4)
-    group.add_argument("--weight_decay", type=float, default=0.01)
-    group.add_argument("--warmup", type=float, default=0.1, help="fraction of the steps spent warming up")
-    group.add_argument("--max_length", type=int, default=128)
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default="no")
     group.add_argument("--checkpointing_steps", type=int, default=0,
-                       help="also checkpoint every N optimizer steps (0: only at the end of each epoch)")
+                       help="also checkpoint every N optimizer steps (0: only where the recipe always does, "
+                            "e.g. at each epoch's end)")
     group.add_argument("--resume_from_checkpoint", help="a checkpoint folder, or 'latest' in --output_dir")
     group.add_argument("--stop_after_steps", type=int, default=0,
                        help="stop after N optimizer steps of this run, checkpointed (for time-sliced jobs)")
@@ -64,12 +59,38 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no_progress_bar", action="store_true")
 
 
-def load_model(args, auto_class, tokenizer_name: str | None = None, **config_overrides):
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("training")
+    add_run_arguments(group)
+    group.add_argument("--epochs", type=int, default=3)
+    group.add_argument("--batch_size", type=int, default=16)
+    group.add_argument("--eval_batch_size", type=int, default=64)
+    group.add_argument("--lr", type=float, default=1e-4)
+    group.add_argument("--weight_decay", type=float, default=0.01)
+    group.add_argument("--warmup", type=float, default=0.1, help="fraction of the steps spent warming up")
+    group.add_argument("--max_length", type=int, default=128)
+
+
+def start_run(args) -> Accelerator:
+    """The accelerator (precision, TensorBoard tracker when asked), seeds and the output folder."""
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision,
+                              log_with="tensorboard" if args.report_to == "tensorboard" else None,
+                              project_dir=str(output_dir))
+    set_seed(args.seed)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if args.report_to == "tensorboard":
+        accelerator.init_trackers("logs", config={k: v for k, v in vars(args).items()
+                                                  if isinstance(v, (int, float, str, bool))})
+    return accelerator
+
+
+def load_model(args, auto_class, **config_overrides):
     """The model and tokenizer the arguments name; raises ``SystemExit`` with a clear message on bad input."""
     if args.model:
         model = getattr(transformers, auto_class.__name__).from_pretrained(args.model, revision=args.revision,
                                                                            **config_overrides)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(tokenizer_name or args.model, revision=args.revision)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(args.tokenizer or args.model, revision=args.revision)
         return model, tokenizer
     if not args.size:
         raise SystemExit("--learngene needs --size: a preset such as 'mini' or 'layers=4,hidden=256,heads=4'")
@@ -79,7 +100,7 @@ def load_model(args, auto_class, tokenizer_name: str | None = None, **config_ove
         model = getattr(transformers, auto_class.__name__).from_config(learngene.target_config(size, **config_overrides))
     else:
         model = auto_class.from_learngene(learngene, size, show_progress=False, **config_overrides)
-    tokenizer = learngene.processor if tokenizer_name is None else transformers.AutoTokenizer.from_pretrained(tokenizer_name)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(args.tokenizer) if args.tokenizer else learngene.processor
     if tokenizer is None:
         raise SystemExit(f"{args.learngene} ships no tokenizer; pass --tokenizer NAME_OR_PATH")
     return model, tokenizer
@@ -138,14 +159,7 @@ def train(args, model, tokenizer, train_dataset, collate: Callable, evaluate: Ca
     also written to ``output_dir/results.json``.
     """
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(mixed_precision=args.mixed_precision,
-                              log_with="tensorboard" if args.report_to == "tensorboard" else None,
-                              project_dir=str(output_dir))
-    set_seed(args.seed)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if args.report_to == "tensorboard":
-        accelerator.init_trackers("logs", config={k: v for k, v in vars(args).items()
-                                                  if isinstance(v, (int, float, str, bool))})
+    accelerator = start_run(args)
     steps_per_epoch = math.ceil(len(train_dataset) / (args.batch_size * accelerator.num_processes))
     total_steps = steps_per_epoch * args.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)

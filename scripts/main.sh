@@ -3,5 +3,5 @@
 # small BERT from it, fine-tune it on IMDB reviews beside a random-init baseline, print both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh recipes   # the recipes need datasets (and tensorboard for its logging option)
 .venv/bin/python recipes/imdb_workflow.py "$@"

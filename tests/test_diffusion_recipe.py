@@ -78,10 +78,15 @@ def test_other_depth_from_the_learngene_with_sigma_only_steps(trained, tmp_path)
     assert len(FINEDiTTransformer2DModel.from_pretrained(tmp_path / "model").transformer_blocks) == 3
 
 
-def test_learngene_of_another_width_is_refused(trained, tmp_path):
+@pytest.mark.parametrize("source,error,message", [
+    ("learngene", ValueError, "this FINE learngene has attention_head_dim=8, the target asks for 16"),
+    ("init_from", SystemExit, "does not match the requested model: {'attention_head_dim': \\(8, 16\\)}"),
+])
+def test_a_start_of_another_width_is_refused(trained, tmp_path, source, error, message):
     folder, _ = trained
-    with pytest.raises(ValueError, match="this FINE learngene has attention_head_dim=8, the target asks for 16"):
-        diffusion_pretraining.main(TINY[:8] + ["--head_dim", "16", "--learngene", str(folder / "learngene"),
+    saved = folder / ("learngene" if source == "learngene" else "dense")
+    with pytest.raises(error, match=message):
+        diffusion_pretraining.main(TINY[:8] + ["--head_dim", "16", f"--{source}", str(saved),
                                                "--steps", "1", "--output_dir", str(tmp_path)])
 
 
@@ -128,13 +133,6 @@ def test_a_rebuilt_depth_beats_random_init_after_the_same_steps(tmp_path):
         losses[name] = report["heldout_denoising_loss"][-1]["loss"]
     print(losses)
     assert losses["learngene"] < 0.5 * losses["random"]
-
-
-def test_init_from_a_model_of_another_size_is_refused(trained, tmp_path):
-    folder, _ = trained
-    with pytest.raises(SystemExit, match="does not match the requested model: {'attention_head_dim': \\(8, 16\\)}"):
-        diffusion_pretraining.main(TINY[:8] + ["--head_dim", "16", "--init_from", str(folder / "dense"),
-                                               "--steps", "1", "--output_dir", str(tmp_path)])
 
 
 def test_per_layer_svd_baseline_keeps_rank_and_depth(trained):

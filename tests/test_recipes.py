@@ -225,3 +225,15 @@ def test_squad_by_name_through_the_hub(hub, squad_files, learngene_dir, tmp_path
                                       "--epochs", "1", "--batch_size", "8", "--max_length", "96", "--doc_stride", "24",
                                       "--output_dir", str(tmp_path / "squad"), "--no_progress_bar"])
     assert report["history"][0]["total"] == 6 and "NoAns_total" not in report["history"][0]
+
+
+def test_a_learngene_without_tokenizer_needs_one(review_files, learngene_dir, tmp_path):
+    bare = tmp_path / "bare"
+    learngene = Learngene.from_pretrained(learngene_dir)
+    learngene.processor = None
+    learngene.save_pretrained(bare)
+    arguments = classification_args(review_files, bare, tmp_path / "run", "--epochs", "1")
+    with pytest.raises(SystemExit, match="ships no tokenizer; pass --tokenizer NAME_OR_PATH"):
+        text_classification.main(arguments)
+    report = text_classification.main(arguments + ["--tokenizer", str(learngene_dir)])
+    assert len(report["history"]) == 1

@@ -64,10 +64,6 @@ class FactorizedLinear(nn.Module):
     def factors(self) -> SharedFactors:
         return self._factors[0]
 
-    def bind(self, factors: SharedFactors) -> None:
-        """Point this layer at another model's factors (after copying or loading a model)."""
-        self._factors = (factors,)
-
     def set_gate(self, gate: torch.Tensor | None) -> None:
         """Scale each rank-1 unit by ``gate`` (shape (r,) or broadcastable), or ``None`` for all ones."""
         if gate is not None and gate.shape[-1] != self.factors.rank:
