@@ -31,13 +31,18 @@ from transformers.utils import logging
 
 from .architectures import (
     ARCHITECTURES,
-    RESIZABLE_AXES,
     Architecture,
     Param,
     architecture_for,
+    config_as_dict,
+    config_from_dict,
     expanded_shape,
     fan_in,
+    full_tensor_shape,
+    is_resizable,
+    model_type_of,
     resolve_target_config,
+    segment_index,
     tensor_shape,
 )
 from .architectures.sizing import SizeRequest
@@ -63,13 +68,14 @@ def _storage_key(role: str) -> str:
     return role.replace(".", "__")
 
 
-def canonical_state(model: PreTrainedModel, keep_vars: bool = False) -> dict[str, torch.Tensor]:
+def canonical_state(model: nn.Module, keep_vars: bool = False) -> dict[str, torch.Tensor]:
     """The model's tensors under names relative to its base model, tied copies dropped.
 
     ``bert.encoder.layer.0...`` and ``encoder.layer.0...`` (a bare ``BertModel``) both become
     ``encoder.layer.0...``; heads outside the base model (``cls.*``, ``lm_head.*``) keep their names.
+    diffusers models have no base-model prefix: their names are used as they are.
     """
-    prefix = model.base_model_prefix + "."
+    prefix = (getattr(model, "base_model_prefix", "") or "\0") + "."
     seen: set[tuple[int, tuple[int, ...]]] = set()
     state = {}
     for name, tensor in model.state_dict(keep_vars=keep_vars).items():
@@ -82,20 +88,20 @@ def canonical_state(model: PreTrainedModel, keep_vars: bool = False) -> dict[str
 
 
 def group_by_role(
-    arch: Architecture, state: dict[str, torch.Tensor], what: str
+    arch: Architecture, state: dict[str, torch.Tensor], what: str, config: Any
 ) -> dict[str, tuple[Param, dict[int | None, tuple[str, torch.Tensor]]]]:
-    """Canonical tensors grouped by table role (fresh task heads left out)."""
+    """Canonical tensors grouped by table role (fresh task heads left out); ``config`` is the
+    model's, for tables whose roles follow the config (a UNet's blocks)."""
     groups: dict[str, tuple[Param, dict]] = {}
     unknown = []
     for name, tensor in state.items():
         if arch.is_fresh(name):
             continue
-        found = arch.match(name)
-        if found is None:
+        found = arch.matches(name, config)
+        if not found:
             unknown.append(name)
-            continue
-        param, layer = found
-        groups.setdefault(param.name, (param, {}))[1][layer] = (name, tensor)
+        for param, layer in found:
+            groups.setdefault(param.role, (param, {}))[1][layer] = (name, tensor)
     if unknown:
         raise UnsupportedArchitectureError(
             f"the {arch.family} architecture table does not describe {len(unknown)} parameter(s) of the {what}: "
@@ -110,7 +116,7 @@ def signal_spec(param: Param) -> SignalSpec:
     inputs = [False] if param.layered else []
     for dim, names in enumerate(param.factors()):
         inputs += [dim == param.fan_in] * len(names)
-    return SignalSpec(axes, tuple(a in RESIZABLE_AXES for a in axes), tuple(inputs), param.writes_residual)
+    return SignalSpec(axes, tuple(is_resizable(a) for a in axes), tuple(inputs), param.writes_residual)
 
 
 def _file_sha256(path: Path) -> str:
@@ -132,8 +138,40 @@ def _replace_directory(source: Path, destination: Path) -> None:
         os.replace(source, destination)
 
 
-def _load_source(source: str | os.PathLike, revision: str | None = None) -> tuple[PreTrainedModel, Any]:
+def _is_model(source: Any) -> bool:
+    """A transformers or diffusers model object (not a path)."""
+    if isinstance(source, PreTrainedModel):
+        return True
+    try:
+        from diffusers import ModelMixin
+    except ImportError:
+        return False
+    return isinstance(source, ModelMixin)
+
+
+def _diffusers_class_name(source: str | os.PathLike, revision: str | None) -> str | None:
+    """The diffusers model class a folder or Hub repo's ``config.json`` names, or ``None``."""
+    folder = Path(source)
+    try:
+        if folder.is_dir():
+            config_path = folder / CONFIG_NAME
+        else:
+            from huggingface_hub import hf_hub_download
+
+            config_path = Path(hf_hub_download(str(source), CONFIG_NAME, revision=revision))
+        return json.loads(config_path.read_text()).get("_class_name")
+    except Exception:  # not a diffusers model, or unreachable: transformers' loader says why
+        return None
+
+
+def _load_source(source: str | os.PathLike, revision: str | None = None) -> tuple[nn.Module, Any]:
     """A pretrained model (with its task head, as saved) and its tokenizer or image processor."""
+    class_name = _diffusers_class_name(source, revision)
+    if class_name:
+        architecture_for(class_name)  # fail before loading weights of an unsupported family
+        import diffusers
+
+        return getattr(diffusers, class_name).from_pretrained(source, revision=revision), None
     try:
         config = AutoConfig.from_pretrained(source, revision=revision)
     except (OSError, ValueError) as error:
@@ -198,7 +236,7 @@ class Learngene(PreTrainedModel):
     @classmethod
     def extract(
         cls,
-        source: PreTrainedModel | str | os.PathLike,
+        source: nn.Module | str | os.PathLike,
         method: str = "front",
         *,
         rescaling: str | None = None,
@@ -226,15 +264,15 @@ class Learngene(PreTrainedModel):
         rescaling = rescaling or resizer.default_rescaling
         check_policy(rescaling)
         source_name = None
-        if not isinstance(source, PreTrainedModel):
+        if not _is_model(source):
             source_name = str(source)
             source, loaded_processor = _load_source(source, revision=revision)
             processor = processor if processor is not None else loaded_processor
         else:
             source_name = getattr(source.config, "_name_or_path", None) or None
-        arch = architecture_for(source.config.model_type)
+        arch = architecture_for(model_type_of(source))
         sizes = arch.axis_sizes(source.config)
-        groups = group_by_role(arch, canonical_state(source), "source model")
+        groups = group_by_role(arch, canonical_state(source), "source model", source.config)
 
         roles: dict[str, dict[str, Any]] = {}
         stored: dict[str, torch.Tensor] = {}
@@ -246,8 +284,8 @@ class Learngene(PreTrainedModel):
             signal = _stack_role(param, members, sizes)
             # "none" works on raw weights, so methods that scale inputs (HyperCloning) stay exact
             z, mean, std = (signal.double(), 0.0, 1.0) if rescaling in UNSTANDARDISED else standardize(signal)
-            stored[role] = resizer.encode(z, signal_spec(param)).float()
-            roles[role] = {
+            stored[param.role] = resizer.encode(z, signal_spec(param)).float()
+            roles[param.role] = {
                 "axes": param.axes(),
                 "source_shape": list(signal.shape),
                 "stored_shape": list(stored[role].shape),
@@ -255,12 +293,9 @@ class Learngene(PreTrainedModel):
                 "std": std,
                 "fan_in": fan_in(param, sizes),
             }
-        source_config = source.config.to_dict()
-        for name in ("architectures", "_name_or_path", "transformers_version"):
-            source_config.pop(name, None)
         config = LearngeneConfig(
             family=arch.family,
-            source_config=source_config,
+            source_config=config_as_dict(source),
             method=method,
             method_options=resizer.options(),
             rescaling=rescaling,
@@ -281,18 +316,18 @@ class Learngene(PreTrainedModel):
         return ARCHITECTURES[self.config.family]
 
     @property
-    def source_config(self) -> PretrainedConfig:
-        fields = dict(self.config.source_config)
-        return AutoConfig.for_model(fields.pop("model_type"), **fields)
+    def source_config(self) -> Any:
+        """The source's config: a ``PretrainedConfig``, or a diffusers model's frozen config dict."""
+        return config_from_dict(self.config.source_config)
 
-    def target_config(self, size: SizeRequest = None, **config_overrides: Any) -> PretrainedConfig:
+    def target_config(self, size: SizeRequest = None, **config_overrides: Any) -> Any:
         """The config :meth:`build` would use for ``size`` (a preset, a dict or a config)."""
         return resolve_target_config(self.architecture, self.source_config, size, **config_overrides)
 
-    def decode_role(self, role: str, target_sizes: dict[str, int]) -> torch.Tensor:
+    def decode_role(self, param: Param, target_sizes: dict[str, int]) -> torch.Tensor:
         """One role's stacked signal at the target sizes, in weight units."""
+        role = param.role
         info = self.config.roles[role]
-        param = next(p for p in self.architecture.params if p.name == role)
         target_shape = expanded_shape(param, target_sizes)
         source_shape = tuple(info["source_shape"])
         resizer = get_method(self.config.method, **self.config.method_options)
@@ -321,22 +356,59 @@ class Learngene(PreTrainedModel):
         device: torch.device | str | None = None,
         show_progress: bool = True,
         **config_overrides: Any,
-    ) -> PreTrainedModel:
-        """Build an ordinary transformers model of the requested size from this learngene.
+    ) -> nn.Module:
+        """Build an ordinary transformers (or diffusers) model of the requested size from this learngene.
 
         Args:
             size: a preset name of the family (see ``architecture.presets``), a dict of sizes
                 (``{"layers": 4, "hidden": 256, "heads": 4}`` or config field names), a full
                 config of the same family, or ``None`` for the source's own size.
             auto_class: the transformers auto class that picks the model class (default ``AutoModel``),
-                or a model class of the family itself (e.g. ``BertForMaskedLM``).
+                or a model class of the family itself (e.g. ``BertForMaskedLM``). For a diffusers
+                family, the source's model class (or a subclass of it).
             dtype: cast the built model to this dtype (e.g. ``torch.bfloat16``).
             device: move the built model to this device.
             **config_overrides: further config fields, e.g. ``num_labels=2``.
         """
         arch = self.architecture
-        auto_class = auto_class or AutoModel
         target = self.target_config(size, **config_overrides)
+        if arch.library == "diffusers":
+            model = self._instantiate_diffusers(target, auto_class)
+        else:
+            model = self._instantiate_transformers(target, auto_class or AutoModel)
+        target_sizes = arch.axis_sizes(target)
+        groups = group_by_role(arch, canonical_state(model, keep_vars=True), f"target {type(model).__name__}", target)
+        for role, (param, members) in logging.tqdm(
+            groups.items(), desc="building from learngene", disable=not show_progress
+        ):
+            if role not in self.config.roles:
+                logger.info("%s is not in the learngene; it keeps %s's initialisation", role, type(model).__name__)
+                continue
+            signal = self.decode_role(param, target_sizes)
+            part_shape, whole_shape = tensor_shape(param, target_sizes), full_tensor_shape(param, target_sizes)
+            part = segment_index(param, target_sizes)
+            layers = signal.reshape(-1, *part_shape) if param.layered else signal.reshape(1, *part_shape)
+            for layer, (name, tensor) in members.items():
+                if tuple(tensor.shape) != whole_shape:
+                    raise LearngeneConfigError(
+                        f"{name} of {type(model).__name__} has shape {tuple(tensor.shape)}, but the {arch.family} table "
+                        f"derives {whole_shape} from the target config; this size cannot be built "
+                        "(e.g. a Llama head size must be even for its rotary halves)"
+                    )
+                tensor.data[part].copy_(layers[layer or 0])
+                tensor._is_hf_initialized = True
+        if arch.library == "transformers":
+            model.init_weights()  # initialises what the learngene did not provide (task heads), then ties
+        self._record_provenance(model, target_sizes)
+        if dtype is not None:
+            model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+        if device is not None:
+            model = model.to(device)
+        model.eval()
+        return model
+
+    def _instantiate_transformers(self, target: PretrainedConfig, auto_class: type) -> PreTrainedModel:
+        """The target model with the learngene's weights left uninitialised (they are filled next)."""
         try:
             with no_init_weights():  # weights the learngene provides are not initialised twice
                 if isinstance(auto_class, type) and issubclass(auto_class, PreTrainedModel):
@@ -351,45 +423,35 @@ class Learngene(PreTrainedModel):
                 f"({error.__class__.__name__}: {str(error).splitlines()[0]})"
             ) from None
         model.tie_weights()  # tied copies (an LM decoder) share storage and are filled once
-        target_sizes = arch.axis_sizes(target)
-        groups = group_by_role(arch, canonical_state(model, keep_vars=True), f"target {type(model).__name__}")
-        for role, (param, members) in logging.tqdm(
-            groups.items(), desc="building from learngene", disable=not show_progress
-        ):
-            if role not in self.config.roles:
-                logger.info("%s is not in the learngene; it keeps %s's initialisation", role, type(model).__name__)
-                continue
-            signal = self.decode_role(role, target_sizes)
-            per_tensor = tensor_shape(param, target_sizes)
-            layers = signal.reshape(-1, *per_tensor) if param.layered else signal.reshape(1, *per_tensor)
-            for layer, (name, tensor) in members.items():
-                if tuple(tensor.shape) != per_tensor:
-                    raise LearngeneConfigError(
-                        f"{name} of {type(model).__name__} has shape {tuple(tensor.shape)}, but the {arch.family} table "
-                        f"derives {per_tensor} from the target config; this size cannot be built "
-                        "(e.g. a Llama head size must be even for its rotary halves)"
-                    )
-                tensor.copy_(layers[layer or 0])
-                tensor._is_hf_initialized = True
-        model.init_weights()  # initialises what the learngene did not provide (task heads), then ties
-        self._record_provenance(model, target_sizes)
-        if dtype is not None:
-            model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
-        if device is not None:
-            model = model.to(device)
-        model.eval()
         return model
 
-    def _record_provenance(self, model: PreTrainedModel, target_sizes: dict[str, int]) -> None:
-        """Name the learngene in the model's config, tags and Hub card (plain transformers still loads it)."""
+    def _instantiate_diffusers(self, target: Any, model_class: type | None) -> nn.Module:
+        """The target diffusers model, of the source's class unless a subclass of it is given."""
+        import diffusers
+
+        source_class = getattr(diffusers, target["_class_name"])
+        model_class = model_class or source_class
+        if not (isinstance(model_class, type) and issubclass(model_class, source_class)):
+            raise FamilyMismatchError(
+                f"this learngene builds {source_class.__name__} models (the {self.config.family} family), "
+                f"not {getattr(model_class, '__name__', model_class)}"
+            )
+        return model_class.from_config(target)
+
+    def _record_provenance(self, model: nn.Module, target_sizes: dict[str, int]) -> None:
+        """Name the learngene in the model's config, tags and Hub card (plain transformers/diffusers still load it)."""
         from .model_cards import built_model_card
 
-        model.config.learngene = {
+        provenance = {
             "learngene": self.name_or_path or None,
             "method": self.config.method,
             "source": self.config.source_name_or_path,
-            "sizes": {k: v for k, v in target_sizes.items() if k in RESIZABLE_AXES},
+            "sizes": {k: v for k, v in target_sizes.items() if is_resizable(k)},
         }
+        if self.config.family in ARCHITECTURES and self.architecture.library == "diffusers":
+            model.register_to_config(_learngene=provenance)  # diffusers ignores "_" fields when it loads
+            return
+        model.config.learngene = provenance
         model.add_model_tags(["learngene", f"learngene-{self.config.method}"])
         upload = model._upload_modified_files
 
@@ -408,12 +470,12 @@ class Learngene(PreTrainedModel):
         sizes = self.architecture.axis_sizes(self.source_config)
         return {
             "family": self.config.family,
-            "model_type": self.config.source_config.get("model_type"),
+            "model_type": model_type_of(self.config.source_config),
             "source": self.config.source_name_or_path,
             "method": self.config.method,
             "method_options": self.config.method_options,
             "rescaling": self.config.rescaling,
-            "source_sizes": {k: v for k, v in sizes.items() if k in RESIZABLE_AXES},
+            "source_sizes": {k: v for k, v in sizes.items() if is_resizable(k)},
             "roles": len(self.config.roles),
             "source_parameters": source_values,
             "stored_values": stored_values,
@@ -549,8 +611,9 @@ class Learngene(PreTrainedModel):
 
 
 def _stack_role(param: Param, members: dict, sizes: dict[str, int]) -> torch.Tensor:
-    """One role's tensors stacked over layers and reshaped onto its expanded axes."""
-    expected = tensor_shape(param, sizes)
+    """One role's tensors (its part of each, for a concatenated dimension) stacked over layers and
+    reshaped onto its expanded axes."""
+    expected, part = full_tensor_shape(param, sizes), segment_index(param, sizes)
     if param.layered:
         layers = sorted(members)
         if layers != list(range(sizes["layers"])):
@@ -565,7 +628,8 @@ def _stack_role(param: Param, members: dict, sizes: dict[str, int]) -> torch.Ten
             raise UnsupportedArchitectureError(
                 f"{param.name} has shape {tuple(tensor.shape)} but the config implies {expected}"
             )
-    stacked = torch.stack([t.detach().float().cpu() for t in tensors]) if param.layered else tensors[0].detach().float().cpu()
+    tensors = [t.detach()[part].float().cpu() for t in tensors]
+    stacked = torch.stack(tensors) if param.layered else tensors[0]
     return stacked.reshape(expanded_shape(param, sizes))
 
 

@@ -38,7 +38,7 @@ class SpectralRegularizer:
         arch = architecture_for(model.config.model_type)
         sizes = arch.axis_sizes(model.config)
         self._roles = []
-        for param, members in group_by_role(arch, canonical_state(model, keep_vars=True), "model").values():
+        for param, members in group_by_role(arch, canonical_state(model, keep_vars=True), "model", model.config).values():
             spec = signal_spec(param)
             shape = expanded_shape(param, sizes)
             kept = front.stored_shape(spec, shape)

@@ -8,21 +8,31 @@ depth exactly as it resizes width.
 
 Resizable axes change with the target size; every other axis (vocabulary rows, positions,
 image channels, literal factors such as the 3 of a fused qkv) is carried over unchanged.
+
+A dimension that concatenates two signals (a UNet up-block resnet reads its input and a skip
+connection stacked on the channel axis) is described by one :class:`Segment` role per part, so
+each part is resized on its own axes and the parts are concatenated again when a model is built.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 from ..errors import LearngeneConfigError
 
 # Axes a method may resize. Everything else is carried over as it is.
 RESIZABLE_AXES = frozenset(
-    {"layers", "hidden", "heads", "kv_heads", "head_dim", "half_head_dim", "intermediate"}
+    {"layers", "hidden", "heads", "kv_heads", "head_dim", "half_head_dim", "intermediate", "time_embed"}
 )
+_BLOCK_CHANNELS = re.compile(r"^channels\d+$")  # a UNet's per-block widths: channels0, channels1, ...
+
+
+def is_resizable(axis: str) -> bool:
+    return axis in RESIZABLE_AXES or bool(_BLOCK_CHANNELS.match(axis))
+
 
 # How each size field of a target request is described to users.
 SIZE_FIELD_DOC = {
@@ -32,6 +42,15 @@ SIZE_FIELD_DOC = {
     "kv_heads": "key/value heads (grouped-query attention)",
     "intermediate": "MLP width",
 }
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One part of a concatenated dimension: ``parts`` are every part's axes, in order."""
+
+    dim: int
+    parts: tuple[str, ...]
+    index: int
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,12 @@ class Param:
     dims: tuple[str, ...]
     fan_in: int | None = None
     writes_residual: bool = False
+    segment: Segment | None = None
+
+    @property
+    def role(self) -> str:
+        """The learngene's key for this role: the tensor name, plus the part of a concatenated dimension."""
+        return f"{self.name}#{self.segment.index}" if self.segment else self.name
 
     @property
     def layered(self) -> bool:
@@ -100,15 +125,48 @@ def expanded_shape(param: Param, sizes: Mapping[str, int]) -> tuple[int, ...]:
     return tuple(axis_size(axis, sizes) for axis in param.axes())
 
 
+def _dim_size(dim: str, sizes: Mapping[str, int]) -> int:
+    return math.prod(axis_size(a, sizes) for a in dim.split("*"))
+
+
 def tensor_shape(param: Param, sizes: Mapping[str, int]) -> tuple[int, ...]:
-    """The shape of one (per-layer) parameter tensor."""
-    return tuple(math.prod(axis_size(a, sizes) for a in dim) for dim in param.factors())
+    """The shape of the part of one (per-layer) parameter tensor this role covers."""
+    return tuple(_dim_size(dim, sizes) for dim in param.dims)
+
+
+def full_tensor_shape(param: Param, sizes: Mapping[str, int]) -> tuple[int, ...]:
+    """The shape of the whole (per-layer) parameter tensor, every part of a concatenation included."""
+    shape = list(tensor_shape(param, sizes))
+    if param.segment:
+        shape[param.segment.dim] = sum(_dim_size(part, sizes) for part in param.segment.parts)
+    return tuple(shape)
+
+
+def segment_index(param: Param, sizes: Mapping[str, int]) -> tuple[slice, ...]:
+    """The index of this role's part within the whole tensor (everything, for an unsegmented role)."""
+    if not param.segment:
+        return ()
+    segment = param.segment
+    start = sum(_dim_size(part, sizes) for part in segment.parts[: segment.index])
+    stop = start + _dim_size(segment.parts[segment.index], sizes)
+    return (slice(None),) * segment.dim + (slice(start, stop),)
 
 
 def fan_in(param: Param, sizes: Mapping[str, int]) -> int | None:
+    """The input width of the whole weight (all parts of a concatenated input counted)."""
     if param.fan_in is None:
         return None
-    return tensor_shape(param, sizes)[param.fan_in]
+    return full_tensor_shape(param, sizes)[param.fan_in]
+
+
+def concatenated(param: Param, dim: int, parts: tuple[str, ...]) -> tuple[Param, ...]:
+    """``param`` split into one role per part of its concatenated dimension ``dim``."""
+    if len(parts) == 1:
+        return (replace(param, dims=param.dims[:dim] + (parts[0],) + param.dims[dim + 1:]),)
+    return tuple(
+        replace(param, dims=param.dims[:dim] + (part,) + param.dims[dim + 1:], segment=Segment(dim, parts, index))
+        for index, part in enumerate(parts)
+    )
 
 
 @dataclass(frozen=True)
@@ -138,24 +196,40 @@ class Architecture:
     * ``axis_sizes``: the size of every axis named in ``params`` for a given config.
     * ``carried_fields``: config fields that must stay as in the source (vocabulary, positions).
     * ``presets``: named target sizes, as config fields.
+    * ``library``: ``"transformers"`` (configs are ``PretrainedConfig``) or ``"diffusers"``
+      (``ConfigMixin`` models; ``model_types`` are then class names such as ``"UNet2DModel"``).
+    * ``params_for``: for a family whose roles depend on the config (a UNet's block list),
+      the roles of one config; ``params`` is then empty.
+    * ``size_aliases`` / ``check_size``: for diffusers families, the names a size request may
+      use for config fields, and the validation of a target config (raising ``LearngeneConfigError``).
     """
 
     family: str
     model_types: tuple[str, ...]
     params: tuple[Param, ...]
-    size_fields: SizeFields
+    size_fields: SizeFields | None
     axis_sizes: Callable[[object], dict[str, int]]
     carried_fields: tuple[str, ...]
-    presets: Mapping[str, Mapping[str, int]]
+    presets: Mapping[str, Mapping[str, object]]
     fresh: tuple[str, ...] = ()
+    library: str = "transformers"
+    params_for: Callable[[object], tuple[Param, ...]] | None = None
+    size_aliases: Mapping[str, str] = field(default_factory=dict)
+    check_size: Callable[[dict], None] | None = None
 
-    def match(self, canonical_name: str) -> tuple[Param, int | None] | None:
-        """The role of a canonical parameter name and, for layered roles, its layer index."""
-        for param in self.params:
-            found = param.pattern().match(canonical_name)
-            if found:
-                return param, int(found.group(1)) if param.layered else None
-        return None
+    def roles(self, config) -> tuple[Param, ...]:
+        """Every parameter role of a model with this config."""
+        return self.params_for(config) if self.params_for else self.params
+
+    def matches(self, canonical_name: str, config) -> list[tuple[Param, int | None]]:
+        """The roles a canonical parameter name holds (several for a concatenated dimension),
+        each with its layer index for layered roles."""
+        found = []
+        for param in self.roles(config):
+            hit = param.pattern().match(canonical_name)
+            if hit:
+                found.append((param, int(hit.group(1)) if param.layered else None))
+        return found
 
     def is_fresh(self, canonical_name: str) -> bool:
         return any(re.match(pattern, canonical_name) for pattern in self.fresh)

@@ -1,4 +1,8 @@
-"""Turn a size request (a preset name, a dict of fields, or a whole config) into a target config."""
+"""Turn a size request (a preset name, a dict of fields, or a whole config) into a target config.
+
+transformers families have ``PretrainedConfig`` configs; diffusers families have the frozen
+config dict of a ``ConfigMixin`` model, which the learngene stores with its ``_class_name``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,38 @@ from ..errors import FamilyMismatchError, LearngeneConfigError
 from .base import Architecture
 
 SizeRequest = Union[None, str, Mapping[str, Any], PretrainedConfig]
+
+_NOT_STORED = ("architectures", "_name_or_path", "transformers_version", "_diffusers_version", "_use_default_values")
+
+
+def model_type_of(model_or_config: Any) -> str:
+    """A transformers config's ``model_type``, or a diffusers model's (or stored config's) class name."""
+    config = getattr(model_or_config, "config", model_or_config)
+    if isinstance(config, PretrainedConfig):
+        return config.model_type
+    if isinstance(config, Mapping):  # a diffusers config, or a stored config dict
+        return config.get("_class_name") or config.get("model_type") or type(model_or_config).__name__
+    return type(model_or_config).__name__
+
+
+def config_as_dict(model: Any) -> dict[str, Any]:
+    """A model's config as the JSON-ready dict a learngene stores (diffusers: with ``_class_name``)."""
+    if isinstance(model.config, PretrainedConfig):
+        fields = model.config.to_dict()
+    else:
+        fields = {k: list(v) if isinstance(v, tuple) else v for k, v in dict(model.config).items()}
+        fields["_class_name"] = type(model).__name__
+    return {k: v for k, v in fields.items() if k not in _NOT_STORED}
+
+
+def config_from_dict(fields: Mapping[str, Any]) -> Any:
+    """The config object of a stored config dict: a ``PretrainedConfig``, or a diffusers ``FrozenDict``."""
+    fields = dict(fields)
+    if "_class_name" in fields:
+        from diffusers.configuration_utils import FrozenDict
+
+        return FrozenDict(fields)
+    return AutoConfig.for_model(fields.pop("model_type"), **fields)
 
 
 def _size_updates(arch: Architecture, size: SizeRequest) -> dict[str, Any]:
@@ -45,6 +81,8 @@ def resolve_target_config(
     ``head_dim`` is not given, it becomes ``hidden // heads``; ``kv_heads`` keeps the source's
     grouping when it divides the new head count.
     """
+    if arch.library == "diffusers":
+        return _resolve_diffusers_config(arch, source_config, size, **overrides)
     fields = arch.size_fields
     if isinstance(size, PretrainedConfig):
         if size.model_type not in arch.model_types:
@@ -111,3 +149,56 @@ def _validate(arch: Architecture, source_config: PretrainedConfig, target: dict,
                 f"cannot change {what} from {source_value} to {target[name]}: {name} is carried over from the source "
                 "unchanged (its rows are reused as they are); leave it out of the size request"
             )
+
+
+def _resolve_diffusers_config(arch: Architecture, source_config: Mapping, size: Any, **overrides: Any) -> Any:
+    """The target config of a diffusers family: the source's fields with the requested sizes applied."""
+    from diffusers.configuration_utils import FrozenDict
+
+    if isinstance(size, str):
+        if size not in arch.presets:
+            hint = f"valid presets: {', '.join(arch.presets)}" if arch.presets else "this family has no presets"
+            raise LearngeneConfigError(
+                f"unknown size preset '{size}' for the {arch.family} family; {hint} (or pass a dict of sizes)"
+            )
+        size = arch.presets[size]
+    if size is not None and not isinstance(size, Mapping):
+        raise LearngeneConfigError(f"size must be a preset name or a dict of sizes, got {type(size).__name__}")
+    updates = {arch.size_aliases.get(key, key): value for key, value in {**(size or {}), **overrides}.items()}
+    target = dict(source_config)
+    if "hidden" in updates:  # a DiT's width is heads × head_dim: the head size follows from the width
+        hidden = updates.pop("hidden")
+        heads = updates.get("num_attention_heads", target["num_attention_heads"])
+        if not isinstance(hidden, int) or hidden < 1 or hidden % heads:
+            raise LearngeneConfigError(
+                f"hidden size {hidden!r} must be a positive multiple of the head count {heads}"
+            )
+        updates["attention_head_dim"] = hidden // heads
+    unknown = sorted(set(updates) - set(target))
+    if unknown:
+        raise LearngeneConfigError(
+            f"{', '.join(unknown)} is not a field of {target['_class_name']}; size requests take "
+            f"{', '.join(arch.size_aliases)} or config fields such as {', '.join(sorted(k for k in target if not k.startswith('_'))[:6])}"
+        )
+    for name, value in updates.items():
+        if name in arch.carried_fields and value != source_config[name]:
+            raise LearngeneConfigError(
+                f"cannot change {name} from {source_config[name]!r} to {value!r}: it is carried over from the source "
+                "unchanged; leave it out of the size request"
+            )
+    target.update(updates)
+    for name, axis in arch.size_aliases.items():
+        value = target[axis]
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+            raise LearngeneConfigError(f"{axis} ({name}) must be a positive integer or a list of them, got {value!r}")
+    if isinstance(target.get("block_out_channels"), (list, tuple)):
+        if len(target["block_out_channels"]) != len(source_config["block_out_channels"]):
+            raise LearngeneConfigError(
+                f"block_out_channels must keep the source's {len(source_config['block_out_channels'])} levels, got "
+                f"{list(target['block_out_channels'])}; the block structure is carried over"
+            )
+        target["block_out_channels"] = list(target["block_out_channels"])
+    if arch.check_size:
+        arch.check_size(target)
+    return FrozenDict(target)
