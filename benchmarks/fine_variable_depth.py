@@ -7,13 +7,12 @@
    * ``fine``: the FINE learngene at that depth (σ interpolated; ``--sigma_only_steps`` of σ alone);
    * ``random``: a dense DiT of that depth from random init;
    * ``svd``: the dense source's blocks (nearest in relative depth) as rank-``r`` truncated SVDs,
-     the per-layer SVD ablation of FINE's paper.
+     the per-layer SVD ablation of FINE's paper;
+   * ``front``: the core's FRONT resize of the dense source to that depth (DCT over the stacked
+     blocks, all coefficients kept), through the ``DiTTransformer2DModel`` architecture table.
 3. Scores each with FID on the Fashion-MNIST test set, using features of a small CNN this script
    trains on Fashion-MNIST itself (Inception weights cannot be downloaded here), and with the
    held-out denoising loss.
-
-The FRONT resize of the dense DiT is not in this table yet: the core's FRONT/BoT tables cover
-transformers models only, and a diffusers DiT table is still to be added.
 
     python benchmarks/fine_variable_depth.py --device cuda           # the full run (GPU-sized)
     python benchmarks/fine_variable_depth.py --quick                 # minutes on a CPU
@@ -38,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "recipes"))
 import diffusion_pretraining  # noqa: E402
 from image_data import load_fashion_mnist  # noqa: E402
 
+from hf_learngene import Learngene  # noqa: E402
 from hf_learngene.evaluation import frechet_distance  # noqa: E402
 from hf_learngene.modeling.fine_dit import FACTORIZED_TYPES, FINEDiTTransformer2DModel  # noqa: E402
 from hf_learngene.pipelines import ClassConditionalImagePipeline  # noqa: E402
@@ -180,16 +180,23 @@ def main(argv: list[str] | None = None) -> dict:
                                              "--sample_every", str(settings.source_steps),
                                              "--output_dir", str(work / f"source-{kind}")])
     dense_source = DiTTransformer2DModel.from_pretrained(work / "source-dit" / "model")
+    front_learngene = Learngene.extract(dense_source, method="front", show_progress=False)
+    sources = {kind: json.loads((work / f"source-{kind}" / "results.json").read_text())["heldout_denoising_loss"][-1]["loss"]
+               for kind in ("fine", "dit")}
+    print(f"sources' held-out denoising loss: FINE {sources['fine']:.4f}, dense {sources['dit']:.4f}", flush=True)
 
     rows, grids = [], {}
     for layers in settings.targets:
         svd_dir = work / f"svd-init-{layers}"
         per_layer_svd(dense_source, layers, settings.rank).save_pretrained(svd_dir)
+        front_dir = work / f"front-init-{layers}"
+        front_learngene.build({"layers": layers}, show_progress=False).save_pretrained(front_dir)
         runs = {
             "fine": (True, ["--learngene", str(work / "source-fine" / "learngene"),
                             "--sigma_only_steps", str(settings.sigma_only_steps)]),
             "random": (False, ["--model", "dit"]),
             "svd": (False, ["--model", "dit", "--init_from", str(svd_dir)]),
+            "front": (False, ["--model", "dit", "--init_from", str(front_dir)]),
         }
         for method, (fine, extra) in runs.items():
             run_dir = work / f"L{layers}-{method}"
@@ -205,13 +212,19 @@ def main(argv: list[str] | None = None) -> dict:
 
     lines = [f"Fashion-MNIST FID ({10 * settings.samples_per_class} samples, {settings.sampling_steps} DDIM steps, "
              f"features of a CNN at {feature_accuracy:.3f} test accuracy) after {settings.steps} steps from each "
-             f"initialisation; sources: {settings.source_layers} blocks, {settings.source_steps} steps.", "",
-             "| depth | method | FID | held-out denoising loss |", "|---|---|---|---|"]
-    lines += [f"| {r['layers']} | {r['method']} | {r['fid']:.2f} | {r['heldout_denoising_loss']:.4f} |" for r in rows]
+             f"initialisation; sources: {settings.source_layers} blocks, {settings.source_steps} steps, held-out "
+             f"denoising loss FINE {sources['fine']:.4f} / dense {sources['dit']:.4f}.", "",
+             "| depth | method | FID | FID vs random init | held-out denoising loss |", "|---|---|---|---|---|"]
+    random_fid = {r["layers"]: r["fid"] for r in rows if r["method"] == "random"}
+    for r in rows:
+        r["fid_vs_random"] = r["fid"] / random_fid[r["layers"]] - 1
+        lines.append(f"| {r['layers']} | {r['method']} | {r['fid']:.2f} | {100 * r['fid_vs_random']:+.1f}% | "
+                     f"{r['heldout_denoising_loss']:.4f} |")
     out.mkdir(parents=True, exist_ok=True)
     stem = "fine_variable_depth_quick" if args.quick else "fine_variable_depth"
     report = {"command": " ".join(["python", "benchmarks/fine_variable_depth.py", *(argv or sys.argv[1:])]),
-              "settings": asdict(settings), "feature_accuracy": feature_accuracy, "rows": rows}
+              "settings": asdict(settings), "feature_accuracy": feature_accuracy,
+              "source_heldout_denoising_loss": sources, "rows": rows}
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     save_grids(grids, out / f"{stem}.png")

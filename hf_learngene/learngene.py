@@ -8,8 +8,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +49,11 @@ from .errors import (
     FamilyMismatchError,
     LearngeneConfigError,
     LearngeneLoadError,
-    LearngenePushError,
     UnsupportedArchitectureError,
 )
 from .methods import SignalSpec, get_method
 from .methods.rescaling import UNSTANDARDISED, check_policy, restore, standardize
+from .saving import push_folder, write_folder_atomically
 
 logger = logging.get_logger(__name__)
 
@@ -125,17 +123,6 @@ def _file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _replace_directory(source: Path, destination: Path) -> None:
-    """Move a finished folder into place so readers never see a half-written one."""
-    if destination.exists():
-        retired = destination.with_name(f".{destination.name}.old-{os.getpid()}")
-        os.replace(destination, retired)
-        os.replace(source, destination)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(source, destination)
 
 
 def _is_model(source: Any) -> bool:
@@ -269,7 +256,7 @@ class Learngene(PreTrainedModel):
             source, loaded_processor = _load_source(source, revision=revision)
             processor = processor if processor is not None else loaded_processor
         else:
-            source_name = getattr(source.config, "_name_or_path", None) or None
+            source_name = str(getattr(source.config, "_name_or_path", None) or "") or None  # diffusers keeps a Path
         arch = architecture_for(model_type_of(source))
         sizes = arch.axis_sizes(source.config)
         groups = group_by_role(arch, canonical_state(source), "source model", source.config)
@@ -492,10 +479,7 @@ class Learngene(PreTrainedModel):
         interrupted save never leaves a half-written learngene. Extra keyword arguments of
         transformers' ``save_pretrained`` (e.g. from ``push_to_hub``) are accepted and ignored.
         """
-        destination = Path(save_directory)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.tmp-", dir=destination.parent))
-        try:
+        def write(staging: Path) -> None:
             tensors = {
                 role: self.coefficients[_storage_key(role)].detach().float().contiguous().cpu()
                 for role in self.config.roles
@@ -505,10 +489,8 @@ class Learngene(PreTrainedModel):
             self.config.to_json_file(staging / CONFIG_NAME)
             if self.processor is not None:
                 self.processor.save_pretrained(staging)
-            _replace_directory(staging, destination)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+
+        write_folder_atomically(save_directory, write)
 
     @classmethod
     def from_pretrained(
@@ -584,30 +566,17 @@ class Learngene(PreTrainedModel):
         Creates the repository if needed and pushes everything in one commit; returns the
         ``CommitInfo``. Token, endpoint and offline mode follow ``huggingface_hub``'s settings.
         """
-        from huggingface_hub import HfApi
-
         from .model_cards import learngene_card
 
-        api = HfApi(token=token)
-        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-        with tempfile.TemporaryDirectory() as working_dir:
-            folder = Path(working_dir) / "learngene"
+        def write(folder: Path, full_repo_id: str) -> None:
             self.save_pretrained(folder)
-            learngene_card(self, repo_id, tags).save(folder / "README.md")
-            try:
-                return api.upload_folder(
-                    repo_id=repo_id,
-                    folder_path=folder,
-                    commit_message=commit_message or f"Upload {self.config.method} learngene",
-                    commit_description=commit_description,
-                    revision=revision,
-                    create_pr=create_pr,
-                )
-            except Exception as error:  # any transport failure: the commit is atomic on the Hub side
-                raise LearngenePushError(
-                    f"pushing the learngene to '{repo_id}' broke off ({type(error).__name__}: {error}); "
-                    "nothing was committed, so the repository keeps its last complete revision. Push again"
-                ) from error
+            learngene_card(self, full_repo_id, tags).save(folder / "README.md")
+
+        return push_folder(
+            repo_id, write, what="learngene", commit_message=commit_message or f"Upload {self.config.method} learngene",
+            commit_description=commit_description, private=private, token=token, revision=revision,
+            create_pr=create_pr,
+        )
 
 
 def _stack_role(param: Param, members: dict, sizes: dict[str, int]) -> torch.Tensor:

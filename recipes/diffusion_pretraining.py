@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -48,6 +47,7 @@ from training_loop import (  # noqa: E402
 from hf_learngene.modeling.fine_dit import FINEDiTTransformer2DModel  # noqa: E402
 from hf_learngene.modeling.fine_learngene import SIGMA_INITS, FINELearngene  # noqa: E402
 from hf_learngene.pipelines import ClassConditionalImagePipeline  # noqa: E402
+from hf_learngene.saving import write_folder_atomically  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -267,11 +267,7 @@ def save_final(accelerator, model, ema, output_dir: Path) -> list[str]:
         if isinstance(averaged, FINEDiTTransformer2DModel):
             outputs.update(dense=averaged.to_dense(), learngene=FINELearngene.extract(averaged))
         for name, module in outputs.items():
-            staging = output_dir / f"{name}.tmp"
-            shutil.rmtree(staging, ignore_errors=True)
-            module.save_pretrained(staging)
-            shutil.rmtree(output_dir / name, ignore_errors=True)
-            staging.rename(output_dir / name)  # never a half-written model under the final name
+            write_folder_atomically(output_dir / name, module.save_pretrained)  # never a half-written model
             saved.append(name)
     return saved
 

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from hf_learngene import Learngene
 from hf_learngene.cli import parse_size
+from hf_learngene.saving import write_folder_atomically
 
 STATE_FILE = "recipe_state.json"
 KEEP_CHECKPOINTS = 2  # the newest resumable checkpoints kept; the best model is kept apart in best/
@@ -262,12 +263,11 @@ def save_model(accelerator: Accelerator, model, tokenizer, folder: Path) -> None
     """An ordinary ``save_pretrained`` folder (with the tokenizer), replaced atomically."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        staging = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        accelerator.unwrap_model(model).save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)
+        def write(staging: Path) -> None:
+            accelerator.unwrap_model(model).save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+
+        write_folder_atomically(folder, write)
     accelerator.wait_for_everyone()
 
 

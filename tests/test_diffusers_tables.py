@@ -163,3 +163,14 @@ def test_unsupported_diffusers_models_are_named(dit):
                             up_block_types=("UpBlock2D", "SkipUpBlock2D"))
     with pytest.raises(LearngeneConfigError, match="UNet2DModel table covers the blocks.*SkipDownBlock2D"):
         Learngene.extract(skip_unet)
+
+
+def test_a_diffusers_learngene_card_shows_diffusers_usage(hub, unet):
+    from huggingface_hub import ModelCard
+
+    Learngene.extract(unet, method="bot", show_progress=False).push_to_hub("tester/tiny-unet-bot")
+    card = ModelCard.load("tester/tiny-unet-bot")
+    assert {"learngene", "learngene-bot", "unet"} <= set(card.data.tags)
+    assert "learngene.build({'channels': [16, 32]})" in card.text and "diffusers` `UNet2DModel`" in card.text
+    built = Learngene.from_pretrained("tester/tiny-unet-bot").build({"channels": [32, 32]}, show_progress=False)
+    assert isinstance(built, UNet2DModel) and list(built.config.block_out_channels) == [32, 32]

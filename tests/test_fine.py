@@ -1,6 +1,8 @@
 """FINE's factorized layer and diffusion transformer: shared factors stored once, σ per block,
 per-unit gates, freezing the learngene, and exact conversion to a plain diffusers DiT."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from diffusers import DiTTransformer2DModel
@@ -127,3 +129,55 @@ def test_a_diffusion_pipeline_folder_loads_the_fine_model_by_library_name(model,
     loaded = hf_learngene.ClassConditionalImagePipeline.from_pretrained(tmp_path / "pipe")
     assert type(loaded.transformer) is hf_learngene.FINEDiTTransformer2DModel
     assert torch.equal(denoise(loaded.transformer), denoise(model))
+
+
+def test_corrupt_or_missing_checkpoints_say_so(model, tmp_path):
+    from hf_learngene import LearngeneLoadError
+    from hf_learngene.modeling.fine_learngene import FINELearngene
+
+    for cls, module in ((FINELearngene, FINELearngene.extract(model)), (FINEDiTTransformer2DModel, model)):
+        folder = tmp_path / cls.__name__
+        module.save_pretrained(folder)
+        weights = next(folder.glob("*.safetensors"))
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        with pytest.raises(LearngeneLoadError, match=f"cannot load a {cls.__name__} from .*truncated or corrupt"):
+            cls.from_pretrained(folder)
+        (folder / "config.json").write_text("{ not json")
+        with pytest.raises(LearngeneLoadError, match="truncated or corrupt"):
+            cls.from_pretrained(folder)
+        with pytest.raises(LearngeneLoadError, match="missing"):
+            cls.from_pretrained(tmp_path / "nowhere")
+
+
+def test_a_failed_save_keeps_the_previous_folder(model, tmp_path, monkeypatch):
+    from diffusers import ModelMixin
+
+    model.save_pretrained(tmp_path / "fine")
+    before = sorted(p.name for p in (tmp_path / "fine").iterdir())
+
+    def break_off(self, folder, **kwargs):
+        (Path(folder) / "diffusion_pytorch_model.safetensors").write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ModelMixin, "save_pretrained", break_off)
+    with pytest.raises(KeyboardInterrupt):
+        model.save_pretrained(tmp_path / "fine")
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp_path / "fine").iterdir()) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["fine"]  # no staging folder left behind
+    assert torch.equal(denoise(FINEDiTTransformer2DModel.from_pretrained(tmp_path / "fine")), denoise(model))
+
+
+def test_a_fine_learngene_pushes_with_a_card_and_builds_from_the_hub(hub, model, tmp_path):
+    from huggingface_hub import ModelCard
+
+    from hf_learngene.modeling.fine_learngene import FINELearngene
+
+    learngene = FINELearngene.extract(model)
+    learngene.push_to_hub("tester/tiny-fine")
+    card = ModelCard.load("tester/tiny-fine")
+    assert card.data.library_name == "hf-learngene" and {"learngene", "learngene-fine", "dit"} <= set(card.data.tags)
+    assert card.data.learngene["source_layers"] == model.config.num_layers
+    assert 'from_learngene("tester/tiny-fine"' in card.text
+    built = FINEDiTTransformer2DModel.from_learngene("tester/tiny-fine", num_layers=model.config.num_layers)
+    assert torch.allclose(denoise(built), denoise(model), atol=1e-6)

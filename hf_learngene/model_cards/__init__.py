@@ -43,7 +43,22 @@ def learngene_card(learngene, repo_id: str, tags: list[str] | None = None) -> Mo
                    "rescaling": summary["rescaling"], "stored_values": summary["stored_values"],
                    "stored_bytes": summary["stored_bytes"], "source_sizes": summary["source_sizes"]},
     )
-    presets = list(learngene.architecture.presets)
+    arch = learngene.architecture
+    presets = list(arch.presets)
+    if presets:
+        example_size = repr(presets[0])
+    else:  # a family without presets: the source's own sizes, as a size request
+        source = learngene.source_config
+        example_size = repr({alias: list(source[field]) if isinstance(source[field], (list, tuple)) else source[field]
+                             for alias, field in arch.size_aliases.items()})
+    if arch.library == "diffusers":
+        usage = (f"model = learngene.build({example_size})  # a plain diffusers {summary['model_type']}\n```\n\n"
+                 f"The result is an ordinary `diffusers` `{summary['model_type']}`: train it, use it in a pipeline, "
+                 "save it or push it like any other.")
+    else:
+        usage = (f"model = hf_learngene.AutoModel.from_learngene(\"{repo_id}\", {example_size})\n```\n\n"
+                 "The result is an ordinary `transformers` model: train it with `Trainer` or `accelerate`, add a "
+                 "peft adapter, save it or push it like any other.")
     return _render(
         "learngene.md", metadata,
         title=f"{repo_id.split('/')[-1]}",
@@ -54,7 +69,7 @@ def learngene_card(learngene, repo_id: str, tags: list[str] | None = None) -> Mo
         compression=f"{summary['compression']:.2f}",
         family=summary["family"],
         repo_id=repo_id,
-        example_size=repr(presets[0]) if presets else '{"layers": 4}',
+        usage=usage,
         method=summary["method"],
         method_options=json.dumps(summary["method_options"]),
         rescaling=summary["rescaling"],
@@ -85,4 +100,26 @@ def built_model_card(model, repo_id: str, tags: list[str] | None = None) -> Mode
         learngene_name=_source_line(learngene) if learngene else "built in memory",
         source_line=_source_line(origin.get("source")),
         repo_id=repo_id,
+    )
+
+
+def fine_learngene_card(learngene, repo_id: str, tags: list[str] | None = None) -> ModelCard:
+    """The card pushed with a FINE learngene: library, tags, sizes, ranks and how to build from it."""
+    summary = learngene.summary()
+    metadata = ModelCardData(
+        library_name="hf-learngene",
+        tags=sorted({"learngene", "learngene-fine", "diffusers", "dit", *(tags or [])}),
+        learngene={"method": "fine", **{k: v for k, v in summary.items() if k != "stored_bytes"}},
+    )
+    return _render(
+        "fine_learngene.md", metadata,
+        title=repo_id.split("/")[-1],
+        repo_id=repo_id,
+        example_layers=max(1, summary["source_layers"] // 2),
+        ranks=", ".join(f"{kind} {rank}" for kind, rank in summary["ranks"].items()),
+        stored_values=f"{summary['stored_values']:,}",
+        factor_values=f"{summary['factor_values']:,}",
+        stored_size=f"{summary['stored_bytes'] / 2**20:.1f} MiB in float32",
+        **{k: summary[k] for k in ("source_layers", "hidden", "heads", "sample_size", "in_channels", "patch_size",
+                                   "classes")},
     )

@@ -14,6 +14,7 @@ import torch
 from diffusers import DiTTransformer2DModel, ModelMixin  # noqa: F401 - DiffusionPipeline looks ModelMixin up here
 from diffusers.configuration_utils import register_to_config
 
+from .diffusers_io import AtomicSaveMixin
 from .factorized import FactorizedLinear, SharedFactors, matching_sigma
 
 # matrix type → the linears of one block that share its factors (their rows stacked in this order)
@@ -26,7 +27,7 @@ FACTORIZED_TYPES: dict[str, tuple[str, ...]] = {
 }
 
 
-class FINEDiTTransformer2DModel(DiTTransformer2DModel):
+class FINEDiTTransformer2DModel(AtomicSaveMixin, DiTTransformer2DModel):
     """A DiT whose attention q/k/v, attention output, MLP in/out and adaLN modulation are factorized.
 
     Takes every argument of ``DiTTransformer2DModel`` plus ``rank``: the number of rank-1 units per
@@ -88,7 +89,7 @@ class FINEDiTTransformer2DModel(DiTTransformer2DModel):
     @torch.no_grad()
     def from_learngene(cls, learngene, num_layers: int, sigma_init: str = "interpolate", seed: int = 0,
                        **config_overrides) -> "FINEDiTTransformer2DModel":
-        """A FINE DiT of ``num_layers`` blocks from a :class:`FINELearngene` (object or folder).
+        """A FINE DiT of ``num_layers`` blocks from a :class:`FINELearngene` (object, folder or Hub id).
 
         The shared factors are copied, each block's σ is initialised by ``sigma_init``
         (``"interpolate"``, ``"linear"``, ``"identical"`` or ``"random"``), per-block ordinary
@@ -121,7 +122,7 @@ class FINEDiTTransformer2DModel(DiTTransformer2DModel):
                 state[f"transformer_blocks.{index}.{name}"].copy_(learngene.nearest_block(name, index, num_layers))
         for key, tensor in learngene.globals.items():
             state[key.replace("__", ".")].copy_(tensor)
-        return model
+        return model.eval()  # as from_pretrained returns it; call .train() to train
 
     def factorized_layers(self):
         """``(block index, matrix type, path, layer)`` for every factorized linear."""

@@ -22,13 +22,16 @@ import torch
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 
+from ..saving import push_folder
+from .diffusers_io import AtomicSaveMixin
 from .factorized import SharedFactors
 
 SIGMA_INITS = ("interpolate", "linear", "identical", "random")
 
 
-class FINELearngene(ModelMixin, ConfigMixin):
-    """Shared factors + per-block σ + ordinary weights of a FINE DiT, saved like a diffusers model."""
+class FINELearngene(AtomicSaveMixin, ModelMixin, ConfigMixin):
+    """Shared factors + per-block σ + ordinary weights of a FINE DiT, saved like a diffusers model
+    (``config.json`` + safetensors) and pushed to the Hub with a model card."""
 
     @register_to_config
     def __init__(self, dit_config: dict | None = None, factor_shapes: dict | None = None,
@@ -74,6 +77,38 @@ class FINELearngene(ModelMixin, ConfigMixin):
         for name in global_names:
             learngene.globals[_key(name)].copy_(state[name])
         return learngene.eval()
+
+    def summary(self) -> dict:
+        """Source size, rank per matrix type and how many values the learngene stores."""
+        dit = self.config.dit_config
+        stored = sum(p.numel() for p in self.parameters())
+        factors = sum(p.numel() for p in self.factors.parameters())
+        return {
+            "source_layers": self.config.source_layers,
+            "hidden": dit["num_attention_heads"] * dit["attention_head_dim"],
+            "heads": dit["num_attention_heads"],
+            "patch_size": dit["patch_size"],
+            "sample_size": dit["sample_size"],
+            "in_channels": dit["in_channels"],
+            "classes": dit["num_embeds_ada_norm"],
+            "ranks": {kind: factors.rank for kind, factors in self.factors.items()},
+            "stored_values": stored,
+            "factor_values": factors,
+            "stored_bytes": stored * 4,
+        }
+
+    def push_to_hub(self, repo_id: str, *, commit_message: str | None = None, private: bool | None = None,
+                    token: str | bool | None = None, revision: str | None = None, create_pr: bool = False,
+                    tags: list[str] | None = None, **kwargs):
+        """Upload the learngene with a model card (library, tags, sizes, ranks, usage) in one commit."""
+        from ..model_cards import fine_learngene_card
+
+        def write(folder, full_repo_id):
+            self.save_pretrained(folder)
+            fine_learngene_card(self, full_repo_id, tags).save(folder / "README.md")
+
+        return push_folder(repo_id, write, what="FINE learngene", commit_message=commit_message or "Upload FINE learngene",
+                           private=private, token=token, revision=revision, create_pr=create_pr)
 
     def check_compatible(self, dit_config: dict) -> None:
         """A clear error when a target differs from the learngene in what FINE's factors fix."""
