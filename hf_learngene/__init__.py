@@ -1,12 +1,15 @@
 """hf_learngene: extract a compact, size-agnostic learngene from one pretrained model and build
 ordinary transformers models of any size from it."""
 
-from transformers import AutoConfig
+from transformers import AutoConfig, AutoFeatureExtractor
+from transformers import AutoModel as _TransformersAutoModel
+from transformers import AutoModelForAudioClassification as _TransformersAutoModelForAudioClassification
 
 from .architectures import ARCHITECTURES, architecture_for, supported_model_types
 from .auto import (
     TASKS,
     AutoModel,
+    AutoModelForAudioClassification,
     AutoModelForCausalLM,
     AutoModelForImageClassification,
     AutoModelForMaskedLM,
@@ -23,12 +26,24 @@ from .errors import (
     UnsupportedArchitectureError,
 )
 from .learngene import Learngene
+from .modeling.pipmn import (
+    AudioInputWarning,
+    PIPMNConfig,
+    PIPMNFeatureExtractor,
+    PIPMNForAudioClassification,
+    PIPMNModel,
+)
 from .methods import METHODS, RESCALING_POLICIES, get_method
 from .refinement import SpectralRegularizer, SpectralRegularizerCallback, refine
 
 __version__ = "0.1.0"
 
 AutoConfig.register(LearngeneConfig.model_type, LearngeneConfig, exist_ok=True)
+# PIPMN loads through transformers' Auto classes and pipeline("audio-classification") after this import.
+AutoConfig.register(PIPMNConfig.model_type, PIPMNConfig, exist_ok=True)
+_TransformersAutoModel.register(PIPMNConfig, PIPMNModel, exist_ok=True)
+_TransformersAutoModelForAudioClassification.register(PIPMNConfig, PIPMNForAudioClassification, exist_ok=True)
+AutoFeatureExtractor.register(PIPMNConfig, PIPMNFeatureExtractor, exist_ok=True)
 
 # Diffusion models need diffusers (pip install "hf-learngene[diffusion]"); they load on first use, so
 # that `import hf_learngene` stays light and DiffusionPipeline finds them as hf_learngene.<Class>.
@@ -50,7 +65,13 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "AudioInputWarning",
+    "AutoModelForAudioClassification",
     "LearngenePushError",
+    "PIPMNConfig",
+    "PIPMNFeatureExtractor",
+    "PIPMNForAudioClassification",
+    "PIPMNModel",
     "ARCHITECTURES",
     "METHODS",
     "RESCALING_POLICIES",

@@ -70,6 +70,10 @@ class AutoModelForImageClassification(_FromLearngeneMixin, transformers.AutoMode
     pass
 
 
+class AutoModelForAudioClassification(_FromLearngeneMixin, transformers.AutoModelForAudioClassification):
+    pass
+
+
 # Task names of the CLI and recipes → the auto class that builds them.
 TASKS: dict[str, type] = {
     "base": AutoModel,
@@ -78,4 +82,5 @@ TASKS: dict[str, type] = {
     "sequence-classification": AutoModelForSequenceClassification,
     "question-answering": AutoModelForQuestionAnswering,
     "image-classification": AutoModelForImageClassification,
+    "audio-classification": AutoModelForAudioClassification,
 }

@@ -19,11 +19,12 @@ from .bert import BERT
 from .dit import DIT
 from .gpt2 import GPT2
 from .llama import LLAMA
+from .pipmn import PIPMN
 from .unet import UNET
 from .vit import VIT
 from .sizing import config_as_dict, config_from_dict, model_type_of, resolve_target_config
 
-ARCHITECTURES: dict[str, Architecture] = {arch.family: arch for arch in (BERT, GPT2, LLAMA, VIT, DIT, UNET)}
+ARCHITECTURES: dict[str, Architecture] = {arch.family: arch for arch in (BERT, GPT2, LLAMA, VIT, PIPMN, DIT, UNET)}
 
 
 def supported_model_types(library: str | None = None) -> list[str]:

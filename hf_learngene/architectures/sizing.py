@@ -81,8 +81,8 @@ def resolve_target_config(
     ``head_dim`` is not given, it becomes ``hidden // heads``; ``kv_heads`` keeps the source's
     grouping when it divides the new head count.
     """
-    if arch.library == "diffusers":
-        return _resolve_diffusers_config(arch, source_config, size, **overrides)
+    if arch.size_fields is None:
+        return _resolve_by_aliases(arch, source_config, size, **overrides)
     fields = arch.size_fields
     if isinstance(size, PretrainedConfig):
         if size.model_type not in arch.model_types:
@@ -151,10 +151,11 @@ def _validate(arch: Architecture, source_config: PretrainedConfig, target: dict,
             )
 
 
-def _resolve_diffusers_config(arch: Architecture, source_config: Mapping, size: Any, **overrides: Any) -> Any:
-    """The target config of a diffusers family: the source's fields with the requested sizes applied."""
-    from diffusers.configuration_utils import FrozenDict
-
+def _resolve_by_aliases(arch: Architecture, source_config: Any, size: Any, **overrides: Any) -> Any:
+    """The target config of a family sized by named config fields (diffusers models, PIPMN): the
+    source's fields with the requested sizes applied."""
+    if isinstance(source_config, PretrainedConfig):
+        source_config = source_config.to_dict()
     if isinstance(size, str):
         if size not in arch.presets:
             hint = f"valid presets: {', '.join(arch.presets)}" if arch.presets else "this family has no presets"
@@ -165,7 +166,7 @@ def _resolve_diffusers_config(arch: Architecture, source_config: Mapping, size: 
     if size is not None and not isinstance(size, Mapping):
         raise LearngeneConfigError(f"size must be a preset name or a dict of sizes, got {type(size).__name__}")
     updates = {arch.size_aliases.get(key, key): value for key, value in {**(size or {}), **overrides}.items()}
-    target = dict(source_config)
+    target = {k: v for k, v in dict(source_config).items() if k not in _NOT_STORED}
     if "hidden" in updates:  # a DiT's width is heads × head_dim: the head size follows from the width
         hidden = updates.pop("hidden")
         heads = updates.get("num_attention_heads", target["num_attention_heads"])
@@ -174,10 +175,13 @@ def _resolve_diffusers_config(arch: Architecture, source_config: Mapping, size: 
                 f"hidden size {hidden!r} must be a positive multiple of the head count {heads}"
             )
         updates["attention_head_dim"] = hidden // heads
+    if "num_labels" in updates:  # a transformers config makes its label maps from num_labels
+        target.pop("id2label", None), target.pop("label2id", None)
+        target["num_labels"] = updates["num_labels"]
     unknown = sorted(set(updates) - set(target))
     if unknown:
         raise LearngeneConfigError(
-            f"{', '.join(unknown)} is not a field of {target['_class_name']}; size requests take "
+            f"{', '.join(unknown)} is not a field of {model_type_of(target)}; size requests take "
             f"{', '.join(arch.size_aliases)} or config fields such as {', '.join(sorted(k for k in target if not k.startswith('_'))[:6])}"
         )
     for name, value in updates.items():
@@ -192,13 +196,14 @@ def _resolve_diffusers_config(arch: Architecture, source_config: Mapping, size: 
         values = value if isinstance(value, (list, tuple)) else [value]
         if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
             raise LearngeneConfigError(f"{axis} ({name}) must be a positive integer or a list of them, got {value!r}")
-    if isinstance(target.get("block_out_channels"), (list, tuple)):
-        if len(target["block_out_channels"]) != len(source_config["block_out_channels"]):
-            raise LearngeneConfigError(
-                f"block_out_channels must keep the source's {len(source_config['block_out_channels'])} levels, got "
-                f"{list(target['block_out_channels'])}; the block structure is carried over"
-            )
-        target["block_out_channels"] = list(target["block_out_channels"])
+    for field in arch.size_aliases.values():  # a list of widths keeps the source's structure
+        if isinstance(target[field], (list, tuple)):
+            if len(target[field]) != len(source_config[field]):
+                raise LearngeneConfigError(
+                    f"{field} must keep the source's {len(source_config[field])} levels, got {list(target[field])}; "
+                    "the block structure is carried over"
+                )
+            target[field] = list(target[field])
     if arch.check_size:
         arch.check_size(target)
-    return FrozenDict(target)
+    return config_from_dict(target)
