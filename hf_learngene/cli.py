@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any, Sequence
 
@@ -19,7 +20,8 @@ from .methods import METHODS, RESCALING_POLICIES
 
 
 def parse_size(text: str | None) -> Any:
-    """A preset name, a JSON object, or ``key=value`` pairs (``layers=3,hidden=192,heads=3``)."""
+    """A preset name, a JSON object, or ``key=value`` pairs (``layers=3,hidden=192,heads=3``); a
+    value may be a list of integers (``channels=200,400`` or ``block_out_channels=64,128,128``)."""
     if text is None:
         return None
     text = text.strip()
@@ -27,11 +29,13 @@ def parse_size(text: str | None) -> Any:
         return json.loads(text)
     if "=" in text:
         size = {}
-        for pair in text.split(","):
+        for pair in re.split(r",(?=\s*[A-Za-z_]\w*\s*=)", text):
             key, _, value = pair.partition("=")
-            if not value.strip().lstrip("-").isdigit():
-                raise LearngeneError(f"size field '{pair}' must be name=integer, e.g. layers=3,hidden=192,heads=3")
-            size[key.strip()] = int(value)
+            numbers = [v.strip() for v in value.split(",")]
+            if not all(v.lstrip("-").isdigit() for v in numbers):
+                raise LearngeneError(f"size field '{pair}' must be name=integer(s), e.g. layers=3,hidden=192,heads=3 "
+                                     "or channels=200,400")
+            size[key.strip()] = int(numbers[0]) if len(numbers) == 1 else [int(v) for v in numbers]
         return size
     return text
 

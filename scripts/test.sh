@@ -4,12 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
-# Fashion-MNIST, a Debian package, for the diffusion recipe's tests
-if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+# Debian packages the tests read: Fashion-MNIST (diffusion recipe) and hydrogen-drumkits (audio recipe)
+missing=()
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing+=(dataset-fashion-mnist)
+[ -d /usr/share/hydrogen/data/drumkits ] || missing+=(hydrogen-drumkits)
+if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist
+        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
     else
-        echo "Fashion-MNIST is missing: sudo apt-get install dataset-fashion-mnist" >&2
+        echo "missing Debian packages: sudo apt-get install ${missing[*]}" >&2
         exit 1
     fi
 fi

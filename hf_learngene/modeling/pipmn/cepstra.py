@@ -36,11 +36,11 @@ def frame_sizes(sampling_rate: int, window_ms: float = 25.0, hop_ms: float = 10.
 
 
 def power_spectrogram(waveform: torch.Tensor, window: int, hop: int, n_fft: int) -> torch.Tensor:
-    """(frames, n_fft // 2 + 1) power spectrum of Hamming-windowed frames (no centre padding)."""
-    spectrum = torch.stft(waveform.double(), n_fft=n_fft, hop_length=hop, win_length=window,
-                          window=torch.hamming_window(window, periodic=False, dtype=torch.float64), center=False,
-                          return_complex=True)
-    return spectrum.abs().pow(2).T
+    """(frames, n_fft // 2 + 1) power spectrum of Hamming-windowed frames of ``window`` samples,
+    each zero-padded to ``n_fft`` (no centre padding: a 4 s clip at 22,050 Hz gives 399 frames)."""
+    frames = waveform.double().unfold(0, window, hop)
+    frames = frames * torch.hamming_window(window, periodic=False, dtype=torch.float64)
+    return torch.fft.rfft(frames, n=n_fft).abs().pow(2)
 
 
 def _triangles(edges_hz: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor:
