@@ -27,7 +27,8 @@ def test_drum_kits_load_with_kit_groups_and_folds_never_split_a_kit():
     data = load_drumkits()
     assert len(data) > 600 and len(set(data.groups)) == 14
     assert data.left_out["instrument with no drum class"] > 0
-    assert all(path.exists() for path in data.sources)
+    # the package's Millo_MultiLayered2 kit names a cowbell file it does not ship: a real unreadable clip
+    assert [p.name for p in data.sources if not p.exists()] == ["misc_Cowbell.flac"]
     folds = grouped_folds(data.groups, 5)
     assert sorted(i for fold in folds for i in fold) == list(range(len(data)))
     kits_per_fold = [{data.groups[i] for i in fold} for fold in folds]
