@@ -121,7 +121,11 @@ def load_hub_audio(name: str, split: str = "train") -> AudioSet:
     import datasets
 
     repo, label_column, fold_column = HUB_AUDIO_DATASETS.get(name.lower(), (name, "label", None))
-    part = datasets.load_dataset(repo, split=split).cast_column("audio", datasets.Audio(decode=False))
+    part = datasets.load_dataset(repo, split=split)
+    if "audio" not in part.column_names:
+        raise SystemExit(f"{repo} has no 'audio' column; it has {part.column_names}")
+    if isinstance(part.features["audio"], datasets.Audio):  # read the encoded files ourselves (soundfile)
+        part = part.cast_column("audio", datasets.Audio(decode=False))
     if label_column not in part.column_names:
         raise SystemExit(f"{repo} has no '{label_column}' column; it has {part.column_names}")
     feature = part.features[label_column]

@@ -90,3 +90,30 @@ def test_a_dataset_folder_without_classes_says_so(tmp_path):
         load_audiofolder(tmp_path / "empty")
     with pytest.raises(SystemExit, match="apt-get install hydrogen-drumkits"):
         load_drumkits(tmp_path / "empty")
+
+
+def test_esc50_by_name_through_the_hub_keeps_its_official_folds(hub, tmp_path):
+    """The online path: `--dataset esc50` loads ashraq/esc50 (here from the local Hub server, where a
+    small ESC-50-shaped set of real drum clips is pushed first) and uses its `fold` column as folds."""
+    import datasets
+
+    data = load_drumkits()
+    rows = {"audio": [], "category": [], "fold": []}
+    for label in ("kick", "hi-hat"):
+        paths = [p for p, l in zip(data.sources, data.labels) if data.classes[l] == label and p.exists()][:5]
+        for fold, path in enumerate(paths, start=1):
+            rows["audio"].append({"bytes": path.read_bytes(), "path": path.name})
+            rows["category"].append(label)
+            rows["fold"].append(fold)
+    # the audio column as stored files (bytes + path): what an Audio column holds, without its encoder
+    audio = {"bytes": datasets.Value("binary"), "path": datasets.Value("string")}
+    features = datasets.Features({"audio": audio, "category": datasets.Value("string"),
+                                  "fold": datasets.Value("int64")})
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows, features=features)}).push_to_hub("ashraq/esc50")
+    report = audio_classification.main(["--dataset", "esc50", "--folds", "5", "--epochs", "1", "--batch_size", "4",
+                                        "--encoder_channels", "16", "32", "--output_dir", str(tmp_path / "esc50"),
+                                        "--no_progress_bar"])
+    assert report["classes"] == ["hi-hat", "kick"] and len(report["fold_accuracy"]) == 5
+    for fold in range(5):
+        saved = json.loads((tmp_path / "esc50" / f"fold-{fold}" / "results.json").read_text())
+        assert saved["test_groups"] == [str(fold + 1)] and saved["test_clips"] == 2
