@@ -14,10 +14,11 @@ AdamW and label smoothing 0.1; each fold is scored after its last step.
 
 Throughput is the model's forward pass on batches of 32 precomputed feature maps on the CPU
 (``--threads``), measured interleaved over repeats in this run; the table gives the median and
-each model's ratio to AST. The learngene part trains a PIPMN on fold 0's training clips, extracts
-FRONT and BoT learngenes, builds PIPMNs of other widths and trains them and random-init twins with
-the same steps, recording test accuracy every ``--eval_every`` steps and the steps each needs to
-reach random init's final accuracy.
+each model's ratio to AST. The learngene part, on every fold, trains a PIPMN (the paper's widths)
+for ``--source_steps`` on the fold's training clips, extracts FRONT and BoT learngenes, builds PIPMNs
+of other widths and trains them and random-init twins for ``--steps``, recording test accuracy
+every ``--eval_every`` steps; the curves are averaged over the folds, and the table gives the steps
+each initialisation needs to reach random init's final (fold-averaged) accuracy.
 
     python benchmarks/audio.py            # the full run (about 20 minutes on 2 CPU cores)
     python benchmarks/audio.py --quick    # a few minutes
@@ -154,12 +155,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--eval_every", type=int, default=25)
     parser.add_argument("--widths", nargs="+", default=["200,400", "800,1600"], help="learngene targets")
+    parser.add_argument("--source_steps", type=int, default=900, help="training of the PIPMN the learngenes come from")
+    parser.add_argument("--parts", nargs="+", default=["models", "learngene"], choices=("models", "learngene"),
+                        help="what to run; a part left out is kept from the results already in --out")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default="out/audio_features")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
     if args.quick:
-        args.folds, args.steps, args.repeats, args.eval_every = 3, 40, 3, 10
+        args.folds, args.steps, args.repeats, args.eval_every, args.source_steps = 3, 40, 3, 10, 80
         args.widths = args.widths[:1]
     torch.set_num_threads(args.threads)
 
@@ -178,8 +182,11 @@ def main(argv=None) -> dict:
         mask[test] = True
         return features[~mask], labels[~mask], features[mask], labels[mask]
 
-    results = {"models": {}}
-    for kind in args.models:
+    stem = "audio_quick" if args.quick else "audio"
+    previous = Path(args.out) / f"{stem}.json"
+    results = json.loads(previous.read_text()) if previous.exists() else {}
+    results.setdefault("models", {})
+    for kind in args.models if "models" in args.parts else []:
         fold_accuracy = []
         for index, test in enumerate(folds):
             torch.manual_seed(args.seed + index)
@@ -193,48 +200,57 @@ def main(argv=None) -> dict:
             "fold_accuracy": fold_accuracy, "accuracy_mean": statistics.mean(fold_accuracy),
             "accuracy_std": statistics.stdev(fold_accuracy) if len(fold_accuracy) > 1 else 0.0,
         }
-    torch.manual_seed(args.seed)
-    speed = throughput({kind: make_model(kind, num_labels, frames, width) for kind in args.models},
-                       features[:32], args.repeats)
-    for kind, clips_per_second in speed.items():
-        results["models"][kind]["clips_per_second"] = clips_per_second
-        if "ast" in speed:
-            results["models"][kind]["throughput_vs_ast"] = clips_per_second / speed["ast"]
-
-    results["learngene"] = learngene_runs(args, split(folds[0]), num_labels, frames, width)
-    results.update(command=" ".join(["python", "benchmarks/audio.py", *(argv if argv is not None else sys.argv[1:])]),
+    if "models" in args.parts:
+        torch.manual_seed(args.seed)
+        speed = throughput({kind: make_model(kind, num_labels, frames, width) for kind in args.models},
+                           features[:32], args.repeats)
+        for kind, clips_per_second in speed.items():
+            results["models"][kind]["clips_per_second"] = clips_per_second
+            if "ast" in speed:
+                results["models"][kind]["throughput_vs_ast"] = clips_per_second / speed["ast"]
+    if "learngene" in args.parts:
+        results["learngene"] = learngene_runs(args, [split(test) for test in folds], num_labels, frames, width)
+    command = " ".join(["python", "benchmarks/audio.py", *(argv if argv is not None else sys.argv[1:])])
+    results["commands"] = [*results.get("commands", [results["command"]] if "command" in results else []), command]
+    results.update(command=command,
                    clips=len(kept), classes=data.classes, kits=sorted(set(groups)), skipped_unreadable=skipped,
                    left_out=data.left_out, settings=vars(args))
-    write(results, Path(args.out), "audio_quick" if args.quick else "audio")
+    write(results, Path(args.out), stem)
     return results
 
 
-def learngene_runs(args, fold, num_labels, frames, width) -> dict:
-    """A trained PIPMN's FRONT/BoT learngenes at other widths vs random init, same steps."""
-    train_x, train_y, test_x, test_y = fold
-    torch.manual_seed(args.seed)
-    source = make_model("pipmn", num_labels, frames, width)
-    fit(source, "pipmn", train_x, train_y, test_x, test_y, args.steps, args.batch, args.seed)
-    out = {"source_accuracy": accuracy(source, test_x, test_y), "targets": {}}
-    learngenes = {method: Learngene.extract(source, method=method, show_progress=False) for method in ("front", "bot")}
-    for text in args.widths:
-        channels = [int(c) for c in text.split(",")]
-        curves = {}
-        for init in ("random", "front", "bot"):
-            torch.manual_seed(args.seed + 1)
-            if init == "random":
-                model = make_model("pipmn", num_labels, frames, width, channels)
-            else:
-                model = hf_learngene.AutoModelForAudioClassification.from_learngene(
-                    learngenes[init], {"channels": channels}, num_labels=num_labels, show_progress=False)
-            curves[init] = fit(model, "pipmn", train_x, train_y, test_x, test_y, args.steps, args.batch,
-                               args.seed + 1, eval_every=args.eval_every)
-        target = curves["random"][-1][1]
+def learngene_runs(args, folds, num_labels, frames, width) -> dict:
+    """On every fold: a trained PIPMN's FRONT/BoT learngenes at other widths vs random init, same steps."""
+    out = {"source_accuracy": [], "targets": {}}
+    per_fold: dict[str, dict[str, list]] = {text: {init: [] for init in ("random", "front", "bot")} for text in args.widths}
+    for index, (train_x, train_y, test_x, test_y) in enumerate(folds):
+        torch.manual_seed(args.seed + index)
+        source = make_model("pipmn", num_labels, frames, width)
+        fit(source, "pipmn", train_x, train_y, test_x, test_y, args.source_steps, args.batch, args.seed + index)
+        out["source_accuracy"].append(accuracy(source, test_x, test_y))
+        learngenes = {m: Learngene.extract(source, method=m, show_progress=False) for m in ("front", "bot")}
+        for text in args.widths:
+            channels = [int(c) for c in text.split(",")]
+            for init in ("random", "front", "bot"):
+                torch.manual_seed(args.seed + 100 + index)
+                if init == "random":
+                    model = make_model("pipmn", num_labels, frames, width, channels)
+                else:
+                    model = hf_learngene.AutoModelForAudioClassification.from_learngene(
+                        learngenes[init], {"channels": channels}, num_labels=num_labels, show_progress=False)
+                per_fold[text][init].append(fit(model, "pipmn", train_x, train_y, test_x, test_y, args.steps,
+                                                args.batch, args.seed + 100 + index, eval_every=args.eval_every))
+        print(f"learngene fold {index}: source accuracy {out['source_accuracy'][-1]:.3f}", flush=True)
+    for text, inits in per_fold.items():
+        mean_curves = {init: [(step, statistics.mean(curve[i][1] for curve in curves))
+                              for i, (step, _) in enumerate(curves[0])] for init, curves in inits.items()}
+        target = mean_curves["random"][-1][1]
         out["targets"][text] = {
-            "curves": curves, "target_accuracy": target,
-            "steps_to_target": {init: steps_to(curve, target) for init, curve in curves.items()},
+            "mean_curves": mean_curves, "fold_curves": inits, "target_accuracy": target,
+            "final_accuracy": {init: curve[-1][1] for init, curve in mean_curves.items()},
+            "steps_to_target": {init: steps_to(curve, target) for init, curve in mean_curves.items()},
         }
-        print(f"width {text}: final accuracy " + ", ".join(f"{k} {v[-1][1]:.3f}" for k, v in curves.items())
+        print(f"width {text}: final accuracy " + ", ".join(f"{k} {v[-1][1]:.3f}" for k, v in mean_curves.items())
               + "; steps to random's final: " + str(out["targets"][text]["steps_to_target"]), flush=True)
     return out
 
@@ -252,13 +268,17 @@ def write(results: dict, out: Path, stem: str) -> None:
         ratio = f"{row['throughput_vs_ast']:.1f}×" if "throughput_vs_ast" in row else "–"
         lines.append(f"| {kind} | {row['parameters']:,} | {row['accuracy_mean']:.3f} ± {row['accuracy_std']:.3f} | "
                      f"{row['clips_per_second']:.0f} | {ratio} |")
-    lines += ["", f"Learngene (fold 0; source PIPMN 400/800 at {results['learngene']['source_accuracy']:.3f} test "
-                  "accuracy): steps to reach random init's final accuracy at the same width", "",
-              "| widths | random final accuracy | random | front | bot |", "|---|---|---|---|---|"]
-    for text, row in results["learngene"]["targets"].items():
-        steps = row["steps_to_target"]
-        lines.append(f"| {text} | {row['target_accuracy']:.3f} | " + " | ".join(
-            str(steps[k]) if steps[k] is not None else "not reached" for k in ("random", "front", "bot")) + " |")
+    learngene = results["learngene"]
+    source = statistics.mean(learngene["source_accuracy"])
+    lines += ["", f"Learngene: a PIPMN 400/800 trained {results['settings']['source_steps']} steps per fold (mean test "
+                  f"accuracy {source:.3f}), rebuilt at other widths; fold-averaged accuracy after "
+                  f"{results['settings']['steps']} steps, and the steps to reach random init's final accuracy", "",
+              "| widths | random | front | bot | steps: random | front | bot |", "|---|---|---|---|---|---|---|"]
+    for text, row in learngene["targets"].items():
+        steps, final = row["steps_to_target"], row["final_accuracy"]
+        lines.append(f"| {text} | " + " | ".join(f"{final[k]:.3f}" for k in ("random", "front", "bot")) + " | "
+                     + " | ".join(str(steps[k]) if steps[k] is not None else "not reached"
+                                  for k in ("random", "front", "bot")) + " |")
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
