@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from audio_data import featurize, grouped_folds, load_audio_set  # noqa: E402
-from training_loop import add_run_arguments, latest_checkpoint, train  # noqa: E402
+from training_loop import add_training_arguments, latest_checkpoint, train  # noqa: E402
 
 import hf_learngene  # noqa: E402
 from hf_learngene import Learngene, PIPMNConfig, PIPMNFeatureExtractor, PIPMNForAudioClassification  # noqa: E402
@@ -50,14 +50,9 @@ def parse_args(argv=None):
     model.add_argument("--init", choices=("learngene", "random"), default="learngene",
                        help="with --learngene: 'random' builds the same size from random init (the baseline)")
     model.add_argument("--encoder_channels", type=int, nargs="+", default=[400, 800], help="a new PIPMN's widths")
-    train_group = parser.add_argument_group("training (the paper: AdamW, lr 1e-3, weight decay 0.05)")
-    add_run_arguments(train_group)
-    train_group.add_argument("--epochs", type=int, default=60)
-    train_group.add_argument("--batch_size", type=int, default=64)
-    train_group.add_argument("--eval_batch_size", type=int, default=256)
-    train_group.add_argument("--lr", type=float, default=1e-3)
-    train_group.add_argument("--weight_decay", type=float, default=0.05)
-    train_group.add_argument("--warmup", type=float, default=0.05)
+    # the paper's optimiser: AdamW, lr 1e-3, weight decay 0.05
+    add_training_arguments(parser, sequence_length=False, epochs=60, batch_size=64, eval_batch_size=256, lr=1e-3,
+                           weight_decay=0.05, warmup=0.05)
     args = parser.parse_args(argv)
     if args.learngene and not args.size:
         parser.error("--learngene needs --size, e.g. --size small or --size channels=200,400")

@@ -60,7 +60,9 @@ def add_run_arguments(group) -> None:
     group.add_argument("--no_progress_bar", action="store_true")
 
 
-def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+def add_training_arguments(parser: argparse.ArgumentParser, sequence_length: bool = True, **defaults) -> None:
+    """The run arguments plus the optimisation ones; a recipe sets its own ``defaults`` (e.g. ``lr=1e-3``)
+    and leaves out ``--max_length`` when its inputs are not token sequences."""
     group = parser.add_argument_group("training")
     add_run_arguments(group)
     group.add_argument("--epochs", type=int, default=3)
@@ -69,7 +71,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--lr", type=float, default=1e-4)
     group.add_argument("--weight_decay", type=float, default=0.01)
     group.add_argument("--warmup", type=float, default=0.1, help="fraction of the steps spent warming up")
-    group.add_argument("--max_length", type=int, default=128)
+    if sequence_length:
+        group.add_argument("--max_length", type=int, default=128)
+    parser.set_defaults(**defaults)
 
 
 def start_run(args) -> Accelerator:
