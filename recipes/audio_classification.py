@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from audio_data import featurize, grouped_folds, load_audio_set  # noqa: E402
-from training_loop import add_training_arguments, latest_checkpoint, train  # noqa: E402
+from training_loop import add_training_arguments, latest_checkpoint, start_run, train, write_text_atomically  # noqa: E402
 
 import hf_learngene  # noqa: E402
 from hf_learngene import Learngene, PIPMNConfig, PIPMNFeatureExtractor, PIPMNForAudioClassification  # noqa: E402
@@ -100,15 +100,16 @@ def main(argv=None) -> dict:
         fold_args.output_dir = str(fold_dir)
         if args.resume_from_checkpoint == "latest" and latest_checkpoint(fold_dir) is None:
             fold_args.resume_from_checkpoint = None  # this fold had not started
-        torch.manual_seed(args.seed + index)
+        accelerator = start_run(fold_args)
+        torch.manual_seed(args.seed + index)  # each fold's model starts from its own (seeded) init
         model = new_model(args, data.classes)
-        report = train(fold_args, model, extractor, train_rows, collate, evaluator(test_rows, args.eval_batch_size),
-                       main_metric="accuracy")
+        report = train(fold_args, accelerator, model, extractor, train_rows, collate,
+                       evaluator(test_rows, args.eval_batch_size), main_metric="accuracy")
         if "stopped_at_step" in report:
             return report
         report.update(fold=index, test_groups=sorted({groups[i] for i in test}), test_clips=len(test),
                       accuracy=report["history"][-1]["accuracy"])
-        (fold_dir / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_text_atomically(fold_dir / "results.json", json.dumps(report, indent=2) + "\n")
         print(f"fold {index}: accuracy {report['accuracy']:.4f} on {len(test)} clips of {', '.join(report['test_groups'])}")
         fold_results.append(report)
     accuracies = [r["accuracy"] for r in fold_results]
@@ -121,7 +122,7 @@ def main(argv=None) -> dict:
         "accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
         "command": " ".join(["python", "recipes/audio_classification.py", *(argv if argv is not None else sys.argv[1:])]),
     }
-    (output_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomically(output_dir / "results.json", json.dumps(summary, indent=2) + "\n")
     print(f"accuracy {summary['accuracy_mean']:.4f} ± {summary['accuracy_std']:.4f} over {len(accuracies)} fold(s)")
     return summary
 

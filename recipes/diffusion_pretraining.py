@@ -14,7 +14,9 @@ loss; class labels are dropped 10% of the time (the DiT's own label dropout), so
 use classifier-free guidance. An EMA of the weights is kept and used for samples and the saved
 model. Every ``--sample_every`` steps it logs the held-out denoising loss and writes a grid of
 DDIM samples (one row per class) to ``OUTPUT_DIR/samples/``. Checkpoints and
-``--resume_from_checkpoint latest`` work as in the other recipes. At the end: ``OUTPUT_DIR/model``
+``--resume_from_checkpoint latest`` work as in the other recipes. Under several processes
+``--batch_size`` is per process: each rank draws its own part of every global batch, with its own
+noise, and ``--steps`` counts global optimizer steps. At the end: ``OUTPUT_DIR/model``
 (the EMA model, diffusers format), for a FINE model also ``OUTPUT_DIR/dense`` (plain
 ``DiTTransformer2DModel``) and ``OUTPUT_DIR/learngene`` (its FINE learngene).
 """
@@ -30,18 +32,24 @@ from pathlib import Path
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DiTTransformer2DModel
 from diffusers.training_utils import EMAModel
+from safetensors.torch import load_file
 from torch.nn import functional as F
 from transformers.utils.logging import tqdm
 
 sys.path.insert(0, str(Path(__file__).parent))
 from image_data import FASHION_MNIST_CLASSES, load_fashion_mnist, load_image_dataset  # noqa: E402
 from training_loop import (  # noqa: E402
+    EXTRA_FILE,
     EpochOrder,
     MetricsLog,
     add_run_arguments,
+    build_once,
+    full_state_dict,
     resume_point,
     save_checkpoint,
     start_run,
+    step_seed,
+    write_text_atomically,
 )
 
 from hf_learngene.modeling.fine_dit import FINEDiTTransformer2DModel  # noqa: E402
@@ -87,6 +95,8 @@ def parse_args(argv=None):
         parser.error(f"--layers must be at least 1, got {args.layers}")
     if args.image_size % args.patch_size:
         parser.error(f"--image_size {args.image_size} is not a multiple of --patch_size {args.patch_size}")
+    if args.sigma_only_steps and not (args.model == "fine" or args.learngene):
+        parser.error("--sigma_only_steps trains FINE's σ alone: it needs --model fine or --learngene")
     return args
 
 
@@ -118,9 +128,7 @@ def build_model(args, num_classes: int):
                   num_layers=args.layers, sample_size=args.image_size, patch_size=args.patch_size,
                   num_embeds_ada_norm=num_classes, norm_num_groups=1)
     if args.init_from:
-        saved = DiTTransformer2DModel.load_config(args.init_from)
-        cls = FINEDiTTransformer2DModel if saved.get("_class_name") == "FINEDiTTransformer2DModel" else DiTTransformer2DModel
-        model = cls.from_pretrained(args.init_from)
+        model = load_dit(args.init_from)
         mismatched = {k: (model.config[k], v) for k, v in config.items() if model.config.get(k) != v}
         if mismatched:
             raise SystemExit(f"{args.init_from} does not match the requested model: {mismatched} (saved, asked)")
@@ -132,6 +140,13 @@ def build_model(args, num_classes: int):
     if args.model == "fine":
         return FINEDiTTransformer2DModel(**config, rank=args.rank)
     return DiTTransformer2DModel(**config)
+
+
+def load_dit(folder) -> DiTTransformer2DModel | FINEDiTTransformer2DModel:
+    """A saved DiT, dense or FINE, as its config names it."""
+    saved = DiTTransformer2DModel.load_config(folder)
+    cls = FINEDiTTransformer2DModel if saved.get("_class_name") == "FINEDiTTransformer2DModel" else DiTTransformer2DModel
+    return cls.from_pretrained(folder)
 
 
 @torch.no_grad()
@@ -173,24 +188,26 @@ def sample_grid(model, num_classes: int, path: Path, args, per_class: int = 4) -
 def main(argv=None) -> dict:
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
-    accelerator = start_run(args)
+    # FINE's σ-only stage leaves the factors without gradients: DDP must expect unused parameters
+    accelerator = start_run(args, find_unused_parameters=args.sigma_only_steps > 0)
     images, labels, heldout_images, heldout_labels, names = load_data(args)
     num_classes = len(names)
-    model = build_model(args, num_classes)
-    ema = EMAModel(model.parameters(), decay=args.ema_decay)
+    model = build_once(accelerator, output_dir, lambda: build_model(args, num_classes), load_dit)
+    model_class = type(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     scheduler = DDPMScheduler(num_train_timesteps=1000)
     model, optimizer = accelerator.prepare(model, optimizer)
-    ema.to(accelerator.device)
-    accelerator.register_for_checkpointing(ema)
+    ema = EMAModel(model.parameters(), decay=args.ema_decay)  # after prepare: sharded like the model under FSDP
     state = {"step": 0, "heldout": []}
     checkpoint = resume_point(args, output_dir)
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))
+        load_ema(ema, checkpoint / EXTRA_FILE)
         state = json.loads((checkpoint / "recipe_state.json").read_text())
-    log = MetricsLog(accelerator, args)
-    fine = isinstance(accelerator.unwrap_model(model), FINEDiTTransformer2DModel)
-    per_epoch = max(1, len(images) // args.batch_size)
+    log = MetricsLog(accelerator, args, resumed_at_step=state["step"] if checkpoint is not None else None)
+    fine = issubclass(model_class, FINEDiTTransformer2DModel)
+    ranks, rank = accelerator.num_processes, accelerator.process_index
+    per_epoch = max(1, len(images) // (args.batch_size * ranks))  # global batches of batch_size × processes
     progress = tqdm(total=args.steps, initial=state["step"], desc="diffusion training",
                     disable=args.no_progress_bar or not accelerator.is_local_main_process)
     steps_this_run = 0
@@ -200,75 +217,123 @@ def main(argv=None) -> dict:
         if fine:
             accelerator.unwrap_model(model).freeze_learngenes(step < args.sigma_only_steps)
         epoch, offset = divmod(step, per_epoch)
-        order = list(EpochOrder(len(images), args.seed, epoch))
-        index = torch.tensor(order[offset * args.batch_size : (offset + 1) * args.batch_size])
-        generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step)  # the same batch noise on resume
+        index = rank_batch(list(EpochOrder(len(images), args.seed, epoch)), offset, args.batch_size, ranks, rank)
+        seed = step_seed(args.seed, step, rank)  # the same noise on resume, other noise on other ranks
+        generator = torch.Generator().manual_seed(seed)
         batch, batch_labels = images[index], labels[index]
         noise = torch.randn(batch.shape, generator=generator)
         timesteps = torch.randint(0, 1000, (len(batch),), generator=generator)
         noisy = scheduler.add_noise(batch, noise, timesteps)
-        torch.manual_seed(args.seed * 1_000_003 + step)  # label dropout depends on the step only
+        torch.manual_seed(seed)  # label dropout too
         with accelerator.autocast():
             predicted = model(noisy.to(accelerator.device), timestep=timesteps.to(accelerator.device),
                               class_labels=batch_labels.to(accelerator.device)).sample[:, : batch.shape[1]]
             loss = F.mse_loss(predicted.float(), noise.to(accelerator.device))
         accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        accelerator.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], 1.0)
         optimizer.step()
         optimizer.zero_grad()
         ema.step(model.parameters())
         state["step"] += 1
         steps_this_run += 1
+        loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
         progress.update(1)
-        progress.set_postfix(loss=f"{loss.item():.4f}")
-        log.log({"train/loss": loss.item()}, state["step"])
+        progress.set_postfix(loss=f"{loss_value:.4f}")
+        log.log({"train/loss": loss_value}, state["step"])
         last = state["step"] == args.steps
         if state["step"] % args.sample_every == 0 or last:
-            evaluate_and_sample(accelerator, model, ema, heldout_images, heldout_labels, scheduler, num_classes,
-                                output_dir, args, state, log)
+            evaluate_and_sample(accelerator, model, model_class, ema, heldout_images, heldout_labels, scheduler,
+                                num_classes, output_dir, args, state, log)
         stop = args.stop_after_steps and steps_this_run >= args.stop_after_steps
         if stop or last or state["step"] % args.checkpointing_steps == 0:
-            save_checkpoint(accelerator, output_dir, state)
+            save_checkpoint(accelerator, output_dir, state, extra=lambda: ema_tensors(ema))
         if stop and not last:
             accelerator.print(f"stopped after {steps_this_run} steps; resume with --resume_from_checkpoint latest")
             return {"stopped_at_step": state["step"]}
     progress.close()
-    final = save_final(accelerator, model, ema, output_dir)
+    final = save_final(accelerator, model, model_class, ema, output_dir)
     report = {"steps": state["step"], "heldout_denoising_loss": state["heldout"], "saved": final,
-              "classes": names, "command": " ".join(sys.argv)}
+              "classes": names, "processes": ranks, "command": " ".join(sys.argv)}
     if accelerator.is_main_process:
-        (output_dir / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_text_atomically(output_dir / "results.json", json.dumps(report, indent=2) + "\n")
     accelerator.end_training()
     return report
 
 
-def ema_copy(accelerator, model, ema):
-    """A copy of the model carrying the EMA weights (the training weights stay untouched)."""
-    copied = copy.deepcopy(accelerator.unwrap_model(model))  # deepcopy keeps FINE's layers on the copy's factors
-    ema.copy_to(copied.parameters())
-    return copied.eval()
+def rank_batch(order: list[int], offset: int, batch_size: int, ranks: int, rank: int) -> torch.Tensor:
+    """This rank's part of global batch ``offset`` of an epoch's order: ranks take consecutive slices,
+    so together they draw what one process with ``batch_size × ranks`` would."""
+    first = (offset * ranks + rank) * batch_size
+    return torch.tensor(order[first : first + batch_size])
 
 
-def evaluate_and_sample(accelerator, model, ema, images, labels, scheduler, num_classes, output_dir, args, state, log):
-    averaged = ema_copy(accelerator, model, ema)
-    loss = denoising_loss(averaged, images, labels, scheduler, seed=args.seed)
-    state["heldout"].append({"step": state["step"], "loss": loss})
-    log.log({"eval/denoising_loss": loss}, state["step"])
-    accelerator.print(f"step {state['step']}: held-out denoising loss {loss:.4f}")
-    if accelerator.is_main_process:
+def full_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """The whole tensor of an FSDP2 shard (a collective: every rank calls it), or the tensor itself."""
+    return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+
+
+def ema_tensors(ema: EMAModel) -> dict[str, torch.Tensor]:
+    """The EMA's whole weights (gathered from every rank under FSDP), for a checkpoint."""
+    tensors = {f"ema.{i}": full_tensor(p.detach()).cpu() for i, p in enumerate(ema.shadow_params)}
+    return tensors | {"ema.optimization_step": torch.tensor(ema.optimization_step)}
+
+
+@torch.no_grad()
+def load_ema(ema: EMAModel, path: Path) -> None:
+    """Put a checkpoint's EMA back, each rank keeping its own shard under FSDP."""
+    saved = load_file(path)
+    for i, shadow in enumerate(ema.shadow_params):
+        whole = saved[f"ema.{i}"]
+        if hasattr(shadow, "device_mesh"):  # a DTensor shard: take this rank's part of the whole
+            from torch.distributed.tensor import distribute_tensor
+
+            whole = distribute_tensor(whole.to(shadow.dtype), shadow.device_mesh, shadow.placements)
+        shadow.copy_(whole)
+    ema.optimization_step = int(saved["ema.optimization_step"].item())  # the EMA's decay warms up with it
+
+
+def ema_copy(accelerator, model, model_class, ema):
+    """On the main process, a plain (unsharded) model carrying the EMA weights; ``None`` on the others.
+
+    Every rank must call it: under FSDP the weights are gathered from all of them.
+    """
+    shadow = [full_tensor(p.detach()) for p in ema.shadow_params]
+    state = full_state_dict(accelerator, model)
+    if not accelerator.is_main_process:
+        return None
+    unwrapped = accelerator.unwrap_model(model)
+    copied = model_class.from_config(unwrapped.config)
+    copied.load_state_dict({k: v.float() for k, v in state.items()})
+    parameters = dict(copied.named_parameters())
+    with torch.no_grad():
+        for (name, _), value in zip(unwrapped.named_parameters(), shadow):
+            parameters[name].copy_(value)
+    return copied.to(accelerator.device).eval()
+
+
+def evaluate_and_sample(accelerator, model, model_class, ema, images, labels, scheduler, num_classes, output_dir,
+                        args, state, log):
+    averaged = ema_copy(accelerator, model, model_class, ema)
+    if averaged is not None:
+        loss = denoising_loss(averaged, images, labels, scheduler, seed=args.seed)
+        state["heldout"].append({"step": state["step"], "loss": loss})
+        log.log({"eval/denoising_loss": loss}, state["step"])
+        accelerator.print(f"step {state['step']}: held-out denoising loss {loss:.4f}")
         sample_grid(averaged, num_classes, output_dir / "samples" / f"step-{state['step']}.png", args)
+    accelerator.wait_for_everyone()
 
 
-def save_final(accelerator, model, ema, output_dir: Path) -> list[str]:
-    averaged = ema_copy(accelerator, model, ema)
+def save_final(accelerator, model, model_class, ema, output_dir: Path) -> list[str]:
+    averaged = ema_copy(accelerator, model, model_class, ema)
     saved = []
-    if accelerator.is_main_process:
+    if averaged is not None:
         outputs = {"model": averaged}
         if isinstance(averaged, FINEDiTTransformer2DModel):
             outputs.update(dense=averaged.to_dense(), learngene=FINELearngene.extract(averaged))
         for name, module in outputs.items():
             write_folder_atomically(output_dir / name, module.save_pretrained)  # never a half-written model
             saved.append(name)
+    accelerator.wait_for_everyone()
     return saved
 
 

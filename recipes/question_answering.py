@@ -5,7 +5,7 @@
         --size small --output_dir out/squad2
     # offline, on SQuAD-format JSON files
     python recipes/question_answering.py --train_file train-v1.1.json --validation_file dev-v1.1.json \\
-        --model out/squad-small/best --output_dir out/squad-more
+        --model out/squad-small/last --output_dir out/squad-more
 
 The standard processing: question and context are tokenised together; a context longer than
 ``--max_length`` is cut into windows overlapping by ``--doc_stride`` tokens, each window labelled
@@ -13,7 +13,8 @@ with the answer's token span (or the [CLS] token when the answer lies outside it
 take, per question, the best-scoring span over all its windows (``--n_best`` start and end
 candidates, at most ``--max_answer_length`` tokens, inside the context); with SQuAD v2.0 the
 empty answer wins when the [CLS] score beats the best span by ``--null_threshold``. Exact match
-and F1 use the official answer normalisation (``hf_learngene.metrics.squad``).
+and F1 use the official answer normalisation (``hf_learngene.metrics.squad``). The last epoch is
+reported and kept in ``OUTPUT_DIR/last`` (no epoch is chosen on the evaluation set).
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from training_loop import add_model_arguments, add_training_arguments, check_columns, load_model, train  # noqa: E402
+from training_loop import (  # noqa: E402
+    add_model_arguments,
+    add_training_arguments,
+    check_columns,
+    load_model,
+    start_run,
+    train,
+)
 
 import hf_learngene  # noqa: E402
 from hf_learngene.metrics import squad_metrics  # noqa: E402
@@ -179,12 +187,13 @@ def best_answers(examples, features, start_logits, end_logits, args, with_negati
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    accelerator = start_run(args)
     train_raw, eval_raw, with_negative = load_splits(args)
     if args.max_train_examples:
         train_raw = train_raw.select(range(min(args.max_train_examples, len(train_raw))))
     if args.max_eval_examples:
         eval_raw = eval_raw.select(range(min(args.max_eval_examples, len(eval_raw))))
-    model, tokenizer = load_model(args, hf_learngene.AutoModelForQuestionAnswering)
+    model, tokenizer = load_model(args, hf_learngene.AutoModelForQuestionAnswering, accelerator)
     if not getattr(tokenizer, "is_fast", False):
         raise SystemExit("question answering needs a fast tokenizer (offset mappings); this one is not")
     train_data = train_raw.map(train_features, batched=True, remove_columns=train_raw.column_names,
@@ -213,7 +222,7 @@ def main(argv=None) -> dict:
         references = {example["id"]: example["answers"]["text"] for example in eval_raw}
         return squad_metrics(predictions, references)
 
-    return train(args, model, tokenizer, train_data, collate, evaluate, main_metric="f1")
+    return train(args, accelerator, model, tokenizer, train_data, collate, evaluate, main_metric="f1")
 
 
 if __name__ == "__main__":

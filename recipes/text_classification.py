@@ -9,8 +9,10 @@
         --init random --output_dir out/imdb-random
 
 Each GLUE task is scored with its official metrics (accuracy, F1, Matthews correlation,
-Pearson/Spearman); local files with accuracy (or Pearson/Spearman for a float label). The best
-epoch's model is kept in ``OUTPUT_DIR/best``; ``results.json`` holds every epoch's metrics.
+Pearson/Spearman); local files with accuracy (or Pearson/Spearman for a float label). The epoch
+is chosen on a held-out part of the training data (``--selection_fraction``, 10% by default; 0
+reports the last epoch), never on the evaluation set; that epoch's model is kept in
+``OUTPUT_DIR/best`` and ``results.json`` gives its evaluation-set score beside every epoch's metrics.
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from training_loop import add_model_arguments, add_training_arguments, check_columns, load_model, train  # noqa: E402
+from training_loop import (  # noqa: E402
+    add_model_arguments,
+    add_training_arguments,
+    check_columns,
+    load_model,
+    start_run,
+    train,
+)
 
 import hf_learngene  # noqa: E402
 from hf_learngene.metrics import GLUE_TASKS, glue_metrics  # noqa: E402
@@ -39,6 +48,8 @@ def parse_args(argv=None):
     data.add_argument("--label_column", default="label")
     data.add_argument("--max_train_examples", type=int)
     data.add_argument("--max_eval_examples", type=int)
+    data.add_argument("--selection_fraction", type=float, default=0.1,
+                      help="share of the training data held out to choose the epoch (0: report the last epoch)")
     add_model_arguments(parser)
     add_training_arguments(parser)
     args = parser.parse_args(argv)
@@ -46,6 +57,8 @@ def parse_args(argv=None):
         parser.error(f"'{args.task}' is not a GLUE task; choose one of {', '.join(GLUE_TASKS)}")
     if args.train_file and not args.validation_file:
         parser.error("--train_file needs --validation_file")
+    if not 0.0 <= args.selection_fraction < 1.0:
+        parser.error(f"--selection_fraction must be in [0, 1), got {args.selection_fraction}")
     return args
 
 
@@ -92,6 +105,7 @@ def label_scheme(train, label_column: str, task: str | None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    accelerator = start_run(args)
     train_raw, eval_raw, text_columns, label_column, task = load_splits(args)
     if args.max_train_examples:
         train_raw = train_raw.select(range(min(args.max_train_examples, len(train_raw))))
@@ -103,7 +117,7 @@ def main(argv=None) -> dict:
         overrides.update(id2label=id2label, label2id={v: k for k, v in id2label.items()})
     if num_labels == 1:
         overrides["problem_type"] = "regression"
-    model, tokenizer = load_model(args, hf_learngene.AutoModelForSequenceClassification, **overrides)
+    model, tokenizer = load_model(args, hf_learngene.AutoModelForSequenceClassification, accelerator, **overrides)
 
     def encode(batch):
         texts = [batch[c] for c in text_columns]
@@ -113,9 +127,12 @@ def main(argv=None) -> dict:
             [label_ids[v] if label_ids else int(v) for v in labels]
         return encoded
 
-    columns = train_raw.column_names
-    train_data = train_raw.map(encode, batched=True, remove_columns=columns)
+    train_data = train_raw.map(encode, batched=True, remove_columns=train_raw.column_names)
     eval_data = eval_raw.map(encode, batched=True, remove_columns=eval_raw.column_names)
+    selection_data = None
+    if args.selection_fraction:
+        parts = train_data.train_test_split(test_size=args.selection_fraction, seed=args.seed)
+        train_data, selection_data = parts["train"], parts["test"]
 
     def collate(features):
         batch = tokenizer.pad([{k: v for k, v in f.items() if k != "labels"} for f in features], return_tensors="pt")
@@ -123,9 +140,12 @@ def main(argv=None) -> dict:
                                        dtype=torch.float32 if num_labels == 1 else torch.long)
         return batch
 
-    def evaluate(model, accelerator):
+    def scorer(dataset):
+        return lambda model, accelerator: score(model, accelerator, dataset)
+
+    def score(model, accelerator, dataset):
         loader = accelerator.prepare_data_loader(torch.utils.data.DataLoader(
-            eval_data, batch_size=args.eval_batch_size, collate_fn=collate))
+            dataset, batch_size=args.eval_batch_size, collate_fn=collate))
         model.eval()
         predictions, references = [], []
         with torch.no_grad():
@@ -141,7 +161,8 @@ def main(argv=None) -> dict:
         return glue_metrics(task, predictions, references)
 
     main_metric = {"cola": "matthews_correlation", "stsb": "pearson"}.get(task, "accuracy" if num_labels > 1 else "pearson")
-    return train(args, model, tokenizer, train_data, collate, evaluate, main_metric)
+    return train(args, accelerator, model, tokenizer, train_data, collate, scorer(eval_data), main_metric,
+                 select=scorer(selection_data) if selection_data is not None else None)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,24 @@
 """What the fine-tuning recipes share: where the model comes from, and an accelerate training loop
-with evaluation every epoch, the best checkpoint kept, resumable checkpoints, logging and a
-progress bar. Each recipe supplies its data, its collator and its evaluation.
+with evaluation every epoch, model selection on held-out training data, resumable checkpoints,
+logging and a progress bar. Each recipe supplies its data, its collator and its evaluation.
 
 The model comes from ``--learngene DIR_OR_REPO --size SIZE`` (built by hf_learngene; ``--init
 random`` gives the same architecture from random init, the baseline) or ``--model DIR_OR_REPO``
 (any transformers checkpoint).
+
+Under several processes (``accelerate launch`` or ``torchrun``) every count is one of *global*
+optimizer steps: ``--batch_size`` is per process, the data are sharded across processes, and the
+learning-rate schedule, warmup and step counts are those of one process with
+``batch_size × processes``. The model is built once, by the main process, and loaded by the others.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
-import math
+import os
 import shutil
 import sys
 import time
@@ -21,8 +27,10 @@ from typing import Callable
 
 import torch
 import transformers
-from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate import Accelerator, FullyShardedDataParallelPlugin
+from accelerate.state import PartialState
+from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
+from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Sampler
 
 from hf_learngene import Learngene
@@ -30,6 +38,7 @@ from hf_learngene.cli import parse_size
 from hf_learngene.saving import write_folder_atomically
 
 STATE_FILE = "recipe_state.json"
+EXTRA_FILE = "extra.safetensors"  # tensors a recipe adds to its checkpoints (an EMA)
 KEEP_CHECKPOINTS = 2  # the newest resumable checkpoints kept; the best model is kept apart in best/
 
 
@@ -76,39 +85,98 @@ def add_training_arguments(parser: argparse.ArgumentParser, sequence_length: boo
     parser.set_defaults(**defaults)
 
 
-def start_run(args) -> Accelerator:
-    """The accelerator (precision, TensorBoard tracker when asked), seeds and the output folder."""
+def start_run(args, find_unused_parameters: bool = False) -> Accelerator:
+    """The accelerator (precision, processes, TensorBoard tracker when asked), seeds and the output folder.
+
+    Call it before building the model, so that a random init is seeded too. ``find_unused_parameters``
+    is for DDP runs whose set of trained parameters changes (FINE's σ-only stage).
+    """
     output_dir = Path(args.output_dir)
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if find_unused_parameters else []
     accelerator = Accelerator(mixed_precision=args.mixed_precision,
                               log_with="tensorboard" if args.report_to == "tensorboard" else None,
-                              project_dir=str(output_dir))
-    set_seed(args.seed)
-    output_dir.mkdir(parents=True, exist_ok=True)
+                              project_dir=str(output_dir), kwargs_handlers=handlers)
+    enable_fsdp_on_cpu(accelerator)
+    set_seed(args.seed)  # the same on every process: every rank starts from the same random state
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
     if args.report_to == "tensorboard":
         accelerator.init_trackers("logs", config={k: v for k, v in vars(args).items()
                                                   if isinstance(v, (int, float, str, bool))})
     return accelerator
 
 
-def load_model(args, auto_class, **config_overrides):
-    """The model and tokenizer the arguments name; raises ``SystemExit`` with a clear message on bad input."""
+def enable_fsdp_on_cpu(accelerator: Accelerator) -> None:
+    """Honour an FSDP launch config on CPU processes, where accelerate would silently fall back to DDP.
+
+    accelerate enables FSDP only for GPU-like devices; torch's FSDP2 (``fully_shard``) also runs on
+    CPU with gloo, so a CPU run asked for FSDP (``ACCELERATE_USE_FSDP=true``, as ``accelerate launch``
+    with an FSDP config sets) is switched to it here rather than quietly replicating the model.
+    """
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() != "true":
+        return
+    if accelerator.distributed_type == DistributedType.FSDP or accelerator.distributed_type != DistributedType.MULTI_CPU:
+        return
+    plugin = FullyShardedDataParallelPlugin()
+    if plugin.fsdp_version != 2:
+        raise SystemExit("FSDP on CPU needs FSDP2: set fsdp_version: 2 in the accelerate config (FSDP_VERSION=2)")
+    PartialState().distributed_type = DistributedType.FSDP
+    accelerator.state.distributed_type = DistributedType.FSDP
+    accelerator.state.fsdp_plugin = plugin
+
+
+def step_seed(seed: int, step: int, process_index: int = 0) -> int:
+    """The seed of one optimizer step on one process: reproducible on resume, distinct across ranks."""
+    return (seed * 1_000_003 + step) * 1_009 + process_index
+
+
+def build_once(accelerator: Accelerator, output_dir: Path, build: Callable[[], object], load: Callable[[Path], object]):
+    """``build()`` on the main process only; with several processes the others ``load`` what it saved.
+
+    Building from a learngene holds the learngene and the whole target in host memory; doing it
+    once, not once per rank, keeps a node's peak at one build plus the per-rank copies training needs.
+    """
+    if accelerator.num_processes == 1:
+        return build()
+    folder = output_dir / "initial-model"
+    built = None
+    if accelerator.is_main_process:
+        built = build()
+        write_folder_atomically(folder, built.save_pretrained)
+    accelerator.wait_for_everyone()
+    model = built if built is not None else load(folder)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(folder, ignore_errors=True)
+    return model
+
+
+def load_model(args, auto_class, accelerator: Accelerator, **config_overrides):
+    """The model and tokenizer the arguments name; raises ``SystemExit`` with a clear message on bad input.
+
+    Call after :func:`start_run` (seeded); a model built from a learngene, or the random-init
+    baseline, is built by the main process only.
+    """
+    plain_class = getattr(transformers, auto_class.__name__)
     if args.model:
-        model = getattr(transformers, auto_class.__name__).from_pretrained(args.model, revision=args.revision,
-                                                                           **config_overrides)
+        model = plain_class.from_pretrained(args.model, revision=args.revision, **config_overrides)
         tokenizer = transformers.AutoTokenizer.from_pretrained(args.tokenizer or args.model, revision=args.revision)
         return model, tokenizer
     if not args.size:
         raise SystemExit("--learngene needs --size: a preset such as 'mini' or 'layers=4,hidden=256,heads=4'")
     learngene = Learngene.from_pretrained(args.learngene, revision=args.revision)
     size = parse_size(args.size)
-    if args.init == "random":
-        model = getattr(transformers, auto_class.__name__).from_config(learngene.target_config(size, **config_overrides))
-    else:
-        model = auto_class.from_learngene(learngene, size, show_progress=False, **config_overrides)
     tokenizer = transformers.AutoTokenizer.from_pretrained(args.tokenizer) if args.tokenizer else learngene.processor
     if tokenizer is None:
         raise SystemExit(f"{args.learngene} ships no tokenizer; pass --tokenizer NAME_OR_PATH")
-    return model, tokenizer
+
+    def build():
+        if args.init == "random":
+            return plain_class.from_config(learngene.target_config(size, **config_overrides))
+        return auto_class.from_learngene(learngene, size, show_progress=False, **config_overrides)
+
+    return build_once(accelerator, Path(args.output_dir), build, plain_class.from_pretrained), tokenizer
 
 
 class EpochOrder(Sampler):
@@ -126,23 +194,43 @@ class EpochOrder(Sampler):
 
 
 class MetricsLog:
-    """Metrics to TensorBoard (through accelerate's tracker) or to ``metrics.csv`` in the output folder."""
+    """Metrics to TensorBoard (through accelerate's tracker) or to ``metrics.csv`` in the output folder.
 
-    def __init__(self, accelerator: Accelerator, args):
+    Each CSV row goes out in one write, so an interruption never leaves half a row; a resumed run
+    first drops the rows the interrupted one logged after its checkpoint, so no step is counted twice.
+    """
+
+    HEADER = ["step", "name", "value", "time"]
+
+    def __init__(self, accelerator: Accelerator, args, resumed_at_step: int | None = None):
         self.accelerator, self.kind, self.path = accelerator, args.report_to, Path(args.output_dir) / "metrics.csv"
+        if resumed_at_step is not None and self.kind == "csv" and accelerator.is_main_process and self.path.exists():
+            with self.path.open(newline="") as handle:
+                rows = [row for row in csv.reader(handle) if len(row) == 4 and row[0].isdigit()
+                        and int(row[0]) <= resumed_at_step]
+            write_text_atomically(self.path, self._format([self.HEADER, *rows]))
+
+    @staticmethod
+    def _format(rows) -> str:
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(rows)
+        return buffer.getvalue()
 
     def log(self, values: dict, step: int) -> None:
         if self.kind == "tensorboard":
             self.accelerator.log(values, step=step)
         elif self.kind == "csv" and self.accelerator.is_main_process:
-            new = not self.path.exists()
+            rows = [] if self.path.exists() else [self.HEADER]
+            rows += [[step, name, value, f"{time.time():.3f}"] for name, value in values.items()]
             with self.path.open("a", newline="") as handle:
-                writer = csv.writer(handle)
-                for name, value in values.items():
-                    if new:
-                        writer.writerow(["step", "name", "value", "time"])
-                        new = False
-                    writer.writerow([step, name, value, f"{time.time():.3f}"])
+                handle.write(self._format(rows))
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write a file under a temporary name and rename it, so readers never see a partial one."""
+    staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    staging.write_text(text)
+    os.replace(staging, path)
 
 
 def completed_checkpoints(output_dir: Path) -> list[Path]:
@@ -156,53 +244,63 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
     return folders[-1] if folders else None
 
 
-def train(args, model, tokenizer, train_dataset, collate: Callable, evaluate: Callable, main_metric: str,
-          greater_is_better: bool = True) -> dict:
-    """Fine-tune ``model``; ``evaluate(model, accelerator)`` returns a metrics dict after every epoch.
+def train(args, accelerator: Accelerator, model, tokenizer, train_dataset, collate: Callable, evaluate: Callable,
+          main_metric: str, greater_is_better: bool = True, select: Callable | None = None) -> dict:
+    """Fine-tune ``model``; ``evaluate(model, accelerator)`` returns the evaluation set's metrics after every epoch.
 
-    Keeps the best model (by ``main_metric``) in ``output_dir/best`` and returns the final report,
-    also written to ``output_dir/results.json``.
+    Model selection never looks at the evaluation set: with ``select`` (the same kind of function
+    on a held-out part of the *training* data) the epoch it scores best is kept in
+    ``output_dir/best`` and reported; without it the last epoch is reported. The report, also
+    written to ``output_dir/results.json``, gives the evaluation set's ``main_metric`` at that epoch.
     """
     output_dir = Path(args.output_dir)
-    accelerator = start_run(args)
-    steps_per_epoch = math.ceil(len(train_dataset) / (args.batch_size * accelerator.num_processes))
+
+    def epoch_loader(epoch: int):
+        return accelerator.prepare_data_loader(DataLoader(train_dataset, batch_size=args.batch_size,
+                                                          sampler=EpochOrder(len(train_dataset), args.seed, epoch),
+                                                          collate_fn=collate))
+
+    steps_per_epoch = len(epoch_loader(0))  # per-process batches, dealt across processes: global steps
     total_steps = steps_per_epoch * args.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    # The schedule is stepped by hand once per optimizer step: accelerate would step a prepared one
+    # once per process, ending it after 1/N of training on N processes.
     schedule = transformers.get_linear_schedule_with_warmup(optimizer, int(args.warmup * total_steps), total_steps)
-    model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(schedule)
 
-    state = {"step": 0, "best": None, "best_epoch": None, "history": []}
+    state = {"step": 0, "selected": None, "selected_epoch": None, "history": []}
     checkpoint = resume_point(args, output_dir)
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))
         state = json.loads((checkpoint / STATE_FILE).read_text())
         accelerator.print(f"resumed from {checkpoint} at step {state['step']}")
-    log = MetricsLog(accelerator, args)
+    log = MetricsLog(accelerator, args, resumed_at_step=state["step"] if checkpoint is not None else None)
     progress = transformers.utils.logging.tqdm(total=total_steps, initial=state["step"], desc="training",
                                                disable=args.no_progress_bar or not accelerator.is_local_main_process)
     steps_this_run = 0
-    for epoch in range(state["step"] // steps_per_epoch, args.epochs):
-        loader = accelerator.prepare_data_loader(DataLoader(train_dataset, batch_size=args.batch_size,
-                                                            sampler=EpochOrder(len(train_dataset), args.seed, epoch),
-                                                            collate_fn=collate))
+    for epoch in range(len(state["history"]), args.epochs):  # an epoch trained to its end but not evaluated resumes
         done_in_epoch = state["step"] - epoch * steps_per_epoch
+        loader = epoch_loader(epoch)
         if done_in_epoch:
             loader = accelerator.skip_first_batches(loader, done_in_epoch)
         model.train()
-        for batch in loader:
-            # dropout masks depend only on (seed, step), so a resumed run repeats the uninterrupted one exactly
-            torch.manual_seed(args.seed * 1_000_003 + state["step"])
+        for batch in loader if done_in_epoch < steps_per_epoch else ():
+            # dropout masks depend only on (seed, step, rank): a resumed run repeats the uninterrupted one
+            torch.manual_seed(step_seed(args.seed, state["step"], accelerator.process_index))
             loss = model(**batch).loss
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
-            schedule.step()
+            if not accelerator.optimizer_step_was_skipped:  # fp16 overflow: the schedule waits too
+                schedule.step()
             optimizer.zero_grad()
             state["step"] += 1
             steps_this_run += 1
             progress.update(1)
-            progress.set_postfix(loss=f"{loss.item():.4f}")
-            log.log({"train/loss": loss.item(), "train/lr": schedule.get_last_lr()[0]}, state["step"])
+            loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
+            progress.set_postfix(loss=f"{loss_value:.4f}")
+            log.log({"train/loss": loss_value, "train/lr": schedule.get_last_lr()[0]}, state["step"])
             stop = args.stop_after_steps and steps_this_run >= args.stop_after_steps
             if stop or (args.checkpointing_steps and state["step"] % args.checkpointing_steps == 0):
                 save_checkpoint(accelerator, output_dir, state)
@@ -213,21 +311,29 @@ def train(args, model, tokenizer, train_dataset, collate: Callable, evaluate: Ca
                 accelerator.end_training()
                 return {"stopped_at_step": state["step"]}
         metrics = evaluate(model, accelerator)
-        state["history"].append({"epoch": epoch + 1, "step": state["step"], **metrics})
+        entry = {"epoch": epoch + 1, "step": state["step"], **metrics}
         log.log({f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, state["step"])
-        accelerator.print(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
-                                                              if isinstance(v, float)))
-        value = metrics[main_metric]
-        if state["best"] is None or (value > state["best"] if greater_is_better else value < state["best"]):
-            state["best"], state["best_epoch"] = value, epoch + 1
-            save_model(accelerator, model, tokenizer, output_dir / "best")
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        if select is not None:
+            entry["selection"] = chosen = select(model, accelerator)
+            log.log({f"selection/{k}": v for k, v in chosen.items() if isinstance(v, (int, float))}, state["step"])
+            shown += f" | held-out training data: {main_metric} {chosen[main_metric]:.4f}"
+            value, best = chosen[main_metric], state["selected"]
+            if best is None or (value > best if greater_is_better else value < best):
+                state["selected"], state["selected_epoch"] = value, epoch + 1
+                save_model(accelerator, model, tokenizer, output_dir / "best")
+        accelerator.print(f"epoch {epoch + 1}: {shown}")
+        state["history"].append(entry)
         save_checkpoint(accelerator, output_dir, state)
     progress.close()
     save_model(accelerator, model, tokenizer, output_dir / "last")
-    report = {"main_metric": main_metric, "best": state["best"], "best_epoch": state["best_epoch"],
-              "history": state["history"], "command": " ".join(sys.argv)}
+    epoch = state["selected_epoch"] if select is not None else len(state["history"])
+    report = {"main_metric": main_metric, "result": state["history"][epoch - 1][main_metric], "epoch": epoch,
+              "selection": "best epoch on held-out training data" if select is not None else "last epoch",
+              "history": state["history"], "processes": accelerator.num_processes,
+              "command": " ".join(sys.argv)}
     if accelerator.is_main_process:
-        (output_dir / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_text_atomically(output_dir / "results.json", json.dumps(report, indent=2) + "\n")
     accelerator.end_training()
     return report
 
@@ -246,15 +352,25 @@ def resume_point(args, output_dir: Path) -> Path | None:
     return checkpoint
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict) -> None:
-    """Model, optimizer, schedule and RNG states, written under a temporary name and renamed."""
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict,
+                    extra: Callable[[], dict[str, torch.Tensor]] | None = None) -> None:
+    """Model, optimizer, schedule and RNG states, written under a temporary name and renamed.
+
+    ``extra()`` (called on every process: it may gather sharded tensors) returns further tensors
+    the recipe needs to resume, e.g. an EMA; the main process writes them to ``extra.safetensors``.
+    """
     final = output_dir / "checkpoints" / f"step-{state['step']}"
     staging = final.with_name(final.name + ".tmp")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         shutil.rmtree(staging, ignore_errors=True)
+    accelerator.wait_for_everyone()
     accelerator.save_state(str(staging))
+    tensors = extra() if extra is not None else None
+    accelerator.wait_for_everyone()  # every rank's files (its RNG state, its shard) are in staging
     if accelerator.is_main_process:
+        if tensors is not None:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, staging / EXTRA_FILE)
         (staging / STATE_FILE).write_text(json.dumps(state, indent=2))
         shutil.rmtree(final, ignore_errors=True)
         staging.rename(final)
@@ -263,13 +379,24 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict) -> 
     accelerator.wait_for_everyone()
 
 
+def full_state_dict(accelerator: Accelerator, model) -> dict[str, torch.Tensor]:
+    """The whole model's state dict on the main process, gathered from every rank under FSDP
+    (call it on every process: the gather is collective). Other ranks may get an empty dict."""
+    return accelerator.get_state_dict(model)
+
+
 def save_model(accelerator: Accelerator, model, tokenizer, folder: Path) -> None:
-    """An ordinary ``save_pretrained`` folder (with the tokenizer), replaced atomically."""
-    accelerator.wait_for_everyone()
+    """An ordinary ``save_pretrained`` folder (with the tokenizer), replaced atomically.
+
+    The weights are gathered on all ranks (a full state dict, also under FSDP), so the folder
+    loads with plain ``from_pretrained``.
+    """
+    state_dict = full_state_dict(accelerator, model)
     if accelerator.is_main_process:
         def write(staging: Path) -> None:
-            accelerator.unwrap_model(model).save_pretrained(staging)
-            tokenizer.save_pretrained(staging)
+            accelerator.unwrap_model(model).save_pretrained(staging, state_dict=state_dict)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(staging)
 
         write_folder_atomically(folder, write)
     accelerator.wait_for_everyone()
@@ -281,4 +408,3 @@ def check_columns(dataset, needed: list[str], where: str) -> None:
     if missing:
         raise SystemExit(f"{where} has no column(s) {missing}; it has {dataset.column_names}. "
                          "Name the right ones with --text_columns / --label_column")
-
