@@ -113,12 +113,15 @@ def test_fine_sigma_only_stage_under_ddp(fine_learngene, tmp_path):
 
 
 def test_fsdp_text_classification_saves_full_weights_and_resumes(review_files, learngene_dir, tmp_path):
+    """Sharded checkpoints, and the other ranks loading on the meta device what the main process built
+    (``fsdp_cpu_ram_efficient_loading``, as recipes/accelerate_configs/fsdp2.yaml asks)."""
     out = tmp_path / "fsdp"
+    env = {**FSDP_ENV, "FSDP_CPU_RAM_EFFICIENT_LOADING": "true"}
     arguments = classification_args(review_files, learngene_dir, out, "--batch_size", "4")
-    torchrun("text_classification.py", arguments + ["--stop_after_steps", "3"], env=FSDP_ENV)
+    torchrun("text_classification.py", arguments + ["--stop_after_steps", "3"], env=env)
     checkpoint = out / "checkpoints" / "step-3"
     assert any("fsdp" in p.name for p in checkpoint.iterdir())  # sharded by FSDP, not replicated by DDP
-    torchrun("text_classification.py", arguments + ["--resume_from_checkpoint", "latest"], env=FSDP_ENV)
+    torchrun("text_classification.py", arguments + ["--resume_from_checkpoint", "latest"], env=env)
     report = json.loads((out / "results.json").read_text())
     assert [h["epoch"] for h in report["history"]] == [1, 2] and report["processes"] == 2
     for folder in ("best", "last"):  # gathered on all ranks: plain transformers loads every weight
