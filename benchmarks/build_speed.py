@@ -80,7 +80,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     os.environ["BENCH_THREADS"] = str(args.threads)
 
-    results = {"size": args.size, "threads": args.threads, "repeats": args.repeats, "methods": {}}
+    results = {"command": " ".join(["python", "benchmarks/build_speed.py", *sys.argv[1:]]),
+               "size": args.size, "threads": args.threads, "repeats": args.repeats, "methods": {}}
     with tempfile.TemporaryDirectory() as workdir:
         for method in ("front", "bot"):
             folder = os.path.join(workdir, method)

@@ -18,6 +18,7 @@ import csv
 import importlib.util
 import json
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -133,7 +134,8 @@ def main() -> None:
         results.append(row)
         print(f"{row['init']:7s} {row['rescaling']:11s} held-out accuracy {accuracy:.3f} ({row['seconds']:.0f}s)",
               flush=True)
-    report = {"size": size, "budget": asdict(budget), "device": args.device, "results": results}
+    report = {"command": " ".join(["python", "benchmarks/imdb_finetune.py", *sys.argv[1:]]), "size": size,
+              "budget": asdict(budget), "device": args.device, "results": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

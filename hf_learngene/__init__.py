@@ -1,4 +1,4 @@
-"""hf_learngene: extract a compact, size-agnostic learngene from one pretrained model and build
+"""hf_learngene: extract a size-agnostic learngene from one pretrained model and build
 ordinary transformers models of any size from it."""
 
 from transformers import AutoConfig, AutoFeatureExtractor
