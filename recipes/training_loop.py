@@ -18,6 +18,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
 import shutil
 import sys
@@ -319,7 +320,7 @@ def train(args, accelerator: Accelerator, model, tokenizer, train_dataset, colla
             log.log({f"selection/{k}": v for k, v in chosen.items() if isinstance(v, (int, float))}, state["step"])
             shown += f" | held-out training data: {main_metric} {chosen[main_metric]:.4f}"
             value, best = chosen[main_metric], state["selected"]
-            if best is None or (value > best if greater_is_better else value < best):
+            if is_better(value, best, greater_is_better):
                 state["selected"], state["selected_epoch"] = value, epoch + 1
                 save_model(accelerator, model, tokenizer, output_dir / "best")
         accelerator.print(f"epoch {epoch + 1}: {shown}")
@@ -336,6 +337,15 @@ def train(args, accelerator: Accelerator, model, tokenizer, train_dataset, colla
         write_text_atomically(output_dir / "results.json", json.dumps(report, indent=2) + "\n")
     accelerator.end_training()
     return report
+
+
+def is_better(value: float, best: float | None, greater_is_better: bool) -> bool:
+    """Whether ``value`` beats ``best``; ``nan`` (a correlation of constant predictions) is the worst score."""
+    if math.isnan(value):
+        return best is None
+    if best is None or math.isnan(best):
+        return True
+    return value > best if greater_is_better else value < best
 
 
 def resume_point(args, output_dir: Path) -> Path | None:
