@@ -25,7 +25,7 @@ from .errors import (
     LearngeneLoadError,
     UnsupportedArchitectureError,
 )
-from .learngene import Learngene
+from .learngene import Learngene, push_built_model
 from .modeling.pipmn import (
     AudioInputWarning,
     PIPMNConfig,
@@ -93,6 +93,7 @@ __all__ = [
     "UnsupportedArchitectureError",
     "architecture_for",
     "get_method",
+    "push_built_model",
     "refine",
     "supported_model_types",
     *_LAZY,

@@ -4,12 +4,14 @@ method (how a signal on those axes is resized); neither knows of the other."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import transformers
@@ -26,6 +28,7 @@ from transformers import (
 )
 from transformers.initialization import no_init_weights
 from transformers.utils import logging
+from transformers.utils.hub import convert_file_size_to_int
 
 from .architectures import (
     ARCHITECTURES,
@@ -53,7 +56,7 @@ from .errors import (
 )
 from .methods import SignalSpec, get_method
 from .methods.rescaling import UNSTANDARDISED, check_policy, restore, standardize
-from .saving import push_folder, write_folder_atomically
+from .saving import first_line, http_status, push_folder, write_folder_atomically
 
 logger = logging.get_logger(__name__)
 
@@ -72,17 +75,57 @@ def canonical_state(model: nn.Module, keep_vars: bool = False) -> dict[str, torc
     ``bert.encoder.layer.0...`` and ``encoder.layer.0...`` (a bare ``BertModel``) both become
     ``encoder.layer.0...``; heads outside the base model (``cls.*``, ``lm_head.*``) keep their names.
     diffusers models have no base-model prefix: their names are used as they are.
+
+    A tied copy (an LM decoder sharing the word embeddings) is recognised by its shared storage.
+    Tensors on the meta device all sit at address 0, so for them the model's tied-weights map
+    (``all_tied_weights_keys``) says which are copies. With ``keep_vars=False`` the values of
+    tensors that accelerate offloaded (``device_map`` with offload, ``cpu_offload``) are read
+    through its hooks; tensors without values (``init_empty_weights``) stay on the meta device.
     """
     prefix = (getattr(model, "base_model_prefix", "") or "\0") + "."
-    seen: set[tuple[int, tuple[int, ...]]] = set()
+    tensors = model.state_dict(keep_vars=True)
+    tied_copies = {
+        target for target, source in (getattr(model, "all_tied_weights_keys", None) or {}).items() if source in tensors
+    }
+    offloaded = {}
+    if not keep_vars:
+        offloaded = _offloaded_values(model, [n for n, t in tensors.items() if t.is_meta and n not in tied_copies])
+    seen: set[tuple] = set()
     state = {}
-    for name, tensor in model.state_dict(keep_vars=keep_vars).items():
-        identity = (tensor.data_ptr(), tuple(tensor.shape))
+    for name, tensor in tensors.items():
+        if tensor.is_meta or tensor.numel() == 0:  # no storage to compare: the object itself, or the tie map
+            if name in tied_copies:
+                continue
+            identity = ("object", id(tensor))
+        else:
+            identity = ("storage", tensor.data_ptr(), tuple(tensor.shape))
         if identity in seen:  # a tied weight, e.g. an LM decoder sharing the word embeddings
             continue
         seen.add(identity)
+        if not keep_vars:
+            tensor = offloaded.get(name, tensor.detach())
         state[name[len(prefix):] if name.startswith(prefix) else name] = tensor
     return state
+
+
+def _offloaded_values(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
+    """The values of the meta tensors ``names`` that accelerate offloaded, read through its public
+    ``align_module_device``; names without an offloaded copy are left out."""
+    if not names:
+        return {}
+    from accelerate.utils import align_module_device, has_offloaded_params
+
+    wanted, values = set(names), {}
+    for module_name, module in model.named_modules():
+        if not has_offloaded_params(module):
+            continue
+        prefix = f"{module_name}." if module_name else ""
+        with align_module_device(module, torch.device("cpu")):  # loads the module's weights, offloads them after
+            for name, tensor in module.state_dict(keep_vars=True).items():
+                full_name = prefix + name
+                if full_name in wanted and full_name not in values and not tensor.is_meta:
+                    values[full_name] = tensor.detach()
+    return values
 
 
 def group_by_role(
@@ -109,12 +152,21 @@ def group_by_role(
 
 
 def signal_spec(param: Param) -> SignalSpec:
-    """What a method may know of a role: its axes, which are resizable, which are inputs."""
+    """What a method may know of a role: its axes, which are resizable, which are inputs, its
+    name, whether a tied output head shares it, and how its heads are grouped."""
     axes = tuple(param.axes())
     inputs = [False] if param.layered else []
     for dim, names in enumerate(param.factors()):
         inputs += [dim == param.fan_in] * len(names)
-    return SignalSpec(axes, tuple(is_resizable(a) for a in axes), tuple(inputs), param.writes_residual)
+    return SignalSpec(
+        axes,
+        tuple(is_resizable(a) for a in axes),
+        tuple(inputs),
+        param.writes_residual,
+        role=param.role,
+        tied_output=param.tied_output,
+        head_groups=param.head_groups,
+    )
 
 
 def _file_sha256(path: Path) -> str:
@@ -137,18 +189,49 @@ def _is_model(source: Any) -> bool:
 
 
 def _diffusers_class_name(source: str | os.PathLike, revision: str | None) -> str | None:
-    """The diffusers model class a folder or Hub repo's ``config.json`` names, or ``None``."""
-    folder = Path(source)
-    try:
-        if folder.is_dir():
-            config_path = folder / CONFIG_NAME
-        else:
-            from huggingface_hub import hf_hub_download
+    """The diffusers model class a folder or Hub repo's ``config.json`` names, or ``None``.
 
+    ``None`` also when there is no ``config.json`` to read (missing, not JSON, no such repo or
+    revision, Hub unreachable and not cached): transformers' loader then says what is wrong. Any
+    other failure (a file that cannot be read, a token the Hub rejects, a gated repo) is a
+    :class:`LearngeneLoadError` saying so, not a silent fallback to transformers.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        HFValidationError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    folder = Path(source)
+    if folder.is_dir():
+        config_path = folder / CONFIG_NAME
+    else:
+        try:
             config_path = Path(hf_hub_download(str(source), CONFIG_NAME, revision=revision))
-        return json.loads(config_path.read_text()).get("_class_name")
-    except Exception:  # not a diffusers model, or unreachable: transformers' loader says why
+        except GatedRepoError as error:
+            raise LearngeneLoadError(
+                f"cannot load the source model '{source}': it is a gated Hub repository and this token has no access "
+                f"({first_line(error)}); request access on its Hub page or pass a token that has it"
+            ) from None
+        # EntryNotFoundError covers a missing file and LocalEntryNotFoundError (offline, not cached)
+        except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError, HFValidationError):
+            return None
+        except HfHubHTTPError as error:
+            raise LearngeneLoadError(
+                f"cannot load the source model '{source}': the Hub answered {http_status(error)}; check the token "
+                "(`hf auth login`, HF_TOKEN or token=)"
+            ) from None
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return None
+    except OSError as error:
+        raise LearngeneLoadError(f"cannot read {config_path}: {error}") from None
+    return config.get("_class_name") if isinstance(config, dict) else None
 
 
 def _load_source(source: str | os.PathLike, revision: str | None = None) -> tuple[nn.Module, Any]:
@@ -259,7 +342,16 @@ class Learngene(PreTrainedModel):
             source_name = str(getattr(source.config, "_name_or_path", None) or "") or None  # diffusers keeps a Path
         arch = architecture_for(model_type_of(source))
         sizes = arch.axis_sizes(source.config)
-        groups = group_by_role(arch, canonical_state(source), "source model", source.config)
+        state = canonical_state(source)
+        empty = [name for name, tensor in state.items() if tensor.is_meta]
+        if empty:
+            raise LearngeneLoadError(
+                f"the source model's weights are not materialised: {len(empty)} tensor(s) ({', '.join(empty[:3])}"
+                f"{' …' if len(empty) > 3 else ''}) are on the meta device with no offloaded copy to read, as in a "
+                "model made under init_empty_weights(). Pass the model's folder or Hub id instead "
+                "(Learngene.extract loads the weights itself), or load it with from_pretrained first"
+            )
+        groups = group_by_role(arch, state, "source model", source.config)
 
         roles: dict[str, dict[str, Any]] = {}
         stored: dict[str, torch.Tensor] = {}
@@ -311,9 +403,13 @@ class Learngene(PreTrainedModel):
         """The config :meth:`build` would use for ``size`` (a preset, a dict or a config)."""
         return resolve_target_config(self.architecture, self.source_config, size, **config_overrides)
 
-    def decode_role(self, param: Param, target_sizes: dict[str, int]) -> torch.Tensor:
-        """One role's stacked signal at the target sizes, in weight units."""
-        role = param.role
+    def decode_role(self, param: Param, target_sizes: dict[str, int], stored_role: str | None = None) -> torch.Tensor:
+        """One role's stacked signal at the target sizes, in weight units.
+
+        ``stored_role`` decodes another stored role as ``param``: an untied output head built from
+        a source whose head was tied reads the word embeddings, resized as a head (with its fan-in).
+        """
+        role = stored_role or param.role
         info = self.config.roles[role]
         target_shape = expanded_shape(param, target_sizes)
         source_shape = tuple(info["source_shape"])
@@ -322,12 +418,14 @@ class Learngene(PreTrainedModel):
         z = resizer.decode(stored, signal_spec(param), source_shape, target_shape)
         resized = target_shape != source_shape or tuple(info["stored_shape"]) != source_shape
         width = lambda shape: math.prod(n for axis, n in zip(signal_spec(param).axes, shape) if axis != "layers")
+        source_fan_in = info["fan_in"] if stored_role is None else fan_in(
+            param, self.architecture.axis_sizes(self.source_config))
         return restore(
             z,
             info["mean"],
             info["std"],
             self.config.rescaling,
-            source_fan_in=info["fan_in"],
+            source_fan_in=source_fan_in,
             target_fan_in=fan_in(param, target_sizes),
             resized=resized,
             widens=width(target_shape) > width(source_shape),
@@ -368,10 +466,11 @@ class Learngene(PreTrainedModel):
         for role, (param, members) in logging.tqdm(
             groups.items(), desc="building from learngene", disable=not show_progress
         ):
-            if role not in self.config.roles:
+            stored_role = self._untied_head_source(param)
+            if role not in self.config.roles and stored_role is None:
                 logger.info("%s is not in the learngene; it keeps %s's initialisation", role, type(model).__name__)
                 continue
-            signal = self.decode_role(param, target_sizes)
+            signal = self.decode_role(param, target_sizes, stored_role)
             part_shape, whole_shape = tensor_shape(param, target_sizes), full_tensor_shape(param, target_sizes)
             part = segment_index(param, target_sizes)
             layers = signal.reshape(-1, *part_shape) if param.layered else signal.reshape(1, *part_shape)
@@ -393,6 +492,16 @@ class Learngene(PreTrainedModel):
             model = model.to(device)
         model.eval()
         return model
+
+    def _untied_head_source(self, param: Param) -> str | None:
+        """The tied word-embedding role an output head is built from when the source's head was tied
+        and the target's is not (``tie_word_embeddings=False`` at build), else ``None``."""
+        embedding = self.architecture.tied_embedding
+        if param.role in self.config.roles or param.fan_in is None or embedding not in self.config.roles:
+            return None
+        if param.dims != tuple(self.config.roles[embedding]["axes"]):
+            return None
+        return embedding
 
     def _instantiate_transformers(self, target: PretrainedConfig, auto_class: type) -> PreTrainedModel:
         """The target model with the learngene's weights left uninitialised (they are filled next)."""
@@ -427,8 +536,6 @@ class Learngene(PreTrainedModel):
 
     def _record_provenance(self, model: nn.Module, target_sizes: dict[str, int]) -> None:
         """Name the learngene in the model's config, tags and Hub card (plain transformers/diffusers still load it)."""
-        from .model_cards import built_model_card
-
         provenance = {
             "learngene": self.name_or_path or None,
             "method": self.config.method,
@@ -440,13 +547,8 @@ class Learngene(PreTrainedModel):
             return
         model.config.learngene = provenance
         model.add_model_tags(["learngene", f"learngene-{self.config.method}"])
-        upload = model._upload_modified_files
-
-        def upload_with_card(working_dir, repo_id, *args, **kwargs):
-            built_model_card(model, repo_id).save(os.path.join(working_dir, "README.md"))
-            return upload(working_dir, repo_id, *args, **kwargs)
-
-        model._upload_modified_files = upload_with_card  # push_to_hub writes this card, not a blank one
+        # transformers' push_to_hub writes a generic card: this model's pushes write the learngene's
+        model.push_to_hub = functools.partial(push_built_model, model)
 
     # ------------------------------------------------------------------ inspection
 
@@ -472,25 +574,67 @@ class Learngene(PreTrainedModel):
 
     # ------------------------------------------------------------------ saving and loading
 
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        is_main_process: bool = True,
+        state_dict: dict[str, torch.Tensor] | None = None,
+        push_to_hub: bool = False,
+        max_shard_size: int | str | None = None,
+        token: str | bool | None = None,
+        **push_options: Any,
+    ) -> None:
         """Write ``config.json``, ``learngene.safetensors`` and the processor files to a folder.
 
         The folder is written under a temporary name and moved into place when complete, so an
-        interrupted save never leaves a half-written learngene. Extra keyword arguments of
-        transformers' ``save_pretrained`` (e.g. from ``push_to_hub``) are accepted and ignored.
+        interrupted save never leaves a half-written learngene. transformers' arguments that apply
+        to a learngene are honoured; any other raises :class:`LearngeneConfigError` naming it.
+
+        Args:
+            is_main_process: ``False`` on the other processes of a distributed run: they write nothing.
+            state_dict: tensors to save instead of the learngene's own, keyed like ``self.state_dict()``
+                (``Trainer`` passes them).
+            push_to_hub: after saving, upload the folder with the learngene's model card in one commit,
+                to ``repo_id`` (default: the folder's name) with ``commit_message``, ``commit_description``,
+                ``private``, ``revision``, ``create_pr`` and ``tags`` as in :meth:`push_to_hub`.
+            max_shard_size: a learngene is saved as one file; a limit below its size is refused
+                (sharded learngenes are not supported yet), a larger one changes nothing.
+            token: the Hub token for ``push_to_hub``.
         """
+        unknown = sorted(set(push_options) - set(PUSH_OPTIONS))
+        if unknown:
+            raise LearngeneConfigError(
+                f"Learngene.save_pretrained got unexpected argument(s) {', '.join(unknown)}; it takes is_main_process, "
+                f"state_dict, push_to_hub, max_shard_size, token and, with push_to_hub=True, {', '.join(PUSH_OPTIONS)}"
+            )
+        if push_options and not push_to_hub:
+            raise LearngeneConfigError(
+                f"{', '.join(sorted(push_options))} only apply when pushing: pass push_to_hub=True as well"
+            )
+        tensors = {}
+        for role in self.config.roles:
+            key = f"coefficients.{_storage_key(role)}"
+            tensor = self.coefficients[_storage_key(role)] if state_dict is None else state_dict.get(key)
+            if tensor is None:
+                raise LearngeneConfigError(f"the state_dict passed to save_pretrained has no '{key}' (role {role})")
+            tensors[role] = tensor.detach().float().contiguous().cpu()
+        if max_shard_size is not None:
+            _check_shard_size(max_shard_size, sum(tensor.numel() * 4 for tensor in tensors.values()))
+        if not is_main_process:
+            return
+
         def write(staging: Path) -> None:
-            tensors = {
-                role: self.coefficients[_storage_key(role)].detach().float().contiguous().cpu()
-                for role in self.config.roles
-            }
             save_file(tensors, staging / WEIGHTS_NAME, metadata={"format": "pt"})  # one key: safetensors orders several at random
             self.config.checksum = _file_sha256(staging / WEIGHTS_NAME)
             self.config.to_json_file(staging / CONFIG_NAME)
             if self.processor is not None:
                 self.processor.save_pretrained(staging)
 
-        write_folder_atomically(save_directory, write)
+        folder = write_folder_atomically(save_directory, write)
+        if push_to_hub:
+            repo_id = push_options.pop("repo_id", None) or folder.resolve().name
+            self._push(repo_id, lambda upload: shutil.copytree(folder, upload, dirs_exist_ok=True), token=token,
+                       **push_options)
 
     @classmethod
     def from_pretrained(
@@ -559,24 +703,93 @@ class Learngene(PreTrainedModel):
         token: str | bool | None = None,
         revision: str | None = None,
         create_pr: bool = False,
+        max_shard_size: int | str | None = None,
         tags: list[str] | None = None,
     ):
         """Upload the learngene with a model card (library, tags, base model, method, size) to the Hub.
 
         Creates the repository if needed and pushes everything in one commit; returns the
         ``CommitInfo``. Token, endpoint and offline mode follow ``huggingface_hub``'s settings.
+        ``max_shard_size`` is checked as in :meth:`save_pretrained`.
         """
+        return self._push(
+            repo_id, lambda folder: self.save_pretrained(folder, max_shard_size=max_shard_size),
+            commit_message=commit_message, commit_description=commit_description, private=private, token=token,
+            revision=revision, create_pr=create_pr, tags=tags,
+        )
+
+    def _push(
+        self,
+        repo_id: str,
+        write_files: Callable[[Path], None],
+        *,
+        commit_message: str | None = None,
+        tags: list[str] | None = None,
+        **push_options: Any,
+    ):
+        """Upload what ``write_files(folder)`` writes, with the learngene's model card, in one commit."""
         from .model_cards import learngene_card
 
         def write(folder: Path, full_repo_id: str) -> None:
-            self.save_pretrained(folder)
+            write_files(folder)
             learngene_card(self, full_repo_id, tags).save(folder / "README.md")
 
         return push_folder(
             repo_id, write, what="learngene", commit_message=commit_message or f"Upload {self.config.method} learngene",
-            commit_description=commit_description, private=private, token=token, revision=revision,
-            create_pr=create_pr,
+            **push_options,
         )
+
+
+# the push_to_hub arguments save_pretrained(push_to_hub=True) takes, as transformers' does
+PUSH_OPTIONS = ("repo_id", "commit_message", "commit_description", "private", "revision", "create_pr", "tags")
+
+
+def _check_shard_size(max_shard_size: int | str, size: int) -> None:
+    """Refuse a ``max_shard_size`` below the size of a learngene's one file (no sharded learngenes yet)."""
+    try:
+        limit = convert_file_size_to_int(max_shard_size)
+    except (ValueError, TypeError, AttributeError):
+        raise LearngeneConfigError(
+            f"max_shard_size={max_shard_size!r} is not a size: pass bytes as an int or a string like '5GB'"
+        ) from None
+    if size > limit:
+        raise LearngeneConfigError(
+            f"this learngene is saved as one file and its tensors take {size:,} bytes, more than "
+            f"max_shard_size={max_shard_size!r}; "
+            "sharded learngenes are not supported yet: pass a larger max_shard_size or leave it out"
+        )
+
+
+def push_built_model(
+    model: PreTrainedModel,
+    repo_id: str,
+    *,
+    commit_message: str | None = None,
+    commit_description: str | None = None,
+    private: bool | None = None,
+    token: str | bool | None = None,
+    revision: str | None = None,
+    create_pr: bool = False,
+    max_shard_size: int | str = "50GB",
+    tags: list[str] | None = None,
+):
+    """Push a model built from a learngene with a card naming the learngene, method, source and sizes.
+
+    Takes the arguments of transformers' ``push_to_hub`` and uploads ``model.save_pretrained``'s
+    files and the card in one commit; returns the ``CommitInfo``. A built model's own
+    ``push_to_hub`` is this function (``Learngene.build`` binds it), so ``model.push_to_hub(repo_id)``
+    does the same; transformers' ``save_pretrained(push_to_hub=True)`` writes its generic card.
+    """
+    from .model_cards import built_model_card
+
+    def write(folder: Path, full_repo_id: str) -> None:
+        model.save_pretrained(folder, max_shard_size=max_shard_size)
+        built_model_card(model, full_repo_id, tags).save(folder / "README.md")
+
+    return push_folder(
+        repo_id, write, what="model", commit_message=commit_message or "Upload model built from a learngene",
+        commit_description=commit_description, private=private, token=token, revision=revision, create_pr=create_pr,
+    )
 
 
 def _stack_role(param: Param, members: dict, sizes: dict[str, int]) -> torch.Tensor:

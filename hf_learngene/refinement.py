@@ -10,7 +10,10 @@ averaged over the roles and multiplied by ``weight``. The paper publishes neithe
 a schedule; ``weight`` is an option here and the benchmark reports what it measured.
 
 Use it as a loss term in any loop (``loss = task_loss + regularizer()``), as a ``Trainer``
-callback (:class:`SpectralRegularizerCallback`), or through :func:`refine`.
+callback (:class:`SpectralRegularizerCallback`), or through :func:`refine`. It needs every weight
+whole on every process: under FSDP or DeepSpeed each process holds shards, the
+penalty of a shard is not the penalty of the weight, and the callback's separate ``backward()``
+never reaches the sharded gradients, so those setups are refused with a clear error.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 from transformers import PreTrainedModel, TrainerCallback
 
 from .architectures import architecture_for, expanded_shape
+from .errors import LearngeneConfigError
 from .learngene import group_by_role, canonical_state, signal_spec
 from .methods.base import apply_along
 from .methods.front import FrontResizer, dct_matrix
@@ -33,6 +37,9 @@ class SpectralRegularizer:
     def __init__(self, model: PreTrainedModel, keep: float | Mapping[str, float | int] = 0.5, weight: float = 1e-2):
         if weight < 0:
             raise ValueError(f"the regulariser weight must be ≥ 0, got {weight}")
+        sharding = parameter_sharding(model)
+        if sharding:
+            raise LearngeneConfigError(_refusal(sharding))
         self.weight = weight
         front = FrontResizer(keep)
         arch = architecture_for(model.config.model_type)
@@ -79,12 +86,60 @@ class SpectralRegularizerCallback(TrainerCallback):
         self._regularizer: SpectralRegularizer | None = None
         self.history: list[float] = []
 
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        """Refuse FSDP and DeepSpeed before the first step rather than drop the penalty silently."""
+        sharding = training_sharding(args) or (parameter_sharding(model) if model is not None else None)
+        if sharding:
+            raise LearngeneConfigError(_refusal(sharding))
+
     def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
         if self._regularizer is None:
             self._regularizer = SpectralRegularizer(model, self.keep, self.weight)
         penalty = self._regularizer()
         penalty.backward()
         self.history.append(penalty.item())
+
+
+def parameter_sharding(model: torch.nn.Module) -> str | None:
+    """What shards the model's parameters across processes (FSDP, DTensor, DeepSpeed ZeRO-3), or ``None``."""
+    if torch.distributed.is_available():
+        from torch.distributed import fsdp
+        from torch.distributed.tensor import DTensor
+
+        wrappers = tuple(getattr(fsdp, name) for name in ("FullyShardedDataParallel", "FSDPModule") if hasattr(fsdp, name))
+        if any(isinstance(module, wrappers) for module in model.modules()):
+            return "FSDP"
+        if any(isinstance(parameter, DTensor) for parameter in model.parameters()):
+            return "DTensor parameters (FSDP2 or tensor parallelism)"
+    if any(hasattr(parameter, "ds_id") for parameter in model.parameters()):  # DeepSpeed ZeRO-3 marks its shards
+        return "DeepSpeed ZeRO-3"
+    return None
+
+
+def training_sharding(args: Any) -> str | None:
+    """FSDP or DeepSpeed asked for by ``TrainingArguments`` or by the accelerate config of this process, or ``None``."""
+    if getattr(args, "fsdp", None):
+        return "FSDP (TrainingArguments.fsdp)"
+    if getattr(args, "deepspeed", None):
+        return "DeepSpeed (TrainingArguments.deepspeed)"
+    from accelerate.state import AcceleratorState, is_initialized
+    from accelerate.utils import DistributedType
+
+    if is_initialized():
+        distributed_type = AcceleratorState().distributed_type
+        if distributed_type == DistributedType.FSDP:
+            return "FSDP (the accelerate config)"
+        if distributed_type == DistributedType.DEEPSPEED:
+            return "DeepSpeed (the accelerate config)"
+    return None
+
+
+def _refusal(sharding: str) -> str:
+    return (
+        f"the spectral regulariser cannot run under {sharding}: it needs every weight whole on every process, "
+        "and with sharded parameters its penalty and gradient would be wrong or silently dropped. Refine with "
+        "unsharded parameters (e.g. on one device with refine() or SpectralRegularizerCallback), then extract the learngene"
+    )
 
 
 def refine(

@@ -54,22 +54,103 @@ def push_folder(
 ):
     """Create ``repo_id`` if needed and upload what ``write(folder, full_repo_id)`` produces in one commit.
 
-    Returns the ``CommitInfo``; a transfer that breaks off raises :class:`LearngenePushError`
-    (the Hub commits atomically, so the repository keeps its last complete revision).
+    Returns the ``CommitInfo``. A failure raises :class:`LearngenePushError` saying at which step it
+    happened and whether a commit can have been made. The Hub commits atomically: nothing is
+    committed before the commit call, nor when the Hub answers that call with an error; only a
+    connection lost during the commit call leaves it open whether the commit was made.
     """
-    from huggingface_hub import HfApi
+    from httpx2 import TransportError
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
 
+    connection_errors = (TransportError, ConnectionError, TimeoutError)  # no answer from the Hub
     api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    try:
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    except HfHubHTTPError as error:
+        raise LearngenePushError(
+            f"pushing the {what}: the Hub refused to create or open the repository '{repo_id}' "
+            f"({http_status(error)}); nothing was uploaded. {_http_advice(error, repo_id, revision)}"
+        ) from error
+    except LocalTokenNotFoundError:
+        raise LearngenePushError(
+            f"pushing the {what} to '{repo_id}' needs a Hub token and none is set: log in with `hf auth login`, "
+            "set HF_TOKEN or pass token=; nothing was uploaded"
+        ) from None
+    except connection_errors as error:
+        raise LearngenePushError(
+            f"pushing the {what}: cannot reach the Hub to create or open the repository '{repo_id}' "
+            f"({type(error).__name__}: {first_line(error)}); nothing was uploaded. Check the connection "
+            "(and HF_ENDPOINT) and push again"
+        ) from error
     with tempfile.TemporaryDirectory() as working_dir:
         folder = Path(working_dir) / "upload"
         folder.mkdir()
-        write(folder, repo_id)
         try:
-            return api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message,
-                                     commit_description=commit_description, revision=revision, create_pr=create_pr)
-        except Exception as error:  # any transport failure: the commit is atomic on the Hub side
+            write(folder, repo_id)
+        except OSError as error:  # a local failure (disk full, permissions): nothing has been sent
             raise LearngenePushError(
-                f"pushing the {what} to '{repo_id}' broke off ({type(error).__name__}: {error}); "
-                "nothing was committed, so the repository keeps its last complete revision. Push again"
+                f"pushing the {what}: writing its files into a temporary folder for the upload failed "
+                f"({type(error).__name__}: {error}); nothing was uploaded to '{repo_id}'"
             ) from error
+        operations = [
+            CommitOperationAdd(path_in_repo=path.relative_to(folder).as_posix(), path_or_fileobj=str(path))
+            for path in sorted(folder.rglob("*"))
+            if path.is_file()
+        ]
+        try:  # large files go to storage first; none of them is part of the repository until the commit
+            api.preupload_lfs_files(repo_id, additions=operations, revision=revision, create_pr=create_pr)
+        except Exception as error:  # whatever failed, the commit call was not made
+            raise LearngenePushError(
+                f"pushing the {what} to '{repo_id}': uploading its files failed before the commit "
+                f"({type(error).__name__}: {first_line(error)}); nothing was committed, so the repository keeps "
+                "its last complete revision. Push again"
+            ) from error
+        try:
+            return api.create_commit(repo_id, operations=operations, commit_message=commit_message,
+                                     commit_description=commit_description, revision=revision, create_pr=create_pr)
+        except HfHubHTTPError as error:
+            raise LearngenePushError(
+                f"pushing the {what} to '{repo_id}': the Hub refused the commit ({http_status(error)}); nothing "
+                f"was committed, so the repository keeps its last complete revision. "
+                f"{_http_advice(error, repo_id, revision)}"
+            ) from error
+        except connection_errors as error:  # the request may have reached the Hub before the connection was lost
+            raise LearngenePushError(
+                f"pushing the {what} to '{repo_id}': the connection was lost during the commit call "
+                f"({type(error).__name__}: {first_line(error)}), so the commit may or may not have been made. "
+                f"Look at the repository's history (HfApi().list_repo_commits('{repo_id}')) before pushing again"
+            ) from error
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first non-empty line, or its type when it has no message."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def http_status(error: Exception) -> str:
+    """``HTTP 403: <the Hub's message>`` for an error answer of the Hub."""
+    response = getattr(error, "response", None)
+    status = f"HTTP {response.status_code}" if response is not None else "an HTTP error"
+    message = getattr(error, "server_message", None) or first_line(error)
+    return f"{status}: {message}"
+
+
+def _http_advice(error: Exception, repo_id: str, revision: str | None) -> str:
+    """What a user can do about an error answer, by its status."""
+    from huggingface_hub.errors import RevisionNotFoundError
+
+    response = getattr(error, "response", None)
+    status = response.status_code if response is not None else None
+    if isinstance(error, RevisionNotFoundError):
+        return f"The branch '{revision}' does not exist: create it with HfApi().create_branch('{repo_id}', branch=...)"
+    if status == 401:
+        return "The token was not accepted: log in with `hf auth login` or pass a valid token="
+    if status == 403:
+        return f"The token may not write to '{repo_id}': use a token with write access to it"
+    if status == 404:
+        return f"'{repo_id}' does not exist or this token cannot see it"
+    if status is not None and status >= 500:
+        return "The Hub failed on its side: push again later"
+    return "Push again once the cause is fixed"

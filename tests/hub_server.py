@@ -4,7 +4,10 @@ It answers the routes ``huggingface_hub`` calls to create repos, commit files (r
 LFS), resolve revisions, list trees and download files, keeping every commit in memory so old
 revisions stay downloadable. Clients point at it with ``HF_ENDPOINT``; ``HF_HUB_DISABLE_XET=1``
 keeps uploads on the plain LFS protocol. ``HubServer.fail_uploads`` makes the server drop every
-LFS upload, as a server going away in the middle of a push would.
+LFS upload, as a server going away in the middle of a push would; ``HubServer.errors`` makes it
+answer repo creation (``"create"``), commits (``"commit"``) or file downloads (``"resolve"``)
+with an HTTP error, as the Hub does for a bad token; ``HubServer.drop_commits`` makes it apply a commit and then drop the connection
+without answering, as when the connection is lost after the Hub received the commit.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".npz", ".parquet", ".arrow",
                 ".wav", ".flac", ".png", ".zip", ".gz")  # what the Hub's default .gitattributes sends to LFS
 TYPE_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+USER = "tester"  # whose token the tests use: repos created without a namespace go to this user's
 
 
 @dataclass
@@ -46,6 +50,8 @@ class HubServer:
         self.repos: dict[tuple[str, str], Repo] = {}
         self.lfs: dict[str, bytes] = {}
         self.fail_uploads = False
+        self.errors: dict[str, tuple[int, str]] = {}  # "create" / "commit" / "resolve" → (status, X-Error-Message)
+        self.drop_commits = False
         self.requests: list[str] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -125,6 +131,15 @@ class HubServer:
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
+            def refuse(self, route: str) -> bool:
+                """Answer with the error set for ``route`` in ``server.errors``; ``True`` if it did."""
+                if route not in server.errors:
+                    return False
+                self.body()
+                status, message = server.errors[route]
+                self.send(status, {"error": message}, {"X-Error-Message": message})
+                return True
+
             def not_found(self, code: str, message: str):
                 self.send(404, {"error": message}, {"X-Error-Code": code, "X-Error-Message": message})
 
@@ -173,7 +188,7 @@ class HubServer:
                     self.body()
                     return self.send(200, {"errors": [], "warnings": []})
                 if path == "/api/whoami-v2":
-                    return self.send(200, {"name": "tester", "type": "user", "orgs": [], "auth": {"type": "access_token"}})
+                    return self.send(200, {"name": USER, "type": "user", "orgs": [], "auth": {"type": "access_token"}})
                 match = re.fullmatch(r"/api/(model|dataset|space)s/([^/]+/[^/]+)(?:/(.*))?", path)
                 if match:
                     return self.api(match.group(1), match.group(2), match.group(3) or "", url)
@@ -188,9 +203,11 @@ class HubServer:
                 self.send(404, {"error": f"no route for {self.command} {path}"})
 
             def create_repo(self):
+                if self.refuse("create"):
+                    return
                 request = json.loads(self.body() or b"{}")
                 kind = request.get("type") or "model"
-                repo_id = "/".join(filter(None, [request.get("organization"), request["name"]]))
+                repo_id = f"{request.get('organization') or USER}/{request['name']}"  # no namespace: the user's
                 created = server.create(kind, repo_id)
                 self.send(200 if created else 409, {"url": f"{server.url}/{TYPE_PREFIX[kind]}{repo_id}",
                                                      "error": None if created else "You already created this repo"})
@@ -214,6 +231,8 @@ class HubServer:
                               else "regular"} for f in request["files"]]
                     return self.send(200, {"files": files})
                 if rest.startswith("commit/"):
+                    if self.refuse("commit"):
+                        return
                     lines = [json.loads(line) for line in self.body().decode().splitlines() if line.strip()]
                     missing = [op["value"]["oid"] for op in lines if op["key"] == "lfsFile"
                                and op["value"]["oid"] not in server.lfs]
@@ -221,6 +240,10 @@ class HubServer:
                         return self.send(422, {"error": f"LFS objects not uploaded: {missing}"})
                     revision = rest[len("commit/"):]
                     sha = server.commit(kind, repo_id, revision, lines)
+                    if server.drop_commits:  # committed, but the answer never reaches the client
+                        self.close_connection = True
+                        self.connection.close()
+                        return
                     return self.send(200, {"commitOid": sha, "commitUrl": f"{server.url}/{repo_id}/commit/{sha}",
                                            "pullRequestUrl": None})
                 if rest.startswith("tree/"):
@@ -293,6 +316,8 @@ class HubServer:
                 self.send(200, {})
 
             def resolve_file(self, kind: str, repo_id: str, revision: str, path: str):
+                if self.refuse("resolve"):
+                    return
                 repo = self.repo_or_404(kind, repo_id)
                 if repo is None:
                     return

@@ -1,8 +1,10 @@
 """Bad input gets a clear, specific error — and nothing half-written on disk."""
 
 import json
+from pathlib import Path
 
 import pytest
+import torch
 import transformers
 
 import hf_learngene
@@ -138,3 +140,81 @@ def test_interrupted_save_leaves_no_half_written_learngene(bert_learngene, saved
 def test_source_that_cannot_be_loaded(tmp_path):
     with pytest.raises(hf_learngene.LearngeneLoadError, match="cannot load the source model"):
         Learngene.extract(str(tmp_path / "missing-model"))
+
+
+# ---------------------------------------------------------------------------- save_pretrained's arguments
+
+
+def test_save_pretrained_refuses_arguments_it_cannot_honour(bert_learngene, tmp_path):
+    with pytest.raises(LearngeneConfigError, match="unexpected argument\\(s\\) safe_serialization, variant"):
+        bert_learngene.save_pretrained(tmp_path / "lg", variant="fp16", safe_serialization=True)
+    with pytest.raises(LearngeneConfigError, match="commit_message only apply when pushing: pass push_to_hub=True"):
+        bert_learngene.save_pretrained(tmp_path / "lg", commit_message="hello")
+    assert not (tmp_path / "lg").exists()
+
+
+def test_save_pretrained_max_shard_size(bert_learngene, tmp_path):
+    """A learngene is one file: a limit below its size is refused (no sharded learngenes yet), a larger one is fine."""
+    with pytest.raises(LearngeneConfigError, match="saved as one file and its tensors take [0-9,]+ bytes, more than "
+                                                   "max_shard_size='1KB'; sharded learngenes are not supported yet"):
+        bert_learngene.save_pretrained(tmp_path / "small", max_shard_size="1KB")
+    with pytest.raises(LearngeneConfigError, match="max_shard_size='lots' is not a size"):
+        bert_learngene.save_pretrained(tmp_path / "small", max_shard_size="lots")
+    assert not (tmp_path / "small").exists()
+    bert_learngene.save_pretrained(tmp_path / "big", max_shard_size="5GB")
+    assert Learngene.from_pretrained(tmp_path / "big").config.checksum == bert_learngene.config.checksum
+
+
+def test_save_pretrained_on_other_processes_writes_nothing(bert_learngene, tmp_path):
+    bert_learngene.save_pretrained(tmp_path / "lg", is_main_process=False)
+    assert not (tmp_path / "lg").exists()
+
+
+def test_save_pretrained_takes_a_state_dict(bert_learngene, tmp_path):
+    """As Trainer passes it: the given tensors are saved, not the learngene's own."""
+    state = {name: torch.full_like(tensor, 0.25) for name, tensor in bert_learngene.state_dict().items()}
+    bert_learngene.save_pretrained(tmp_path / "lg", state_dict=state)
+    saved = Learngene.from_pretrained(tmp_path / "lg")
+    assert all(torch.all(tensor == 0.25) for tensor in saved.coefficients.values())
+    assert not all(torch.all(tensor == 0.25) for tensor in bert_learngene.coefficients.values())
+    with pytest.raises(LearngeneConfigError, match="state_dict passed to save_pretrained has no 'coefficients."):
+        bert_learngene.save_pretrained(tmp_path / "other", state_dict={})
+
+
+# ---------------------------------------------------------------------------- is it a diffusers model?
+
+
+def test_diffusers_check_reads_only_what_means_not_diffusers(tmp_path, monkeypatch):
+    """A missing or unparsable config.json means "not a diffusers model" (transformers' loader says the rest);
+    a config.json that cannot be read is an error of its own, not a silent fallback."""
+    from hf_learngene.learngene import _diffusers_class_name
+
+    assert _diffusers_class_name(tmp_path, None) is None  # no config.json
+    (tmp_path / "config.json").write_text("{not json")
+    assert _diffusers_class_name(tmp_path, None) is None
+    (tmp_path / "config.json").write_text(json.dumps({"_class_name": "UNet2DModel"}))
+    assert _diffusers_class_name(tmp_path, None) == "UNet2DModel"
+
+    def unreadable(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Path, "read_text", unreadable)
+    with pytest.raises(LearngeneLoadError, match="cannot read .*config.json: .*Permission denied"):
+        _diffusers_class_name(tmp_path, None)
+
+
+def test_diffusers_check_on_the_hub(hub):
+    """A Hub that refuses the token is an error saying so; a missing repo, file or revision means "not diffusers"."""
+    from hf_learngene.learngene import _diffusers_class_name
+
+    tiny_model(tiny_config("bert", 1, 2, 4, 8)).push_to_hub("tester/tiny-bert-source")
+    hub.errors["resolve"] = (401, "Invalid credentials in Authorization header")
+    try:
+        with pytest.raises(LearngeneLoadError, match="cannot load the source model 'tester/tiny-bert-source': the Hub "
+                                                     "answered HTTP 401: Invalid credentials in Authorization header"):
+            Learngene.extract("tester/tiny-bert-source", show_progress=False)
+    finally:
+        hub.errors.clear()
+    assert _diffusers_class_name("tester/no-such-model", None) is None  # transformers' loader says it is missing
+    assert _diffusers_class_name("tester/tiny-bert-source", "no-such-branch") is None
+    assert _diffusers_class_name("tester/tiny-bert-source", None) is None  # a transformers model

@@ -1,5 +1,7 @@
 """Every family, every method: exact at the source size, and every size builds and trains."""
 
+import logging
+
 import pytest
 import torch
 import transformers
@@ -86,3 +88,22 @@ def test_image_processor_travels_with_the_learngene(tmp_path):
     )
     pixels = loaded.processor(images=[torch.rand(3, 20, 20)], return_tensors="pt", do_rescale=False)["pixel_values"]
     assert model(pixel_values=pixels).logits.shape == (1, 5)
+
+
+def test_a_grouping_that_cannot_be_kept_is_said_not_silent(caplog):
+    """4 heads sharing 2 key/value heads (2 per kv head) → 3 heads: the grouping does not divide 3."""
+    source = tiny_model(tiny_config("llama", layers=2, heads=4, head_dim=4, intermediate=16, kv_heads=2))
+    learngene = Learngene.extract(source, method="bot", show_progress=False)
+    with caplog.at_level(logging.WARNING, logger="hf_learngene"):
+        model = learngene.build({"hidden": 12, "heads": 3}, show_progress=False)
+    assert model.config.num_key_value_heads == 3
+    [message] = [r.getMessage() for r in caplog.records if "kv_heads" in r.getMessage()]
+    assert "groups 2 query heads per key/value head" in message and "building with kv_heads=3" in message
+    assert "pass kv_heads explicitly" in message and "num_key_value_heads=k, with k one of 1, 3" in message
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hf_learngene"):
+        explicit = learngene.build({"hidden": 12, "heads": 3, "kv_heads": 1}, show_progress=False)
+        assert explicit.config.num_key_value_heads == 1
+        assert learngene.target_config({"hidden": 12, "heads": 3}, num_key_value_heads=3).num_key_value_heads == 3
+        assert learngene.target_config({"hidden": 32, "heads": 8}).num_key_value_heads == 4  # the grouping is kept
+    assert not [r for r in caplog.records if "kv_heads" in r.getMessage()]

@@ -7,6 +7,7 @@ import pytest
 import torch
 from diffusers import DiTTransformer2DModel
 
+from hf_learngene import LearngeneConfigError
 from hf_learngene.modeling.factorized import FactorizedLinear, SharedFactors
 from hf_learngene.modeling.fine_dit import FACTORIZED_TYPES, FINEDiTTransformer2DModel
 
@@ -73,15 +74,34 @@ def test_save_and_load_keep_the_factorization(model, tmp_path):
     assert layer.factors is reloaded.factors["attn_qkv"]
 
 
+def trainable(model):
+    return {name for name, p in model.named_parameters() if p.requires_grad}
+
+
 def test_freeze_learngenes_trains_sigma_only(model):
+    """FINE's light retraining trains Σ alone: not the factors, biases, norms, embeddings or adaLN."""
+    sigmas = {name for name, _ in model.named_parameters() if name.endswith(".sigma")}
+    assert len(sigmas) == TINY["num_layers"] * sum(len(paths) for paths in FACTORIZED_TYPES.values())
     model.train()
     model.freeze_learngenes()
+    assert trainable(model) == sigmas
     x = torch.randn(2, 1, 8, 8)
     model(x, timestep=torch.tensor([3, 7]), class_labels=torch.tensor([1, 4])).sample.pow(2).mean().backward()
-    assert all(f.U.grad is None and f.V.grad is None for f in model.factors.values())
-    assert model.transformer_blocks[0].attn1.to_q.sigma.grad is not None
+    assert {name for name, p in model.named_parameters() if p.grad is not None} == sigmas
     model.freeze_learngenes(False)
-    assert all(f.U.requires_grad for f in model.factors.values())
+    assert trainable(model) == {name for name, _ in model.named_parameters()}
+
+
+def test_freeze_learngenes_can_also_train_the_unshared_weights(model):
+    factors = {name for name, _ in model.named_parameters() if name.startswith("factors.")}
+    model.freeze_learngenes(True, train="sigma_and_unshared")
+    assert trainable(model) == {name for name, _ in model.named_parameters()} - factors
+    assert any(name.endswith(".bias") for name in trainable(model))
+    model.freeze_learngenes(True)  # the recipe's call, once per step: back to σ alone
+    assert all(name.endswith(".sigma") for name in trainable(model))
+    with pytest.raises(LearngeneConfigError, match="freeze_learngenes\\(train='bias'\\): choose one of 'sigma', "
+                                                   "'sigma_and_unshared'"):
+        model.freeze_learngenes(train="bias")
 
 
 def test_learngene_rebuilds_the_source_depth_exactly_and_any_other_depth(model, tmp_path):

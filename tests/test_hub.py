@@ -103,3 +103,112 @@ def test_server_going_away_mid_push(hub, source, tmp_path):
     pulled = Learngene.from_pretrained("tester/tiny-interrupted", cache_dir=tmp_path / "cache")
     assert pulled.config.checksum == learngene.config.checksum
     assert canonical_state(pulled.build(show_progress=False)).keys()
+
+
+@pytest.fixture
+def failing_hub(hub):
+    """The local Hub, answering errors or dropping connections as a test sets; reset afterwards."""
+    yield hub
+    hub.errors.clear()
+    hub.drop_commits = False
+
+
+def test_refused_repo_creation_says_nothing_was_uploaded(failing_hub, source):
+    failing_hub.errors["create"] = (401, "Invalid username or password.")
+    learngene = Learngene.extract(source, method="front", show_progress=False)
+    with pytest.raises(hf_learngene.LearngenePushError,
+                       match=r"refused to create or open the repository 'tester/tiny-no-create' \(HTTP 401: Invalid "
+                             r"username or password.\); nothing was uploaded. The token was not accepted"):
+        learngene.push_to_hub("tester/tiny-no-create")
+    assert ("model", "tester/tiny-no-create") not in failing_hub.repos
+
+
+def test_refused_commit_names_the_answer(failing_hub, source):
+    learngene = Learngene.extract(source, method="front", show_progress=False)
+    learngene.push_to_hub("tester/tiny-refused")
+    before = HfApi().model_info("tester/tiny-refused").sha
+    failing_hub.errors["commit"] = (403, "You don't have the rights to push to tester/tiny-refused")
+    with pytest.raises(hf_learngene.LearngenePushError,
+                       match=r"the Hub refused the commit \(HTTP 403: You don't have the rights to push to "
+                             r"tester/tiny-refused\); nothing was committed.*token may not write"):
+        learngene.push_to_hub("tester/tiny-refused")
+    assert HfApi().model_info("tester/tiny-refused").sha == before
+
+
+def test_connection_lost_during_the_commit_does_not_claim_nothing_was_committed(failing_hub, source):
+    learngene = Learngene.extract(source, method="front", show_progress=False)
+    learngene.push_to_hub("tester/tiny-lost-answer")
+    before = HfApi().model_info("tester/tiny-lost-answer").sha
+    failing_hub.drop_commits = True
+    with pytest.raises(hf_learngene.LearngenePushError) as raised:
+        Learngene.extract(source, method="bot", show_progress=False).push_to_hub("tester/tiny-lost-answer")
+    message = str(raised.value)
+    assert "connection was lost during the commit call" in message and "may or may not have been made" in message
+    assert "nothing was committed" not in message
+    failing_hub.drop_commits = False
+    assert HfApi().model_info("tester/tiny-lost-answer").sha != before  # here the Hub did make the commit
+
+
+def test_failure_writing_the_upload_says_nothing_was_uploaded(hub, source, monkeypatch):
+    learngene = Learngene.extract(source, method="front", show_progress=False)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("hf_learngene.learngene.save_file", disk_full)
+    with pytest.raises(hf_learngene.LearngenePushError,
+                       match=r"writing its files into a temporary folder for the upload failed \(OSError: .*No space "
+                             r"left on device\); nothing was uploaded to 'tester/tiny-disk-full'"):
+        learngene.push_to_hub("tester/tiny-disk-full")
+    assert not hub.repos[("model", "tester/tiny-disk-full")].commits[hub.repos[("model", "tester/tiny-disk-full")]
+                                                                      .branches["main"]]  # only the empty first commit
+
+
+def test_save_pretrained_push_to_hub(hub, source, tmp_path):
+    """transformers' save_pretrained(push_to_hub=True): save the folder, then push it (repo named after it)."""
+    learngene = Learngene.extract(source, method="front", show_progress=False)
+    learngene.save_pretrained(tmp_path / "tiny-saved-and-pushed", push_to_hub=True, commit_message="first")
+    assert (tmp_path / "tiny-saved-and-pushed" / "learngene.safetensors").is_file()
+    files = set(HfApi().list_repo_files("tester/tiny-saved-and-pushed"))
+    assert {"config.json", "learngene.safetensors", "README.md"} <= files
+    assert ModelCard.load("tester/tiny-saved-and-pushed").data.library_name == "hf-learngene"
+    pulled = Learngene.from_pretrained("tester/tiny-saved-and-pushed", cache_dir=tmp_path / "cache")
+    assert pulled.config.checksum == Learngene.from_pretrained(tmp_path / "tiny-saved-and-pushed").config.checksum
+
+    learngene.save_pretrained(tmp_path / "local", push_to_hub=True, repo_id="tester/tiny-named", tags=["extra"])
+    assert "extra" in ModelCard.load("tester/tiny-named").data.tags
+
+
+def test_built_model_replaces_nothing_private(source):
+    """A built model's card comes from the public push_built_model, bound as its push_to_hub; no private method
+    is replaced, and the model pickles and deep-copies like any transformers model."""
+    import copy
+    import io
+
+    model = Learngene.extract(source, method="front", show_progress=False).build(
+        SIZE, auto_class=transformers.AutoModelForSequenceClassification, num_labels=2, show_progress=False)
+    assert "_upload_modified_files" not in vars(model)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    reloaded = torch.load(buffer, weights_only=False)
+    ids = torch.randint(1, 90, (2, 5))
+    assert torch.equal(logits(reloaded, ids), logits(model, ids))
+    duplicate = copy.deepcopy(model)
+    assert duplicate.push_to_hub.args[0] is duplicate  # the copy pushes itself, not the original
+
+
+def test_push_built_model(hub, source, tmp_path):
+    from hf_learngene.learngene import push_built_model
+
+    model = Learngene.extract(source, method="front", show_progress=False).build(
+        SIZE, auto_class=transformers.AutoModelForSequenceClassification, num_labels=2, show_progress=False)
+    assert model.push_to_hub.func is push_built_model
+    push_built_model(model, "tester/tiny-built-helper", tags=["mine"])
+    card = ModelCard.load("tester/tiny-built-helper")
+    assert {"learngene", "learngene-front", "mine"} <= set(card.data.tags)
+    assert set(HfApi().list_repo_files("tester/tiny-built-helper")) >= {"config.json", "model.safetensors", "README.md"}
+    loaded = transformers.AutoModelForSequenceClassification.from_pretrained("tester/tiny-built-helper",
+                                                                               cache_dir=tmp_path / "models")
+    ids = torch.randint(1, 90, (2, 5))
+    assert torch.allclose(logits(loaded, ids), logits(model, ids), atol=1e-6)

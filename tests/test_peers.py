@@ -6,6 +6,7 @@ import transformers
 
 import hf_learngene
 from hf_learngene import Learngene, LearngeneConfigError
+from hf_learngene.methods.weight_selection import selection_matrix
 
 from conftest import tiny_config, tiny_model
 
@@ -23,18 +24,44 @@ def bert():
     return tiny_model(tiny_config("bert", layers=4, heads=4, head_dim=4, intermediate=32))
 
 
-def test_weight_selection_picks_evenly_spaced_elements_and_first_layers(bert):
+def test_weight_selection_picks_every_kth_element_and_first_layers(bert):
     learngene = Learngene.extract(bert, method="weight_selection", show_progress=False)
     assert learngene.config.rescaling == "none"
     small = learngene.build({"layers": 2, "hidden": 8, "heads": 2, "intermediate": 16}, auto_class=type(bert),
                             show_progress=False)
-    rows = torch.linspace(0, 31, 16).round().long()  # intermediate 32 → 16
-    cols = torch.linspace(0, 15, 8).round().long()  # hidden 16 → 8
+    rows = torch.arange(0, 32, 2)  # intermediate 32 → 16: every 2nd, as in the paper
+    cols = torch.arange(0, 16, 2)  # hidden 16 → 8
     source = bert.bert.encoder.layer[1].intermediate.dense.weight
     assert torch.equal(small.bert.encoder.layer[1].intermediate.dense.weight, source[rows][:, cols])
-    flat = torch.linspace(0, 15, 8).round().long()  # heads × head_dim is one flat axis: 4 × 4 → 2 × 4
-    query = bert.bert.encoder.layer[0].attention.self.query.weight
-    assert torch.equal(small.bert.encoder.layer[0].attention.self.query.weight, query[flat][:, cols])
+    flat = torch.arange(0, 16, 2)  # heads × head_dim is one flat axis: 4 × 4 → 2 × 4, the same for q, k, v, o
+    layer, source_layer = small.bert.encoder.layer[0].attention, bert.bert.encoder.layer[0].attention
+    for name in ("query", "key", "value"):
+        expected = getattr(source_layer.self, name).weight[flat][:, cols]
+        assert torch.equal(getattr(layer.self, name).weight, expected)
+    assert torch.equal(layer.output.dense.weight, source_layer.output.dense.weight[cols][:, flat])
+
+
+def selected_indices(source_length: int, target_length: int) -> torch.Tensor:
+    """The source positions weight selection keeps, read off its selection matrix."""
+    return selection_matrix(source_length, target_length).argmax(dim=1)
+
+
+def test_weight_selection_keeps_the_same_elements_in_gpt2s_fused_qkv_and_output():
+    source = tiny_model(tiny_config("gpt2", layers=2, heads=4, head_dim=4, intermediate=32))
+    learngene = Learngene.extract(source, method="weight_selection", show_progress=False)
+    small = learngene.build({"hidden": 8, "heads": 2}, auto_class=type(source), show_progress=False)
+    flat = cols = torch.arange(0, 16, 2)  # heads × head_dim 16 → 8, hidden 16 → 8
+    qkv = torch.cat([block * 16 + flat for block in range(3)])  # the same elements of q, k and v
+    attention, source_attention = small.transformer.h[1].attn, source.transformer.h[1].attn
+    assert torch.equal(attention.c_attn.weight, source_attention.c_attn.weight[cols][:, qkv])  # Conv1D: in × out
+    assert torch.equal(attention.c_proj.weight, source_attention.c_proj.weight[flat][:, cols])
+
+
+def test_weight_selection_takes_every_kth_index_at_whole_ratios_only():
+    assert torch.equal(selected_indices(384, 192), torch.arange(0, 384, 2))  # a rounded linspace took odd ones too
+    assert torch.equal(selected_indices(12, 4), torch.tensor([0, 3, 6, 9]))
+    assert torch.equal(selected_indices(16, 12), torch.linspace(0, 15, 12).round().long())
+    assert torch.equal(selected_indices(5, 5), torch.arange(5))
 
 
 def test_weight_selection_allows_fewer_larger_heads(bert):
@@ -51,8 +78,89 @@ def test_weight_selection_allows_fewer_larger_heads(bert):
 
 def test_weight_selection_uniform_layers(bert):
     learngene = Learngene.extract(bert, method="weight_selection", layers="uniform", show_progress=False)
-    small = learngene.build({"layers": 2}, auto_class=type(bert), show_progress=False)
-    assert torch.equal(small.bert.encoder.layer[1].output.dense.weight, bert.bert.encoder.layer[3].output.dense.weight)
+    small = learngene.build({"layers": 2}, auto_class=type(bert), show_progress=False)  # layers 0 and 2 of 4
+    assert torch.equal(small.bert.encoder.layer[1].output.dense.weight, bert.bert.encoder.layer[2].output.dense.weight)
+
+
+def llama(heads: int, kv_heads: int, head_dim: int, seed: int = 0) -> transformers.LlamaForCausalLM:
+    config = transformers.LlamaConfig(
+        vocab_size=97, hidden_size=heads * head_dim, num_hidden_layers=2, num_attention_heads=heads,
+        num_key_value_heads=kv_heads, intermediate_size=24, max_position_embeddings=32, bos_token_id=0,
+        eos_token_id=0, pad_token_id=0,
+    )
+    torch.manual_seed(seed)
+    return transformers.LlamaForCausalLM(config)
+
+
+def head_rows(weight: torch.Tensor, heads: int) -> torch.Tensor:
+    """A projection's output rows as (head, head_dim, in)."""
+    return weight.reshape(heads, -1, weight.shape[-1])
+
+
+@pytest.mark.parametrize(
+    "source,target,q_heads,kv_heads",
+    [
+        ((8, 4, 8), (4, 2, 4), [0, 1, 4, 5], [0, 2]),  # GQA, 2 query heads per kv head: whole groups are kept
+        ((8, 2, 8), (4, 1, 8), [0, 1, 2, 3], [0]),  # 4 per kv head
+        ((4, 4, 8), (2, 2, 8), [0, 2], [0, 2]),  # multi-head attention, 4 → 2 heads
+        ((6, 3, 4), (4, 2, 4), [0, 1, 4, 5], [0, 2]),  # non-whole ratio: rounded linspace of kv heads
+    ],
+)
+def test_weight_selection_keeps_llama_heads_whole_and_with_their_kv_heads(source, target, q_heads, kv_heads):
+    """Every role of a target head comes from the same source head (q, k rows per rotary half;
+    v rows; o columns), and every target query head keeps its source head's key/value head."""
+    (heads, kv, head_dim), (t_heads, t_kv, t_head_dim) = source, target
+    model = llama(heads, kv, head_dim)
+    learngene = Learngene.extract(model, method="weight_selection", show_progress=False)
+    small = learngene.build({"hidden": t_heads * t_head_dim, "heads": t_heads, "kv_heads": t_kv},
+                            auto_class=transformers.LlamaForCausalLM, show_progress=False)
+    assert (small.config.num_attention_heads, small.config.num_key_value_heads) == (t_heads, t_kv)
+    group, t_group = heads // kv, t_heads // t_kv
+    for t_head, s_head in enumerate(q_heads):  # the kv head serving each target q head is its source head's
+        assert kv_heads[t_head // t_group] == s_head // group
+    half = selected_indices(head_dim // 2, t_head_dim // 2)
+    dims = torch.cat([half, half + head_dim // 2])  # the same dimensions in both rotary halves
+    cols = selected_indices(heads * head_dim, t_heads * t_head_dim)  # hidden
+    for layer in (0, 1):
+        attention, source_attention = small.model.layers[layer].self_attn, model.model.layers[layer].self_attn
+        q, k = head_rows(attention.q_proj.weight, t_heads), head_rows(attention.k_proj.weight, t_kv)
+        v, o = head_rows(attention.v_proj.weight, t_kv), attention.o_proj.weight.reshape(-1, t_heads, t_head_dim)
+        source_q = head_rows(source_attention.q_proj.weight, heads)
+        source_k, source_v = head_rows(source_attention.k_proj.weight, kv), head_rows(source_attention.v_proj.weight, kv)
+        source_o = source_attention.o_proj.weight.reshape(-1, heads, head_dim)
+        for t_head, s_head in enumerate(q_heads):
+            assert torch.equal(q[t_head], source_q[s_head][dims][:, cols])
+            assert torch.equal(o[:, t_head], source_o[cols][:, s_head][:, dims])
+        for t_head, s_head in enumerate(kv_heads):
+            assert torch.equal(k[t_head], source_k[s_head][dims][:, cols])
+            assert torch.equal(v[t_head], source_v[s_head][dims][:, cols])
+
+
+def test_weight_selection_keeps_the_full_function_of_the_kept_heads():
+    """Heads dropped, widths kept: every kept head computes exactly what it did in the source."""
+    model = llama(heads=4, kv_heads=2, head_dim=8).eval()
+    learngene = Learngene.extract(model, method="weight_selection", show_progress=False)
+    small = learngene.build({"heads": 2, "hidden": 32, "head_dim": 8}, auto_class=transformers.LlamaForCausalLM,
+                            show_progress=False)
+    assert (small.config.num_key_value_heads, small.config.head_dim) == (1, 8)
+    # the source with the dropped kv group's output columns zeroed computes the same attention
+    reference = llama(heads=4, kv_heads=2, head_dim=8).eval()
+    with torch.no_grad():
+        for layer in reference.model.layers:
+            layer.self_attn.o_proj.weight[:, 16:] = 0.0
+    ids = torch.randint(1, 90, (2, 6))
+    with torch.no_grad():
+        expected = reference.model.layers[0].self_attn.o_proj.weight[:, :16]
+        assert torch.equal(small.model.layers[0].self_attn.o_proj.weight, expected)
+        assert torch.allclose(small(input_ids=ids).logits, reference(input_ids=ids).logits, atol=1e-5)
+
+
+def test_weight_selection_refuses_a_grouping_it_cannot_keep():
+    learngene = Learngene.extract(llama(heads=4, kv_heads=4, head_dim=4), method="weight_selection",
+                                  show_progress=False)
+    with pytest.raises(LearngeneConfigError, match="at most the 1 query head\\(s\\) a source key/value head serves, "
+                                                   "not 2; ask for more key/value heads \\(e.g. kv_heads=2\\)"):
+        learngene.build({"hidden": 8, "heads": 2, "kv_heads": 1}, auto_class=transformers.LlamaForCausalLM)
 
 
 def test_weight_selection_refuses_to_grow(bert):
@@ -72,6 +180,17 @@ def test_hypercloning_preserves_the_function(family):
     before, after = hidden_states(source, ids), hidden_states(grown, ids)
     assert after.shape[-1] == 3 * before.shape[-1]
     assert torch.allclose(after, before.repeat(1, 1, 3), atol=1e-4)
+
+
+@pytest.mark.parametrize("kv_heads", [2, 8])
+def test_hypercloning_refuses_a_grouping_its_copies_would_not_keep(kv_heads):
+    """4 heads, 2 per kv head → 8 heads: only kv_heads=4 keeps every copied query head on its kv head."""
+    learngene = Learngene.extract(llama(heads=4, kv_heads=2, head_dim=4), method="hypercloning", show_progress=False)
+    message = "only with the source's 2 query head\\(s\\) per key/value head, but the target has .*Leave kv_heads out"
+    with pytest.raises(LearngeneConfigError, match=message + " of the size .*kv_heads=4"):
+        learngene.build({"hidden": 32, "heads": 8, "kv_heads": kv_heads}, auto_class=transformers.LlamaForCausalLM)
+    grown = learngene.build({"hidden": 32, "heads": 8}, auto_class=transformers.LlamaForCausalLM, show_progress=False)
+    assert grown.config.num_key_value_heads == 4
 
 
 def test_hypercloning_noise_breaks_symmetry_at_the_given_snr(bert):

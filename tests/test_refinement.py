@@ -1,10 +1,13 @@
 """FRONT's spectral refinement: the regulariser, the Trainer callback and the refine step."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 import transformers
+from transformers import TrainerControl, TrainerState
 
-from hf_learngene import Learngene, SpectralRegularizer, SpectralRegularizerCallback, refine
+from hf_learngene import Learngene, LearngeneConfigError, SpectralRegularizer, SpectralRegularizerCallback, refine
 from hf_learngene.learngene import canonical_state
 
 from conftest import tiny_config, tiny_model
@@ -80,3 +83,33 @@ def test_trainer_callback(tmp_path):
 def test_bad_weight(bert):
     with pytest.raises(ValueError, match="must be ≥ 0"):
         SpectralRegularizer(bert, weight=-1)
+
+
+@pytest.mark.parametrize("setting", [{"fsdp": "full_shard"}, {"fsdp": True}, {"deepspeed": {"zero_optimization": {"stage": 3}}}])
+def test_callback_refuses_fsdp_and_deepspeed(bert, setting):
+    """Under FSDP/DeepSpeed the callback's separate backward() would be dropped: it must refuse, not go quiet."""
+    args = SimpleNamespace(**{"fsdp": None, "deepspeed": None, **setting})
+    callback = SpectralRegularizerCallback(keep=0.5, weight=1.0)
+    with pytest.raises(LearngeneConfigError, match="spectral regulariser cannot run under (FSDP|DeepSpeed)"):
+        callback.on_train_begin(args, TrainerState(), TrainerControl(), model=bert)
+    callback.on_train_begin(SimpleNamespace(fsdp=None, deepspeed=None), TrainerState(), TrainerControl(), model=bert)
+
+
+def test_regularizer_refuses_an_fsdp_sharded_model(tmp_path):
+    """A model under FSDP2 (DTensor shards; one process with gloo suffices) is refused by every entry point."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        model = tiny_model(tiny_config("bert", layers=2, heads=2, head_dim=8, intermediate=32))
+        fully_shard(model, mesh=init_device_mesh("cpu", (1,)))
+        with pytest.raises(LearngeneConfigError, match="cannot run under FSDP: it needs every weight whole"):
+            SpectralRegularizer(model)
+        with pytest.raises(LearngeneConfigError, match="cannot run under FSDP"):
+            refine(model, mlm_batches(model), steps=1)
+        with pytest.raises(LearngeneConfigError, match="cannot run under FSDP"):
+            SpectralRegularizerCallback().on_train_begin(SimpleNamespace(fsdp=None, deepspeed=None), TrainerState(),
+                                                         TrainerControl(), model=model)
+    finally:
+        torch.distributed.destroy_process_group()

@@ -60,7 +60,10 @@ class Param:
     ``fan_in`` is the index of the input dimension of a weight matrix (``1`` for
     ``nn.Linear``, ``0`` for GPT-2's transposed ``Conv1D``); ``None`` for vectors and embeddings.
     ``writes_residual`` marks the projections that write into the residual stream (attention
-    and MLP outputs): zeroed, they turn their block into an identity.
+    and MLP outputs): zeroed, they turn their block into an identity. ``tied_output`` marks an
+    input embedding that the output head shares (set by :meth:`Architecture.roles` when the
+    config ties them). ``head_groups`` marks attention roles whose heads are whole units, with
+    that many query heads per key/value head (see :class:`~hf_learngene.methods.SignalSpec`).
     """
 
     name: str
@@ -68,6 +71,8 @@ class Param:
     fan_in: int | None = None
     writes_residual: bool = False
     segment: Segment | None = None
+    tied_output: bool = False
+    head_groups: int | None = None
 
     @property
     def role(self) -> str:
@@ -198,10 +203,12 @@ class Architecture:
     * ``presets``: named target sizes, as config fields.
     * ``library``: ``"transformers"`` (configs are ``PretrainedConfig``) or ``"diffusers"``
       (``ConfigMixin`` models; ``model_types`` are then class names such as ``"UNet2DModel"``).
-    * ``params_for``: for a family whose roles depend on the config (a UNet's block list),
-      the roles of one config; ``params`` is then empty.
+    * ``params_for``: for a family whose roles depend on the config (a UNet's block list, Llama's
+      query heads per key/value head), the roles of one config; ``params`` is then empty.
     * ``size_aliases`` / ``check_size``: for diffusers families, the names a size request may
       use for config fields, and the validation of a target config (raising ``LearngeneConfigError``).
+    * ``tied_embedding``: the input embedding role an output head shares when the config sets
+      ``tie_word_embeddings`` (the untied head has a role of its own, with the hidden axis as fan-in).
     """
 
     family: str
@@ -216,10 +223,14 @@ class Architecture:
     params_for: Callable[[object], tuple[Param, ...]] | None = None
     size_aliases: Mapping[str, str] = field(default_factory=dict)
     check_size: Callable[[dict], None] | None = None
+    tied_embedding: str | None = None
 
     def roles(self, config) -> tuple[Param, ...]:
         """Every parameter role of a model with this config."""
-        return self.params_for(config) if self.params_for else self.params
+        params = self.params_for(config) if self.params_for else self.params
+        if self.tied_embedding and getattr(config, "tie_word_embeddings", False):
+            params = tuple(replace(p, tied_output=True) if p.name == self.tied_embedding else p for p in params)
+        return params
 
     def matches(self, canonical_name: str, config) -> list[tuple[Param, int | None]]:
         """The roles a canonical parameter name holds (several for a concatenated dimension),

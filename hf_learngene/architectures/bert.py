@@ -35,11 +35,11 @@ BERT = Architecture(
         *linear(_LAYER + "output.dense", "hidden", "intermediate", residual=True),
         *norm(_LAYER + "output.LayerNorm"),
         *linear("pooler.dense", "hidden", "hidden"),
-        # masked-LM head; its decoder weight is tied to the word embeddings
+        # masked-LM head; its decoder weight is tied to the word embeddings unless the config unties it
         *linear("cls.predictions.transform.dense", "hidden", "hidden"),
         *norm("cls.predictions.transform.LayerNorm"),
         Param("cls.predictions.bias", ("vocab",)),
-        Param("cls.predictions.decoder.bias", ("vocab",)),
+        *linear("cls.predictions.decoder", "vocab", "hidden"),
     ),
     size_fields=SizeFields(
         layers="num_hidden_layers", hidden="hidden_size", heads="num_attention_heads", intermediate="intermediate_size"
@@ -56,4 +56,5 @@ BERT = Architecture(
         "large": {"layers": 24, "hidden": 1024, "heads": 16, "intermediate": 4096},
     },
     fresh=(r"^classifier\.", r"^qa_outputs\.", r"^cls\.seq_relationship\."),
+    tied_embedding="embeddings.word_embeddings.weight",
 )

@@ -1,7 +1,7 @@
 """GPT-2. Its ``Conv1D`` stores weights as (in, out), and ``c_attn`` fuses q, k and v on the
 output axis: ``3*heads*head_dim`` keeps the three blocks and every head apart while resizing."""
 
-from .base import Architecture, Param, SizeFields, conv1d, norm
+from .base import Architecture, Param, SizeFields, conv1d, linear, norm
 
 _LAYER = "h.{layer}."
 
@@ -31,7 +31,8 @@ GPT2 = Architecture(
         *conv1d(_LAYER + "mlp.c_fc", "hidden", "intermediate"),
         *conv1d(_LAYER + "mlp.c_proj", "intermediate", "hidden", residual=True),
         *norm("ln_f"),
-        Param("lm_head.weight", ("vocab", "hidden")),  # only when not tied to wte
+        # only when not tied to wte: an nn.Linear reading the hidden axis, so that is its fan-in
+        *linear("lm_head", "vocab", "hidden", bias=False),
     ),
     size_fields=SizeFields(layers="n_layer", hidden="n_embd", heads="n_head", intermediate="n_inner"),
     axis_sizes=_gpt2_axis_sizes,
@@ -43,4 +44,5 @@ GPT2 = Architecture(
         "xl": {"layers": 48, "hidden": 1600, "heads": 25, "intermediate": 6400},
     },
     fresh=(r"^score\.", r"^qa_outputs\.", r"^multiple_choice_head\."),
+    tied_embedding="wte.weight",
 )

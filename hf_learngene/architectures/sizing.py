@@ -9,9 +9,12 @@ from __future__ import annotations
 from typing import Any, Mapping, Union
 
 from transformers import AutoConfig, PretrainedConfig
+from transformers.utils import logging
 
 from ..errors import FamilyMismatchError, LearngeneConfigError
 from .base import Architecture
+
+logger = logging.get_logger(__name__)
 
 SizeRequest = Union[None, str, Mapping[str, Any], PretrainedConfig]
 
@@ -79,7 +82,8 @@ def resolve_target_config(
     Fields not named keep the source's values. When the width changes and the MLP width is
     not given, the source's MLP ratio is kept; when the head count changes and a Llama
     ``head_dim`` is not given, it becomes ``hidden // heads``; ``kv_heads`` keeps the source's
-    grouping when it divides the new head count.
+    grouping when it divides the new head count, and is otherwise the head count (full multi-head
+    attention), with a warning saying so.
     """
     if arch.size_fields is None:
         return _resolve_by_aliases(arch, source_config, size, **overrides)
@@ -105,10 +109,9 @@ def resolve_target_config(
         if fields.intermediate not in requested and fields.hidden in requested:
             ratio = source_sizes["intermediate"] / source_sizes["hidden"]
             target[fields.intermediate] = int(round(target[fields.hidden] * ratio))
-        if fields.kv_heads and fields.kv_heads not in requested and fields.heads in requested:
-            group = source_sizes["heads"] // source_sizes["kv_heads"]
-            heads = target[fields.heads]
-            target[fields.kv_heads] = heads // group if heads % group == 0 else heads
+        kv_asked = fields.kv_heads in requested or fields.kv_heads in overrides
+        if fields.kv_heads and not kv_asked and fields.heads in requested:
+            target[fields.kv_heads] = _kv_heads_for(source_sizes, target[fields.heads], fields.kv_heads)
         if "head_dim" in target and "head_dim" not in requested and (requested & {fields.hidden, fields.heads}):
             target["head_dim"] = None  # recomputed below from hidden // heads
     target.update(overrides)
@@ -120,6 +123,23 @@ def resolve_target_config(
     target["architectures"] = []  # set by save_pretrained; transformers' auto mapping needs a list
     model_type = target.pop("model_type", source_config.model_type)
     return AutoConfig.for_model(model_type, **target)
+
+
+def _kv_heads_for(source_sizes: Mapping[str, int], heads: int, field: str) -> int:
+    """The key/value head count of a target with ``heads`` query heads: the source's grouping
+    (query heads per key/value head) where it divides ``heads``; otherwise full multi-head
+    attention, with a warning, since the grouping then cannot be kept."""
+    group = source_sizes["heads"] // source_sizes["kv_heads"]
+    if heads % group == 0:
+        return heads // group
+    choices = ", ".join(str(k) for k in range(1, heads + 1) if heads % k == 0)
+    logger.warning(
+        f"the source groups {group} query heads per key/value head ({source_sizes['heads']} heads, "
+        f"{source_sizes['kv_heads']} kv_heads), which does not divide the {heads} heads asked for; building with "
+        f"kv_heads={heads} (full multi-head attention, no grouping). To choose the grouping, pass kv_heads "
+        f"explicitly, e.g. size={{'heads': {heads}, 'kv_heads': k}} or {field}=k, with k one of {choices}"
+    )
+    return heads
 
 
 def _validate(arch: Architecture, source_config: PretrainedConfig, target: dict, requested: set[str]) -> None:

@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
 import torch
+from transformers.utils import logging
 
 from ..errors import LearngeneConfigError
+
+logger = logging.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,12 +33,23 @@ class SignalSpec:
     * ``inputs``: per axis, whether it belongs to the weight's input (fan-in) dimension.
     * ``writes_residual``: the role projects into the residual stream (attention output, MLP
       output), so zeroing it makes its block an identity.
+    * ``role``: the role's name in the learngene (e.g. ``layers.{layer}.self_attn.q_proj.weight``),
+      so that a method can tell roles of the same shape apart (HyperCloning's noise).
+    * ``tied_output``: the role is an input embedding that the output head shares (tied word
+      embeddings), so its hidden axis is also the head's fan-in.
+    * ``head_groups``: ``None`` when the ``heads`` and ``head_dim`` axes may be treated as one flat
+      axis of elements (BERT, GPT-2, ViT). A number ``g`` when heads are whole units (rotary
+      halves, grouped-query attention, as in Llama): a ``heads`` axis then holds consecutive
+      groups of ``g`` query heads, each group sharing one key/value head.
     """
 
     axes: tuple[str, ...]
     resizable: tuple[bool, ...]
     inputs: tuple[bool, ...]
     writes_residual: bool = False
+    role: str = ""
+    tied_output: bool = False
+    head_groups: int | None = None
 
 
 class Resizer(ABC):
@@ -77,6 +91,8 @@ class Resizer(ABC):
         """Stored learngene tensor → signal of ``target_shape``."""
         check_fixed_axes(source_shape, target_shape, spec.resizable)
         self.check(spec, source_shape, target_shape)
+        if spec.tied_output:
+            warn_if_tied_output_grows(spec, source_shape, target_shape)
         out = stored
         for axis, free in enumerate(spec.resizable):
             if free:
@@ -96,3 +112,44 @@ def check_fixed_axes(source_shape: Sequence[int], target_shape: Sequence[int], r
     for axis, (n, m, free) in enumerate(zip(source_shape, target_shape, resizable)):
         if not free and n != m:
             raise LearngeneConfigError(f"axis {axis} is carried over unchanged (size {n}) but the target asks for {m}")
+
+
+def heads_by_kv_head(spec: SignalSpec, shape: Sequence[int]) -> tuple[int, ...]:
+    """``shape`` with the ``heads`` axis of a grouped role split into (key/value heads, query heads
+    per key/value head): how a method that must know the source's grouping stores it. Other
+    shapes are returned as they are."""
+    if spec.head_groups is None or "heads" not in spec.axes:
+        return tuple(shape)
+    axis = spec.axes.index("heads")
+    return tuple(shape[:axis]) + (shape[axis] // spec.head_groups, spec.head_groups) + tuple(shape[axis + 1 :])
+
+
+def stored_head_groups(stored: torch.Tensor, spec: SignalSpec) -> int | None:
+    """The source's query heads per key/value head, when ``stored`` holds its ``heads`` axis split
+    by :func:`heads_by_kv_head`; ``None`` otherwise."""
+    if spec.head_groups is None or "heads" not in spec.axes or stored.dim() != len(spec.axes) + 1:
+        return None
+    return stored.shape[spec.axes.index("heads") + 1]
+
+
+def warn_if_tied_output_grows(spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]) -> None:
+    """Say that a tied output head cannot keep the source's logits when the width grows.
+
+    The grown model's hidden vector holds ``k`` copies (or a ``k``-times longer resampling) of the
+    source's, and a tied head reads it with the input embedding's unscaled rows, so a
+    function-preserving build gives logits ``k`` times the source's. An untied head is scaled for
+    its fan-in and keeps them.
+    """
+    if "hidden" not in spec.axes:
+        return
+    axis = spec.axes.index("hidden")
+    ratio = target_shape[axis] / source_shape[axis]
+    if ratio <= 1:
+        return
+    logger.warning(
+        f"the input embedding {spec.role} is tied to the output head (tie_word_embeddings=True): at "
+        f"{ratio:g}x the width, a function-preserving build (hypercloning, or front/bot with rescaling 'auto' or "
+        f"'preserve_function') gives logits {ratio:g}x the source's (the same ranking; a softmax at temperature "
+        f"1/{ratio:g}). For the source's logits, build with tie_word_embeddings=False: the model then gets its "
+        "own head, built from the word embeddings and scaled for its fan-in."
+    )

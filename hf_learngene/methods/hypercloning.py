@@ -4,24 +4,37 @@ Paper: "Scaling Smart: Accelerating Large Language Model Pre-Training with Small
 Initialization" (Samragh et al., 2024). Every hidden vector of the grown model is the source's
 repeated ``k`` times (``[h, h, …]``): weights are tiled along their output axes and tiled and
 divided by ``k`` along their input axes, so each output is exactly the source's. Heads are
-multiplied with the head size kept, MLP units likewise. Optional Gaussian noise at a given
-signal-to-noise ratio breaks the symmetry between the copies.
+multiplied with the head size kept, MLP units likewise.
 
-What it cannot do, it refuses: depth changes, head-size changes, shrinking, and ratios that are
-not whole numbers. A tied output embedding sees the repeated hidden vector, so its logits are
-``k`` times the source's (the paper unties or rescales the head; this method leaves ties as they
-are). Rescaling: none by default (the scale is part of the construction).
+Optional Gaussian noise at a given signal-to-noise ratio (``snr_db``) breaks the symmetry between
+the copies without changing the function, as in the paper: it is added only to weights whose
+input axis is tiled, and it sums to zero over the ``k`` input copies of every source weight (the
+paper adds ``+N`` and ``-N`` to paired copies; for ``k = 2`` this is the same), so every output
+still sees exactly the source's sum. Each role (and each layer) gets its own noise, drawn from
+``seed`` and the role's name. Vectors and embeddings get none.
+
+What it cannot do, it refuses: depth changes, head-size changes, shrinking, ratios that are not
+whole numbers, and a grouped-query target whose query heads per key/value head differ from the
+source's (the copies would read other key/value heads).
+
+An untied output head is an ordinary weight with the hidden axis as its input, so the grown
+model's logits are the source's. A head tied to the input embedding cannot be both: the built
+model keeps the tie (as its config asks), its logits are ``k`` times the source's (the same
+ranking), and the build says so in a warning with how to untie the source first.
+
+Rescaling: none by default (the scale is part of the construction).
 """
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
 from ..errors import LearngeneConfigError
-from .base import Resizer
+from .base import Resizer, heads_by_kv_head, stored_head_groups
 
 WIDTH_AXES = frozenset({"hidden", "heads", "kv_heads", "intermediate"})
 
@@ -68,10 +81,54 @@ class HyperCloningResizer(Resizer):
         tiling = tiling_matrix(stored_length, target_length)
         return tiling * (stored_length / target_length) if spec.inputs[axis] else tiling
 
+    def stored_shape(self, spec, source_shape):
+        return heads_by_kv_head(spec, source_shape)
+
+    def encode(self, signal, spec):
+        """The source signal; a grouped ``heads`` axis is stored split by key/value head, so that a
+        build can refuse a grouping the tiling would not keep."""
+        return signal.reshape(self.stored_shape(spec, signal.shape))
+
     def decode(self, stored, spec, source_shape, target_shape):
-        out = super().decode(stored, spec, source_shape, target_shape)
-        if self.snr_db is None or tuple(target_shape) == tuple(source_shape):
+        source_groups = stored_head_groups(stored, spec)
+        if source_groups is not None and source_groups != spec.head_groups:
+            heads = target_shape[spec.axes.index("heads")]
+            hint = f", or ask for kv_heads={heads // source_groups}" if heads % source_groups == 0 else ""
+            raise LearngeneConfigError(
+                f"hypercloning keeps the function only with the source's {source_groups} query head(s) per "
+                f"key/value head, but the target has {spec.head_groups}: the copied query heads would read other "
+                f"key/value heads. Leave kv_heads out of the size (the grouping is then kept){hint}"
+            )
+        out = super().decode(stored.reshape(tuple(source_shape)), spec, source_shape, target_shape)
+        if self.snr_db is None:
             return out
-        generator = torch.Generator().manual_seed(self.seed + out.numel())
-        noise_std = out.double().pow(2).mean().sqrt().item() * 10 ** (-self.snr_db / 20)
-        return out + torch.randn(out.shape, generator=generator, dtype=out.dtype) * noise_std
+        shapes = zip(spec.inputs, source_shape, target_shape)
+        copied = [axis for axis, (is_input, n, m) in enumerate(shapes) if is_input and m != n]
+        if not copied:  # noise anywhere else would reach the next layer unbalanced
+            return out
+        return out + self.balanced_noise(out, spec.role, copied, source_shape)
+
+    def balanced_noise(
+        self, weight: torch.Tensor, role: str, copied: list[int], source_shape: Sequence[int]
+    ) -> torch.Tensor:
+        """Gaussian noise at ``snr_db`` below ``weight``'s power that sums to zero over the copies of
+        every input axis in ``copied`` (tiled from ``source_shape``)."""
+        generator = torch.Generator().manual_seed(role_seed(self.seed, role))
+        noise = torch.randn(weight.shape, generator=generator, dtype=torch.float64)
+        split, copy_dims = [], []  # a tiled axis of length k·n is k copies of n: [x, x, …]
+        for axis, length in enumerate(weight.shape):
+            if axis in copied:
+                copy_dims.append(len(split))
+                split += [length // source_shape[axis], source_shape[axis]]
+            else:
+                split.append(length)
+        noise = noise.reshape(split)
+        noise = (noise - noise.mean(dim=copy_dims, keepdim=True)).reshape(weight.shape)
+        power = weight.double().pow(2).mean() * 10 ** (-self.snr_db / 10)
+        return (noise * (power / noise.pow(2).mean().clamp_min(1e-30)).sqrt()).to(weight.dtype)
+
+
+def role_seed(seed: int, role: str) -> int:
+    """A generator seed of its own for every role (``hash`` of a string changes between runs)."""
+    digest = hashlib.sha256(f"{seed}:{role}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1

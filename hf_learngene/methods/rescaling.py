@@ -18,8 +18,9 @@ after resizing, the policy decides the std the result gets, and the source mean 
   HyperCloning's construction (the grown model computes the source's function); with FRONT,
   padding or truncating orthonormal DCT coefficients preserves the inner products of the kept
   band, so it holds for the band the learngene keeps. Attention logits over a changed head
-  size scale by ``sqrt(new/old)`` and tied output embeddings see the ratio too, as in
-  HyperCloning.
+  size scale by ``sqrt(new/old)``. An untied output head is a weight like any other (the hidden
+  axis is its fan-in), so the logits keep their value; a head tied to the input embedding sees
+  the width ratio (its logits grow ``k``-fold, as in HyperCloning) and the build warns.
 
 * ``"auto"`` (default for FRONT and BoT) — ``preserve_function`` for a tensor whose width (its
   element count without the layer axis) grows, ``source_std`` otherwise. Measured on MiniLM

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+import scipy.stats
 
 
 def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
@@ -14,7 +15,8 @@ def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
 
 
 def f1_binary(predictions: Sequence[int], labels: Sequence[int], positive: int = 1) -> float:
-    """F1 of the positive class (GLUE's F1 for MRPC and QQP)."""
+    """F1 of the positive class (GLUE's F1 for MRPC and QQP): 2·tp / (2·tp + fp + fn); 0 when there
+    are no positives at all, as scikit-learn's ``f1_score`` (which GLUE uses) gives with a warning."""
     predictions, labels = np.asarray(predictions) == positive, np.asarray(labels) == positive
     true_positive = float((predictions & labels).sum())
     denominator = float(predictions.sum() + labels.sum())
@@ -22,8 +24,12 @@ def f1_binary(predictions: Sequence[int], labels: Sequence[int], positive: int =
 
 
 def matthews_correlation(predictions: Sequence[int], labels: Sequence[int]) -> float:
-    """Matthews correlation (CoLA); 0 when a row or column of the confusion matrix is empty."""
+    """Matthews correlation of 0/1 predictions and labels (CoLA), the Pearson correlation of the two;
+    0 when a row or column of the confusion matrix is empty, as scikit-learn's (GLUE's) gives."""
     predictions, labels = np.asarray(predictions), np.asarray(labels)
+    for name, values in (("predictions", predictions), ("labels", labels)):
+        if not np.isin(values, (0, 1)).all():
+            raise ValueError(f"matthews_correlation takes 0/1 {name}; got the values {sorted(set(values.tolist()))}")
     tp = float(((predictions == 1) & (labels == 1)).sum())
     tn = float(((predictions == 0) & (labels == 0)).sum())
     fp = float(((predictions == 1) & (labels == 0)).sum())
@@ -33,30 +39,20 @@ def matthews_correlation(predictions: Sequence[int], labels: Sequence[int]) -> f
 
 
 def pearson(predictions: Sequence[float], labels: Sequence[float]) -> float:
-    x, y = np.asarray(predictions, dtype=np.float64), np.asarray(labels, dtype=np.float64)
-    x, y = x - x.mean(), y - y.mean()
-    denominator = np.sqrt((x * x).sum() * (y * y).sum())
-    return 0.0 if denominator == 0 else float((x * y).sum() / denominator)
+    """Pearson's r (STS-B), by ``scipy.stats.pearsonr`` as GLUE's official metric computes it.
 
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values), dtype=np.float64)
-    sorted_values = values[order]
-    start = 0
-    while start < len(values):
-        end = start
-        while end + 1 < len(values) and sorted_values[end + 1] == sorted_values[start]:
-            end += 1
-        ranks[order[start : end + 1]] = (start + end) / 2 + 1  # ties share their mean rank
-        start = end + 1
-    return ranks
+    ``nan`` (with scipy's ``ConstantInputWarning``) when either side is constant, e.g. a regression
+    head that predicts one value: the correlation is undefined there, and GLUE reports ``nan`` too.
+    """
+    return float(scipy.stats.pearsonr(np.asarray(predictions, dtype=np.float64),
+                                      np.asarray(labels, dtype=np.float64)).statistic)
 
 
 def spearman(predictions: Sequence[float], labels: Sequence[float]) -> float:
-    """Spearman's rank correlation (Pearson of average ranks, ties included)."""
-    return pearson(_average_ranks(np.asarray(predictions, dtype=np.float64)),
-                   _average_ranks(np.asarray(labels, dtype=np.float64)))
+    """Spearman's rank correlation (STS-B; ties take their mean rank), by ``scipy.stats.spearmanr``;
+    ``nan`` when either side is constant, as for :func:`pearson`."""
+    return float(scipy.stats.spearmanr(np.asarray(predictions, dtype=np.float64),
+                                       np.asarray(labels, dtype=np.float64)).statistic)
 
 
 METRIC_FUNCTIONS = {"accuracy": accuracy, "f1": f1_binary, "matthews_correlation": matthews_correlation,

@@ -14,8 +14,12 @@ import torch
 from diffusers import DiTTransformer2DModel, ModelMixin  # noqa: F401 - DiffusionPipeline looks ModelMixin up here
 from diffusers.configuration_utils import register_to_config
 
+from ..errors import LearngeneConfigError
 from .diffusers_io import AtomicSaveMixin
 from .factorized import FactorizedLinear, SharedFactors, matching_sigma
+
+# what freeze_learngenes(train=...) leaves trainable: σ alone, or everything but U⋆, V⋆
+FREEZE_CHOICES = ("sigma", "sigma_and_unshared")
 
 # matrix type → the linears of one block that share its factors (their rows stacked in this order)
 FACTORIZED_TYPES: dict[str, tuple[str, ...]] = {
@@ -33,6 +37,13 @@ class FINEDiTTransformer2DModel(AtomicSaveMixin, DiTTransformer2DModel):
     Takes every argument of ``DiTTransformer2DModel`` plus ``rank``: the number of rank-1 units per
     matrix type (capped at each type's smaller dimension; default: the hidden size, i.e. no
     rank limit for the square types). FINE's paper does not publish its rank.
+
+    Where the σ layout differs from the paper: FINE has one shared pair (U⋆, V⋆) per matrix type
+    and one diagonal Σ⁽ˡ⁾ per type and block. Here q, k and v share the one "attention qkv" pair
+    (their rows of U⋆), as in the paper, but each of them has its own σ vector, so a block holds
+    three diagonals for that type instead of one (with equal σ's it is the paper's layer). Every
+    other type has one σ per block, as in the paper. σ-only training therefore trains ``2·rank``
+    more values per block than the paper's.
     """
 
     @register_to_config
@@ -94,7 +105,7 @@ class FINEDiTTransformer2DModel(AtomicSaveMixin, DiTTransformer2DModel):
         The shared factors are copied, each block's σ is initialised by ``sigma_init``
         (``"interpolate"``, ``"linear"``, ``"identical"`` or ``"random"``), per-block ordinary
         weights come from the nearest source block and the rest is copied. Train σ alone first
-        with :meth:`freeze_learngenes`, as FINE does, then everything.
+        with :meth:`freeze_learngenes`, as FINE does, then everything (``freeze_learngenes(False)``).
         """
         from .fine_learngene import SIGMA_INITS, FINELearngene
 
@@ -131,10 +142,29 @@ class FINEDiTTransformer2DModel(AtomicSaveMixin, DiTTransformer2DModel):
                 for path in paths:
                     yield index, kind, path, block.get_submodule(path)
 
-    def freeze_learngenes(self, frozen: bool = True) -> None:
-        """Freeze (or unfreeze) the shared factors U⋆, V⋆: FINE's σ-only stage trains the rest."""
+    def freeze_learngenes(self, frozen: bool = True, train: str = "sigma") -> None:
+        """FINE's light retraining: with ``frozen=True`` only what ``train`` names is trained.
+
+        * ``train="sigma"`` (default, the paper's σ-only stage): the per-block σ vectors alone;
+          the shared factors U⋆, V⋆ and every ordinary weight (biases, norms, embeddings,
+          adaLN's label/timestep embeddings, the output layer) are frozen.
+        * ``train="sigma_and_unshared"``: everything but the shared factors U⋆, V⋆.
+
+        ``frozen=False`` makes every parameter trainable again (full training).
+        """
+        if train not in FREEZE_CHOICES:
+            raise LearngeneConfigError(
+                f"freeze_learngenes(train={train!r}): choose one of {', '.join(map(repr, FREEZE_CHOICES))} "
+                "(σ alone, or everything but the shared factors U⋆, V⋆)"
+            )
+        if not frozen:
+            self.requires_grad_(True)
+            return
+        self.requires_grad_(train == "sigma_and_unshared")
         for factors in self.factors.values():
-            factors.requires_grad_(not frozen)
+            factors.requires_grad_(False)
+        for _, _, _, layer in self.factorized_layers():
+            layer.sigma.requires_grad_(True)
 
     @torch.no_grad()
     def to_dense(self) -> DiTTransformer2DModel:
