@@ -53,6 +53,7 @@ class Settings:
     source_steps: int = 20000
     steps: int = 2000
     sigma_only_steps: int = 300
+    sigma_only_train: str = "sigma"  # or "sigma_and_unshared": also biases, norms and embeddings
     batch: int = 64
     lr: float = 1e-4
     samples_per_class: int = 100
@@ -193,7 +194,8 @@ def main(argv: list[str] | None = None) -> dict:
         front_learngene.build({"layers": layers}, show_progress=False).save_pretrained(front_dir)
         runs = {
             "fine": (True, ["--learngene", str(work / "source-fine" / "learngene"),
-                            "--sigma_only_steps", str(settings.sigma_only_steps)]),
+                            "--sigma_only_steps", str(settings.sigma_only_steps),
+                            "--sigma_only_train", settings.sigma_only_train]),
             "random": (False, ["--model", "dit"]),
             "svd": (False, ["--model", "dit", "--init_from", str(svd_dir)]),
             "front": (False, ["--model", "dit", "--init_from", str(front_dir)]),

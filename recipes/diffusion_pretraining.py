@@ -52,7 +52,7 @@ from training_loop import (  # noqa: E402
     write_text_atomically,
 )
 
-from hf_learngene.modeling.fine_dit import FINEDiTTransformer2DModel  # noqa: E402
+from hf_learngene.modeling.fine_dit import FREEZE_CHOICES, FINEDiTTransformer2DModel  # noqa: E402
 from hf_learngene.modeling.fine_learngene import SIGMA_INITS, FINELearngene  # noqa: E402
 from hf_learngene.pipelines import ClassConditionalImagePipeline  # noqa: E402
 from hf_learngene.saving import write_folder_atomically  # noqa: E402
@@ -75,6 +75,8 @@ def parse_args(argv=None):
     model.add_argument("--init_from", help="a saved DiT (dense or FINE) folder whose weights start the training")
     model.add_argument("--sigma_init", choices=SIGMA_INITS, default="interpolate")
     model.add_argument("--sigma_only_steps", type=int, default=0, help="train σ alone (factors frozen) this long first")
+    model.add_argument("--sigma_only_train", choices=FREEZE_CHOICES, default="sigma",
+                       help="what the σ-only stage trains: σ alone (the paper), or also biases, norms and embeddings")
     model.add_argument("--layers", type=int, default=6)
     model.add_argument("--heads", type=int, default=4)
     model.add_argument("--head_dim", type=int, default=32)
@@ -215,7 +217,7 @@ def main(argv=None) -> dict:
     while state["step"] < args.steps:
         step = state["step"]
         if fine:
-            accelerator.unwrap_model(model).freeze_learngenes(step < args.sigma_only_steps)
+            accelerator.unwrap_model(model).freeze_learngenes(step < args.sigma_only_steps, train=args.sigma_only_train)
         epoch, offset = divmod(step, per_epoch)
         index = rank_batch(list(EpochOrder(len(images), args.seed, epoch)), offset, args.batch_size, ranks, rank)
         seed = step_seed(args.seed, step, rank)  # the same noise on resume, other noise on other ranks
