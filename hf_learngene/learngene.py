@@ -418,8 +418,10 @@ class Learngene(PreTrainedModel):
         z = resizer.decode(stored, signal_spec(param), source_shape, target_shape)
         resized = target_shape != source_shape or tuple(info["stored_shape"]) != source_shape
         width = lambda shape: math.prod(n for axis, n in zip(signal_spec(param).axes, shape) if axis != "layers")
-        source_fan_in = info["fan_in"] if stored_role is None else fan_in(
-            param, self.architecture.axis_sizes(self.source_config))
+        source_fan_in = info["fan_in"]
+        if stored_role is not None or (source_fan_in is None and param.fan_in is not None):
+            # a head read from the embeddings, or a learngene saved before its head had a fan-in
+            source_fan_in = fan_in(param, self.architecture.axis_sizes(self.source_config))
         return restore(
             z,
             info["mean"],
@@ -494,14 +496,16 @@ class Learngene(PreTrainedModel):
         return model
 
     def _untied_head_source(self, param: Param) -> str | None:
-        """The tied word-embedding role an output head is built from when the source's head was tied
-        and the target's is not (``tie_word_embeddings=False`` at build), else ``None``."""
-        embedding = self.architecture.tied_embedding
-        if param.role in self.config.roles or param.fan_in is None or embedding not in self.config.roles:
+        """The stored role an output-head tensor is built from when the source's head was tied and
+        the target's is not (``tie_word_embeddings=False`` at build): the word embeddings for the
+        head's weight (resized as a head, with its fan-in), the shared bias for BERT's decoder bias.
+        ``None`` otherwise, e.g. for a source whose head was untied but not kept (a bare ``LlamaModel``)."""
+        shared = self.architecture.tied_copies.get(param.role)
+        if param.role in self.config.roles or shared not in self.config.roles:
             return None
-        if param.dims != tuple(self.config.roles[embedding]["axes"]):
+        if not getattr(self.source_config, "tie_word_embeddings", False):
             return None
-        return embedding
+        return shared
 
     def _instantiate_transformers(self, target: PretrainedConfig, auto_class: type) -> PreTrainedModel:
         """The target model with the learngene's weights left uninitialised (they are filled next)."""

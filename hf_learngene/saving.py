@@ -110,6 +110,13 @@ def push_folder(
             return api.create_commit(repo_id, operations=operations, commit_message=commit_message,
                                      commit_description=commit_description, revision=revision, create_pr=create_pr)
         except HfHubHTTPError as error:
+            response = getattr(error, "response", None)
+            if response is not None and response.status_code >= 500:  # a gateway may answer after the commit was made
+                raise LearngenePushError(
+                    f"pushing the {what} to '{repo_id}': the Hub answered the commit call with a server error "
+                    f"({http_status(error)}), so the commit may or may not have been made. Look at the repository's "
+                    f"history (HfApi().list_repo_commits('{repo_id}')) before pushing again"
+                ) from error
             raise LearngenePushError(
                 f"pushing the {what} to '{repo_id}': the Hub refused the commit ({http_status(error)}); nothing "
                 f"was committed, so the repository keeps its last complete revision. "

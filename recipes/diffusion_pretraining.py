@@ -44,6 +44,7 @@ from training_loop import (  # noqa: E402
     MetricsLog,
     add_run_arguments,
     build_once,
+    check_same_geometry,
     full_state_dict,
     resume_point,
     save_checkpoint,
@@ -200,15 +201,20 @@ def main(argv=None) -> dict:
     scheduler = DDPMScheduler(num_train_timesteps=1000)
     model, optimizer = accelerator.prepare(model, optimizer)
     ema = EMAModel(model.parameters(), decay=args.ema_decay)  # after prepare: sharded like the model under FSDP
-    state = {"step": 0, "heldout": []}
+    ranks, rank = accelerator.num_processes, accelerator.process_index
+    if len(images) < args.batch_size * ranks:
+        raise SystemExit(f"{len(images)} training images cannot fill one global batch of {args.batch_size} × {ranks} "
+                         "processes: lower --batch_size or use more images")
+    geometry = {"processes": ranks, "batch_size": args.batch_size, "steps": args.steps}
+    state = {"step": 0, "heldout": [], "geometry": geometry}
     checkpoint = resume_point(args, output_dir)
     if checkpoint is not None:
+        state = json.loads((checkpoint / "recipe_state.json").read_text())
+        check_same_geometry(state.get("geometry"), geometry, checkpoint)
         accelerator.load_state(str(checkpoint))
         load_ema(ema, checkpoint / EXTRA_FILE)
-        state = json.loads((checkpoint / "recipe_state.json").read_text())
     log = MetricsLog(accelerator, args, resumed_at_step=state["step"] if checkpoint is not None else None)
     fine = issubclass(model_class, FINEDiTTransformer2DModel)
-    ranks, rank = accelerator.num_processes, accelerator.process_index
     per_epoch = max(1, len(images) // (args.batch_size * ranks))  # global batches of batch_size × processes
     progress = tqdm(total=args.steps, initial=state["step"], desc="diffusion training",
                     disable=args.no_progress_bar or not accelerator.is_local_main_process)
@@ -226,7 +232,7 @@ def main(argv=None) -> dict:
         noise = torch.randn(batch.shape, generator=generator)
         timesteps = torch.randint(0, 1000, (len(batch),), generator=generator)
         noisy = scheduler.add_noise(batch, noise, timesteps)
-        torch.manual_seed(seed)  # label dropout too
+        torch.manual_seed(seed + 1)  # label dropout: its own stream, as reproducible
         with accelerator.autocast():
             predicted = model(noisy.to(accelerator.device), timestep=timesteps.to(accelerator.device),
                               class_labels=batch_labels.to(accelerator.device)).sample[:, : batch.shape[1]]
@@ -306,10 +312,9 @@ def ema_copy(accelerator, model, model_class, ema):
     unwrapped = accelerator.unwrap_model(model)
     copied = model_class.from_config(unwrapped.config)
     copied.load_state_dict({k: v.float() for k, v in state.items()})
-    parameters = dict(copied.named_parameters())
-    with torch.no_grad():
-        for (name, _), value in zip(unwrapped.named_parameters(), shadow):
-            parameters[name].copy_(value)
+    with torch.no_grad():  # the EMA follows model.parameters(), which a fresh copy lists in the same order
+        for parameter, value in zip(copied.parameters(), shadow, strict=True):
+            parameter.copy_(value)
     return copied.to(accelerator.device).eval()
 
 

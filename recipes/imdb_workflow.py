@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
             "--train_file", str(train_file), "--validation_file", str(validation_file),
             "--learngene", str(learngene_dir), "--size", args.size, "--init", init,
             "--epochs", str(args.epochs), "--seed", str(args.seed), "--output_dir", str(out / f"bert-{args.size}-{init}"),
+            "--overwrite_output_dir",
         ])
         results[init] = {"accuracy": report["result"], "epoch": report["epoch"], "selection": report["selection"]}
 

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 import transformers
 from accelerate import Accelerator, FullyShardedDataParallelPlugin
@@ -64,6 +65,8 @@ def add_run_arguments(group) -> None:
                        help="also checkpoint every N optimizer steps (0: only where the recipe always does, "
                             "e.g. at each epoch's end)")
     group.add_argument("--resume_from_checkpoint", help="a checkpoint folder, or 'latest' in --output_dir")
+    group.add_argument("--overwrite_output_dir", action="store_true",
+                       help="start afresh in an --output_dir that holds an earlier run (its checkpoints and logs go)")
     group.add_argument("--stop_after_steps", type=int, default=0,
                        help="stop after N optimizer steps of this run, checkpointed (for time-sliced jobs)")
     group.add_argument("--report_to", choices=("csv", "tensorboard", "none"), default="csv")
@@ -99,6 +102,17 @@ def start_run(args, find_unused_parameters: bool = False) -> Accelerator:
                               project_dir=str(output_dir), kwargs_handlers=handlers)
     enable_fsdp_on_cpu(accelerator)
     set_seed(args.seed)  # the same on every process: every rank starts from the same random state
+    earlier = [output_dir / name for name in ("checkpoints", "metrics.csv", "results.json")
+               if (output_dir / name).exists()]
+    if earlier and not args.resume_from_checkpoint:
+        if not args.overwrite_output_dir:
+            raise SystemExit(f"{output_dir} holds an earlier run ({', '.join(p.name for p in earlier)}): continue it "
+                             "with --resume_from_checkpoint latest, start afresh with --overwrite_output_dir, or "
+                             "choose another --output_dir")
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:  # an old run's higher-step checkpoints would outlive the new ones
+            for path in earlier:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
@@ -122,14 +136,17 @@ def enable_fsdp_on_cpu(accelerator: Accelerator) -> None:
     plugin = FullyShardedDataParallelPlugin()
     if plugin.fsdp_version != 2:
         raise SystemExit("FSDP on CPU needs FSDP2: set fsdp_version: 2 in the accelerate config (FSDP_VERSION=2)")
+    if accelerator.mixed_precision != "no":
+        plugin.set_mixed_precision(accelerator.mixed_precision)
     PartialState().distributed_type = DistributedType.FSDP
     accelerator.state.distributed_type = DistributedType.FSDP
     accelerator.state.fsdp_plugin = plugin
 
 
 def step_seed(seed: int, step: int, process_index: int = 0) -> int:
-    """The seed of one optimizer step on one process: reproducible on resume, distinct across ranks."""
-    return (seed * 1_000_003 + step) * 1_009 + process_index
+    """The seed of one optimizer step on one process: reproducible on resume, distinct across ranks
+    (a hash of the three, so no (step, rank) pair shares another's seed)."""
+    return int(np.random.SeedSequence([seed, step, process_index]).generate_state(1)[0])
 
 
 def build_once(accelerator: Accelerator, output_dir: Path, build: Callable[[], object], load: Callable[[Path], object]):
@@ -137,6 +154,7 @@ def build_once(accelerator: Accelerator, output_dir: Path, build: Callable[[], o
 
     Building from a learngene holds the learngene and the whole target in host memory; doing it
     once, not once per rank, keeps a node's peak at one build plus the per-rank copies training needs.
+    The folder lies in the output directory, which must be shared by all nodes (as checkpoints are).
     """
     if accelerator.num_processes == 1:
         return build()
@@ -172,9 +190,11 @@ def load_model(args, auto_class, accelerator: Accelerator, **config_overrides):
     if tokenizer is None:
         raise SystemExit(f"{args.learngene} ships no tokenizer; pass --tokenizer NAME_OR_PATH")
 
+    target = learngene.target_config(size, **config_overrides)  # a bad size fails on every rank, before any wait
+
     def build():
         if args.init == "random":
-            return plain_class.from_config(learngene.target_config(size, **config_overrides))
+            return plain_class.from_config(target)
         return auto_class.from_learngene(learngene, size, show_progress=False, **config_overrides)
 
     return build_once(accelerator, Path(args.output_dir), build, plain_class.from_pretrained), tokenizer
@@ -270,11 +290,14 @@ def train(args, accelerator: Accelerator, model, tokenizer, train_dataset, colla
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(schedule)
 
-    state = {"step": 0, "selected": None, "selected_epoch": None, "history": []}
+    geometry = {"processes": accelerator.num_processes, "batch_size": args.batch_size,
+                "steps_per_epoch": steps_per_epoch, "total_steps": total_steps}
+    state = {"step": 0, "selected": None, "selected_epoch": None, "history": [], "geometry": geometry}
     checkpoint = resume_point(args, output_dir)
     if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))
         state = json.loads((checkpoint / STATE_FILE).read_text())
+        check_same_geometry(state.get("geometry"), geometry, checkpoint)
+        accelerator.load_state(str(checkpoint))
         accelerator.print(f"resumed from {checkpoint} at step {state['step']}")
     log = MetricsLog(accelerator, args, resumed_at_step=state["step"] if checkpoint is not None else None)
     progress = transformers.utils.logging.tqdm(total=total_steps, initial=state["step"], desc="training",
@@ -337,6 +360,17 @@ def train(args, accelerator: Accelerator, model, tokenizer, train_dataset, colla
         write_text_atomically(output_dir / "results.json", json.dumps(report, indent=2) + "\n")
     accelerator.end_training()
     return report
+
+
+def check_same_geometry(saved: dict | None, now: dict, checkpoint: Path) -> None:
+    """Refuse to resume with another process count, batch size or schedule length: the data order
+    and the learning-rate schedule would silently differ from the run being continued."""
+    if saved is None:
+        return  # a checkpoint of an older version of the recipe
+    changed = [f"{key}: {saved.get(key)} then, {value} now" for key, value in now.items() if saved.get(key) != value]
+    if changed:
+        raise SystemExit(f"{checkpoint} was written by a run with other settings ({'; '.join(changed)}); resume with "
+                         "the same number of processes, --batch_size and length, or start afresh")
 
 
 def is_better(value: float, best: float | None, greater_is_better: bool) -> bool:

@@ -173,3 +173,37 @@ def test_hypercloning_noise_differs_per_role_and_layer():
     # the same options give the same model
     assert torch.equal(noisy.model.layers[0].self_attn.q_proj.weight,
                        grow(source, "hypercloning", snr_db=20).model.layers[0].self_attn.q_proj.weight)
+
+
+def test_building_an_untied_bert_masked_lm_head_from_a_tied_source_keeps_the_logits():
+    """BERT's tied decoder shares the word embeddings and the ``cls.predictions.bias``; untied at build,
+    the new decoder gets both (its weight resized as a head)."""
+    config = transformers.BertConfig(vocab_size=97, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=24, max_position_embeddings=32)
+    torch.manual_seed(0)
+    source = transformers.BertForMaskedLM(config).eval()
+    with torch.no_grad():
+        source.cls.predictions.bias.normal_()  # a bias that matters
+    learngene = Learngene.extract(source, method="hypercloning", show_progress=False)
+    grown = learngene.build(WIDER, auto_class=transformers.BertForMaskedLM, tie_word_embeddings=False,
+                            show_progress=False)
+    assert grown.cls.predictions.decoder.weight is not grown.bert.embeddings.word_embeddings.weight
+    assert torch.allclose(logits(grown), logits(source), atol=1e-5)
+
+
+def test_a_learngene_saved_before_heads_had_a_fan_in_still_keeps_the_logits(tmp_path):
+    """Learngenes written before the untied head's fan-in was recorded (``fan_in: null``) decode it
+    with the fan-in the table gives."""
+    source = decoder("gpt2", tied=False)
+    learngene = Learngene.extract(source, method="bot", rescaling="preserve_function", show_progress=False)
+    learngene.config.roles["lm_head.weight"]["fan_in"] = None
+    grown = learngene.build(WIDER, auto_class=transformers.AutoModelForCausalLM, show_progress=False)
+    assert torch.allclose(logits(grown), logits(source), atol=1e-5)
+
+
+def test_a_bare_untied_source_gives_no_head_from_its_embeddings():
+    """A ``LlamaModel`` of an untied checkpoint kept no head; its embeddings are not the head."""
+    source = decoder("llama", tied=False)
+    learngene = Learngene.extract(source.model, method="bot", show_progress=False)
+    built = learngene.build(None, auto_class=transformers.AutoModelForCausalLM, show_progress=False)
+    assert not torch.equal(built.lm_head.weight, built.model.embed_tokens.weight)

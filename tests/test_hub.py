@@ -135,6 +135,14 @@ def test_refused_commit_names_the_answer(failing_hub, source):
     assert HfApi().model_info("tester/tiny-refused").sha == before
 
 
+def test_a_server_error_on_the_commit_does_not_claim_nothing_was_committed(failing_hub, source):
+    """A gateway's 502 can come after the commit was made: the error says to look at the history."""
+    learngene = Learngene.extract(source, method="front", show_progress=False)
+    failing_hub.errors["commit"] = (502, "Bad gateway")
+    with pytest.raises(hf_learngene.LearngenePushError, match=r"server error \(HTTP 502.*may or may not have been made"):
+        learngene.push_to_hub("tester/tiny-gateway")
+
+
 def test_connection_lost_during_the_commit_does_not_claim_nothing_was_committed(failing_hub, source):
     learngene = Learngene.extract(source, method="front", show_progress=False)
     learngene.push_to_hub("tester/tiny-lost-answer")

@@ -282,3 +282,24 @@ def test_a_learngene_without_tokenizer_needs_one(review_files, learngene_dir, tm
         text_classification.main(arguments)
     report = text_classification.main(arguments + ["--tokenizer", str(learngene_dir)])
     assert len(report["history"]) == 1
+
+
+def test_an_earlier_run_in_the_output_folder_is_never_mixed_with_a_new_one(review_files, learngene_dir, tmp_path):
+    """A fresh run where one already ran would append to its logs and, its checkpoints having higher
+    steps, prune its own: it is refused unless the user resumes or overwrites."""
+    arguments = classification_args(review_files, learngene_dir, tmp_path / "run", "--epochs", "1")
+    text_classification.main(arguments)
+    with pytest.raises(SystemExit, match="holds an earlier run .*--resume_from_checkpoint latest.*--overwrite_output_dir"):
+        text_classification.main(arguments)
+    report = text_classification.main(arguments + ["--overwrite_output_dir"])
+    steps = [line.split(",")[0] for line in (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+             if ",train/loss," in line]
+    assert steps == [str(s) for s in range(1, 6)] and len(report["history"]) == 1
+
+
+def test_resuming_with_another_batch_size_is_refused(review_files, learngene_dir, tmp_path):
+    arguments = classification_args(review_files, learngene_dir, tmp_path / "run")
+    text_classification.main(arguments + ["--stop_after_steps", "2"])
+    arguments[arguments.index("--batch_size") + 1] = "4"
+    with pytest.raises(SystemExit, match=r"other settings \(batch_size: 8 then, 4 now; steps_per_epoch: 5 then, 9 now"):
+        text_classification.main(arguments + ["--resume_from_checkpoint", "latest"])

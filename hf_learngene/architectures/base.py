@@ -209,6 +209,9 @@ class Architecture:
       use for config fields, and the validation of a target config (raising ``LearngeneConfigError``).
     * ``tied_embedding``: the input embedding role an output head shares when the config sets
       ``tie_word_embeddings`` (the untied head has a role of its own, with the hidden axis as fan-in).
+    * ``tied_copies``: for each output-head role a tied source does not store, the role it shares
+      (the head's weight: the word embeddings; BERT's decoder bias: ``cls.predictions.bias``), so a
+      model built with ``tie_word_embeddings=False`` from a tied source gets every head tensor.
     """
 
     family: str
@@ -224,6 +227,7 @@ class Architecture:
     size_aliases: Mapping[str, str] = field(default_factory=dict)
     check_size: Callable[[dict], None] | None = None
     tied_embedding: str | None = None
+    tied_copies: Mapping[str, str] = field(default_factory=dict)
 
     def roles(self, config) -> tuple[Param, ...]:
         """Every parameter role of a model with this config."""

@@ -57,4 +57,6 @@ BERT = Architecture(
     },
     fresh=(r"^classifier\.", r"^qa_outputs\.", r"^cls\.seq_relationship\."),
     tied_embedding="embeddings.word_embeddings.weight",
+    tied_copies={"cls.predictions.decoder.weight": "embeddings.word_embeddings.weight",
+                 "cls.predictions.decoder.bias": "cls.predictions.bias"},
 )

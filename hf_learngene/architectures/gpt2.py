@@ -45,4 +45,5 @@ GPT2 = Architecture(
     },
     fresh=(r"^score\.", r"^qa_outputs\.", r"^multiple_choice_head\."),
     tied_embedding="wte.weight",
+    tied_copies={"lm_head.weight": "wte.weight"},
 )

@@ -85,4 +85,5 @@ LLAMA = Architecture(
     },
     fresh=(r"^score\.", r"^qa_outputs\."),
     tied_embedding="embed_tokens.weight",
+    tied_copies={"lm_head.weight": "embed_tokens.weight"},
 )
