@@ -4,6 +4,7 @@ method (how a signal on those axes is resized); neither knows of the other."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -465,9 +466,13 @@ class Learngene(PreTrainedModel):
             model = self._instantiate_transformers(target, auto_class or AutoModel)
         target_sizes = arch.axis_sizes(target)
         groups = group_by_role(arch, canonical_state(model, keep_vars=True), f"target {type(model).__name__}", target)
+        # a model without an output head (a bare encoder) has nothing tied to its embeddings
+        headless = arch.library != "transformers" or model.get_output_embeddings() is None
         for role, (param, members) in logging.tqdm(
             groups.items(), desc="building from learngene", disable=not show_progress
         ):
+            if param.tied_output and headless:
+                param = dataclasses.replace(param, tied_output=False)
             stored_role = self._untied_head_source(param)
             if role not in self.config.roles and stored_role is None:
                 logger.info("%s is not in the learngene; it keeps %s's initialisation", role, type(model).__name__)

@@ -207,3 +207,12 @@ def test_a_bare_untied_source_gives_no_head_from_its_embeddings():
     learngene = Learngene.extract(source.model, method="bot", show_progress=False)
     built = learngene.build(None, auto_class=transformers.AutoModelForCausalLM, show_progress=False)
     assert not torch.equal(built.lm_head.weight, built.model.embed_tokens.weight)
+
+
+def test_no_warning_for_a_model_without_an_output_head(caplog):
+    """A bare model (``AutoModel``) has no head tied to its embeddings, whatever its config says."""
+    source = decoder("llama", tied=True)
+    learngene = Learngene.extract(source, method="bot", show_progress=False)
+    with caplog.at_level(logging.WARNING, logger="hf_learngene"):
+        learngene.build(WIDER, auto_class=transformers.AutoModel, show_progress=False)
+    assert not [r for r in caplog.records if "tied to the output head" in r.getMessage()]
