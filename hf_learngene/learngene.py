@@ -415,7 +415,7 @@ class Learngene(PreTrainedModel):
         target_shape = expanded_shape(param, target_sizes)
         source_shape = tuple(info["source_shape"])
         resizer = get_method(self.config.method, **self.config.method_options)
-        stored = self.coefficients[_storage_key(role)]
+        stored = self._in_current_layout(self.coefficients[_storage_key(role)], role, resizer, source_shape)
         z = resizer.decode(stored, signal_spec(param), source_shape, target_shape)
         resized = target_shape != source_shape or tuple(info["stored_shape"]) != source_shape
         width = lambda shape: math.prod(n for axis, n in zip(signal_spec(param).axes, shape) if axis != "layers")
@@ -499,6 +499,18 @@ class Learngene(PreTrainedModel):
             model = model.to(device)
         model.eval()
         return model
+
+    def _in_current_layout(self, stored: torch.Tensor, role: str, resizer, source_shape) -> torch.Tensor:
+        """A stored tensor in the layout the method stores today: a learngene saved before grouped
+        heads were stored split by key/value head (weight selection, HyperCloning) is reshaped with
+        the source's own grouping, so the build never guesses it from the target's."""
+        source_roles = {p.role: p for p in self.architecture.roles(self.source_config)}
+        if role not in source_roles:
+            return stored
+        expected = tuple(resizer.stored_shape(signal_spec(source_roles[role]), source_shape))
+        if tuple(stored.shape) != expected and stored.numel() == math.prod(expected):
+            return stored.reshape(expected)
+        return stored
 
     def _untied_head_source(self, param: Param) -> str | None:
         """The stored role an output-head tensor is built from when the source's head was tied and

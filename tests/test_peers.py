@@ -257,3 +257,31 @@ def test_random_is_the_target_architectures_own_init(bert):
         assert tensor.shape == built.state_dict()[name].shape
     std = built.bert.encoder.layer[0].intermediate.dense.weight.std().item()
     assert 0.015 < std < 0.025  # BERT's initializer_range 0.02, not left empty
+
+
+def test_weight_selection_from_an_old_learngene_keeps_the_sources_grouping():
+    """Learngenes saved before grouped heads were stored split by key/value head are read with the
+    source's grouping (8 heads, 8 kv heads here), not the target's: a 4-head, 2-kv-head target is
+    refused as from a new learngene (each query head would read another head's key/value), and a
+    4-head, 4-kv-head one is built exactly as from a new learngene."""
+    import transformers
+
+    from hf_learngene.learngene import _storage_key
+
+    config = transformers.LlamaConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=8,
+                                      num_key_value_heads=8, intermediate_size=48, max_position_embeddings=32)
+    torch.manual_seed(0)
+    source = transformers.LlamaForCausalLM(config).eval()
+    learngene = Learngene.extract(source, method="weight_selection", show_progress=False)
+    target = {"hidden": 16, "heads": 4, "kv_heads": 4, "intermediate": 24}
+    expected = learngene.build(target, auto_class=transformers.LlamaForCausalLM, show_progress=False).state_dict()
+    for role, info in learngene.config.roles.items():  # the old, unsplit layout
+        key = _storage_key(role)
+        flat = learngene.coefficients[key].detach().reshape(info["source_shape"])
+        learngene.coefficients[key] = torch.nn.Parameter(flat)
+        info["stored_shape"] = list(flat.shape)
+    rebuilt = learngene.build(target, auto_class=transformers.LlamaForCausalLM, show_progress=False).state_dict()
+    for name, tensor in expected.items():
+        assert torch.equal(rebuilt[name], tensor), name
+    with pytest.raises(LearngeneConfigError, match="can serve at most the 1 query head"):
+        learngene.build({**target, "kv_heads": 2}, auto_class=transformers.LlamaForCausalLM, show_progress=False)
