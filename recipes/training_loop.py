@@ -97,9 +97,15 @@ def start_run(args, find_unused_parameters: bool = False) -> Accelerator:
     """
     output_dir = Path(args.output_dir)
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if find_unused_parameters else []
-    accelerator = Accelerator(mixed_precision=args.mixed_precision,
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    # under torchrun on a machine without GPUs accelerate would run every process as a separate
+    # one-process job (all of them "process 0", writing the same files) unless told to use the CPU
+    accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=launched > 1 and not torch.cuda.is_available(),
                               log_with="tensorboard" if args.report_to == "tensorboard" else None,
                               project_dir=str(output_dir), kwargs_handlers=handlers)
+    if accelerator.num_processes != launched:
+        raise SystemExit(f"{launched} processes were launched but accelerate joined {accelerator.num_processes}; "
+                         "check the launcher and the accelerate config")
     enable_fsdp_on_cpu(accelerator)
     set_seed(args.seed)  # the same on every process: every rank starts from the same random state
     earlier = [output_dir / name for name in ("checkpoints", "metrics.csv", "results.json")

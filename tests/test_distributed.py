@@ -39,7 +39,7 @@ def torchrun(script: str, arguments: list[str], env: dict | None = None, process
     """Run a recipe under ``torchrun --nproc_per_node processes`` on CPU; fail with its output."""
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
                "--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(RECIPES / script), *arguments]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true", **(env or {})}
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
 
