@@ -99,7 +99,8 @@ def main(argv=None) -> dict:
         fold_args = copy.copy(args)
         fold_args.output_dir = str(fold_dir)
         if args.resume_from_checkpoint == "latest" and latest_checkpoint(fold_dir) is None:
-            fold_args.resume_from_checkpoint = None  # this fold had not started
+            fold_args.resume_from_checkpoint = None  # this fold had not reached a checkpoint: it starts afresh
+            fold_args.overwrite_output_dir = True
         accelerator = start_run(fold_args)
         torch.manual_seed(args.seed + index)  # each fold's model starts from its own (seeded) init
         model = new_model(args, data.classes)
