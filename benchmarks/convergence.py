@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import tempfile
 import time
@@ -313,7 +314,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "convergence_quick" if args.quick else "convergence"
-    command = " ".join(["python", "benchmarks/convergence.py", *(argv if argv is not None else sys.argv[1:])])
+    command = shlex.join(["python", "benchmarks/convergence.py", *(argv if argv is not None else sys.argv[1:])])
     environment = {"device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
                    "torch": torch.__version__, "transformers": transformers.__version__}
 
