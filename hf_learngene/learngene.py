@@ -500,11 +500,16 @@ class Learngene(PreTrainedModel):
         model.eval()
         return model
 
+    @functools.cached_property
+    def _source_roles(self) -> dict[str, Param]:
+        """The source's roles by name (built once: a config is rebuilt from its dict on every access)."""
+        return {p.role: p for p in self.architecture.roles(self.source_config)}
+
     def _in_current_layout(self, stored: torch.Tensor, role: str, resizer, source_shape) -> torch.Tensor:
         """A stored tensor in the layout the method stores today: a learngene saved before grouped
         heads were stored split by key/value head (weight selection, HyperCloning) is reshaped with
         the source's own grouping, so the build never guesses it from the target's."""
-        source_roles = {p.role: p for p in self.architecture.roles(self.source_config)}
+        source_roles = self._source_roles
         if role not in source_roles:
             return stored
         expected = tuple(resizer.stored_shape(signal_spec(source_roles[role]), source_shape))
