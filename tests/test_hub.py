@@ -189,20 +189,18 @@ def test_save_pretrained_push_to_hub(hub, source, tmp_path):
 
 def test_built_model_replaces_nothing_private(source):
     """A built model's card comes from the public push_built_model, bound as its push_to_hub; no private method
-    is replaced, and the model pickles and deep-copies like any transformers model."""
+    is replaced, and the model serialises and deep-copies like any transformers model (nothing is unpickled:
+    a copy goes through the same reduction a pickle does)."""
     import copy
-    import io
+    import pickle
 
     model = Learngene.extract(source, method="front", show_progress=False).build(
         SIZE, auto_class=transformers.AutoModelForSequenceClassification, num_labels=2, show_progress=False)
     assert "_upload_modified_files" not in vars(model)
-    buffer = io.BytesIO()
-    torch.save(model, buffer)
-    buffer.seek(0)
-    reloaded = torch.load(buffer, weights_only=False)
-    ids = torch.randint(1, 90, (2, 5))
-    assert torch.equal(logits(reloaded, ids), logits(model, ids))
+    assert pickle.dumps(model)  # no local closures bound to the model
     duplicate = copy.deepcopy(model)
+    ids = torch.randint(1, 90, (2, 5))
+    assert torch.equal(logits(duplicate, ids), logits(model, ids))
     assert duplicate.push_to_hub.args[0] is duplicate  # the copy pushes itself, not the original
 
 
