@@ -256,7 +256,9 @@ def main(argv=None) -> dict:
         if stop or last or state["step"] % args.checkpointing_steps == 0:
             save_checkpoint(accelerator, output_dir, state, extra=lambda: ema_tensors(ema))
         if stop and not last:
+            progress.close()
             accelerator.print(f"stopped after {steps_this_run} steps; resume with --resume_from_checkpoint latest")
+            accelerator.end_training()  # tears the process group down: a live gloo group aborts at exit
             return {"stopped_at_step": state["step"]}
     progress.close()
     final = save_final(accelerator, model, model_class, ema, output_dir)
