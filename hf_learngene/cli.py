@@ -1,8 +1,11 @@
 """``hf-learngene``: extract, build and inspect learngenes from the command line.
 
-    hf-learngene extract SOURCE --method front --out DIR [--keep 0.5] [--rescaling fan_in]
-    hf-learngene build LEARNGENE --size mini --task sequence-classification --num-labels 2 --out DIR
-    hf-learngene inspect DIR
+    hf-learngene extract SOURCE --method front --out DIR [--keep 0.5] [--max-shard-size 5GB] [--storage-dtype bfloat16]
+    hf-learngene build LEARNGENE --size mini --task sequence-classification --num-labels 2 --out DIR [--dtype bfloat16]
+    hf-learngene inspect DIR [--size tinyllama-1.1b --task causal-lm --dtype bfloat16]
+
+``extract`` and ``build`` stream role by role to disk: neither holds the whole source, learngene
+or target in memory, so they run for 7-70B models on a machine with far less memory.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any, Sequence
 
 from .auto import TASKS
 from .errors import LearngeneError
-from .learngene import WEIGHTS_NAME, Learngene
+from .learngene import Learngene
 from .methods import METHODS, RESCALING_POLICIES
 
 
@@ -54,31 +57,46 @@ def _method_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _extract(args: argparse.Namespace) -> None:
     learngene = Learngene.extract(
-        args.source, method=args.method, rescaling=args.rescaling, revision=args.revision, **_method_options(args)
+        args.source, method=args.method, rescaling=args.rescaling, revision=args.revision, save_directory=args.out,
+        max_shard_size=args.max_shard_size, storage_dtype=args.storage_dtype, **_method_options(args),
     )
-    learngene.save_pretrained(args.out)
     info = learngene.summary()
     print(
         f"saved {info['method']} learngene of {info['source']} ({info['family']}) to {args.out}: "
-        f"{info['stored_values']:,} values for {info['source_parameters']:,} source parameters "
-        f"(compression {info['compression']:.2f}x)"
+        f"{info['stored_values']:,} values ({info['stored_bytes']:,} bytes in {info['storage_dtype']}) for "
+        f"{info['source_parameters']:,} source parameters (compression {info['compression']:.2f}x)"
     )
 
 
-def _build(args: argparse.Namespace) -> None:
-    learngene = Learngene.from_pretrained(args.learngene, revision=args.revision)
+def _build_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The size and build arguments shared by ``build`` and ``inspect --size``."""
     overrides = {"num_labels": args.num_labels} if args.num_labels is not None else {}
-    model = TASKS[args.task].from_learngene(learngene, parse_size(args.size), dtype=args.dtype, **overrides)
-    model.save_pretrained(args.out)
-    if learngene.processor is not None:
-        learngene.processor.save_pretrained(args.out)
-    parameters = sum(p.numel() for p in model.parameters())
-    print(f"saved {type(model).__name__} ({parameters:,} parameters) to {args.out}")
+    auto_class = None if args.task == "base" else TASKS[args.task]  # None: the family's base model (diffusers too)
+    return {"size": parse_size(args.size), "auto_class": auto_class, "dtype": args.dtype, **overrides}
+
+
+def _build(args: argparse.Namespace) -> None:
+    learngene = Learngene.from_pretrained(args.learngene, revision=args.revision, low_cpu_mem_usage=True)
+    request = _build_request(args)
+    plan = learngene.build_estimate(max_shard_size=args.max_shard_size, **request)
+    print(f"building {plan['model_class']} with {plan['parameters']:,} parameters ({_bytes(plan['bytes'])} in "
+          f"{plan['dtype']}) into {args.out}; peak host memory about {_bytes(plan['peak_build_pretrained_bytes'])}")
+    learngene.build_pretrained(args.out, device=args.device, max_shard_size=args.max_shard_size, **request)
+    print(f"saved {plan['model_class']} ({plan['parameters']:,} parameters) to {args.out}")
+
+
+def _bytes(count: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.2f} {unit}"
+    return f"{count} B"
 
 
 def _inspect(args: argparse.Namespace) -> None:
-    learngene = Learngene.from_pretrained(args.learngene, revision=args.revision)
+    learngene = Learngene.from_pretrained(args.learngene, revision=args.revision, low_cpu_mem_usage=True)
     info = learngene.summary()
+    if args.size is not None:
+        info["build"] = learngene.build_estimate(**_build_request(args))
     if args.json:
         print(json.dumps(info, indent=2))
         return
@@ -88,10 +106,17 @@ def _inspect(args: argparse.Namespace) -> None:
     print(f"method     : {info['method']} ({options}), rescaling={info['rescaling']}")
     print(f"source     : {info['source']} [{info['model_type']}] {sizes}")
     print(f"roles      : {info['roles']}")
-    print(f"stored     : {info['stored_values']:,} values, {info['stored_bytes']:,} bytes in {WEIGHTS_NAME}")
+    print(f"stored     : {info['stored_values']:,} values, {_bytes(info['stored_bytes'])} in {info['storage_dtype']}")
     print(f"described  : {info['source_parameters']:,} source parameters")
     print(f"compression: {info['compression']:.2f}x")
     print(f"presets    : {', '.join(learngene.architecture.presets)}")
+    if "build" in info:
+        plan = info["build"]
+        sizes = ", ".join(f"{k}={v}" for k, v in plan["sizes"].items())
+        print(f"build      : {plan['model_class']} {sizes}: {plan['parameters']:,} parameters, "
+              f"{_bytes(plan['bytes'])} in {plan['dtype']}")
+        print(f"memory     : about {_bytes(plan['peak_build_bytes'])} to build in memory, "
+              f"{_bytes(plan['peak_build_pretrained_bytes'])} to build to disk (hf-learngene build)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,25 +132,37 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--keep", type=float, help="FRONT: ratio of DCT coefficients kept per axis (0, 1]")
     extract.add_argument("--wavelet", help="BoT: PyWavelets wavelet name (default haar)")
     extract.add_argument("--levels", type=int, help="BoT: decomposition levels stored (default 0)")
+    extract.add_argument("--max-shard-size", help="shard the learngene's files at this size, e.g. 5GB (default: one file)")
+    extract.add_argument("--storage-dtype", choices=["float32", "bfloat16", "float16"], default=None,
+                         help="dtype the learngene is stored in (default float32; bfloat16 halves the bytes)")
     extract.add_argument("--revision")
     extract.set_defaults(func=_extract)
 
-    build = commands.add_parser("build", help="build a transformers model of a given size from a learngene")
+    build = commands.add_parser("build", help="build a transformers model of a given size from a learngene, "
+                                              "streamed to disk")
     build.add_argument("learngene", help="learngene folder or Hub id")
-    build.add_argument("--size", help="preset name, JSON, or layers=4,hidden=256,heads=4 (default: source size)")
-    build.add_argument("--task", choices=sorted(TASKS), default="base")
-    build.add_argument("--num-labels", type=int)
-    build.add_argument("--dtype", choices=["float32", "float16", "bfloat16"])
+    _add_build_request(build)
+    build.add_argument("--device", default=None, help="where the resize runs, e.g. cuda (default cpu)")
+    build.add_argument("--max-shard-size", default="2GB", help="shard size of the model's files (default 2GB)")
     build.add_argument("--out", required=True)
     build.add_argument("--revision")
     build.set_defaults(func=_build)
 
-    inspect = commands.add_parser("inspect", help="show a learngene's method, source, sizes and compression")
+    inspect = commands.add_parser("inspect", help="show a learngene's method, source, sizes and compression, "
+                                                  "and with --size what a build of that size needs")
     inspect.add_argument("learngene")
+    _add_build_request(inspect)
     inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
     inspect.add_argument("--revision")
     inspect.set_defaults(func=_inspect)
     return parser
+
+
+def _add_build_request(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--size", help="preset name, JSON, or layers=4,hidden=256,heads=4 (default: source size)")
+    command.add_argument("--task", choices=sorted(TASKS), default="base")
+    command.add_argument("--num-labels", type=int)
+    command.add_argument("--dtype", choices=["float32", "float16", "bfloat16"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,20 +4,18 @@ method (how a signal on those axes is resized); neither knows of the other."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
-import hashlib
 import json
 import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import transformers
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -27,9 +25,9 @@ from transformers import (
     PretrainedConfig,
     PreTrainedModel,
 )
+from accelerate import init_empty_weights
 from transformers.initialization import no_init_weights
 from transformers.utils import logging
-from transformers.utils.hub import convert_file_size_to_int
 
 from .architectures import (
     ARCHITECTURES,
@@ -56,12 +54,20 @@ from .errors import (
     UnsupportedArchitectureError,
 )
 from .methods import SignalSpec, get_method
-from .methods.rescaling import UNSTANDARDISED, check_policy, restore, standardize
+from .methods.rescaling import UNSTANDARDISED, affine, check_policy, standardize_
+from .learngene_files import (
+    MODEL_FILES,
+    WEIGHTS_NAME,
+    LearngeneReader,
+    LearngeneWriter,
+    ShardWriter,
+    parse_shard_size,
+    parse_storage_dtype,
+)
 from .saving import first_line, http_status, push_folder, write_folder_atomically
 
 logger = logging.get_logger(__name__)
 
-WEIGHTS_NAME = "learngene.safetensors"
 CONFIG_NAME = "config.json"
 
 
@@ -170,14 +176,6 @@ def signal_spec(param: Param) -> SignalSpec:
     )
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _is_model(source: Any) -> bool:
     """A transformers or diffusers model object (not a path)."""
     if isinstance(source, PreTrainedModel):
@@ -257,6 +255,31 @@ def _load_source(source: str | os.PathLike, revision: str | None = None) -> tupl
     return model, _load_processor(source, revision=revision)
 
 
+def _read_source(source: str | os.PathLike, revision: str | None) -> tuple[Any, dict[str, Any], dict, Any]:
+    """A source named by folder or Hub id: its config, its config as stored, its canonical tensors
+    and its processor. Safetensors checkpoints are read lazily (each tensor when its role is
+    stacked), without making the model; anything else is loaded whole with its model class."""
+    from .checkpoint_reader import CheckpointReader, LazyReadUnsupported, checkpoint_files_patterns
+
+    folder = Path(source)
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(str(source), revision=revision, allow_patterns=checkpoint_files_patterns()))
+        except Exception:  # noqa: BLE001 - the loading path below says precisely what is wrong
+            folder = None
+    if folder is not None:
+        try:
+            reader = CheckpointReader(folder)
+        except LazyReadUnsupported as reason:
+            logger.info("reading %s through its model class: %s", source, reason)
+        else:
+            return reader.config, reader.stored_config_dict(), reader.lazy_state(), _load_processor(folder)
+    model, processor = _load_source(source, revision=revision)
+    return model.config, config_as_dict(model), canonical_state(model), processor
+
+
 def _load_processor(folder: str | os.PathLike, revision: str | None = None) -> Any:
     """The tokenizer or image processor saved in ``folder``, or ``None``."""
     for loader in (AutoTokenizer, AutoImageProcessor):
@@ -297,6 +320,7 @@ class Learngene(PreTrainedModel):
             }
         )
         self.processor = None
+        self._files: LearngeneReader | None = None  # set when loaded with low_cpu_mem_usage=True
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -314,9 +338,17 @@ class Learngene(PreTrainedModel):
         processor: Any = None,
         revision: str | None = None,
         show_progress: bool = True,
+        save_directory: str | os.PathLike | None = None,
+        max_shard_size: int | str | None = None,
+        storage_dtype: torch.dtype | str | None = None,
         **method_options: Any,
     ) -> "Learngene":
         """Extract a learngene from a pretrained model (a model object, a folder or a Hub id).
+
+        A folder or Hub id with safetensors weights is read lazily, one role at a time, without
+        making the model: host memory stays near the largest stacked role. With ``save_directory``
+        each role is also written as soon as it is encoded (never all of them in memory) and the
+        learngene returned reads its tensors from there.
 
         Args:
             source: the pretrained model. A folder or Hub id is loaded with the class named in its
@@ -329,22 +361,23 @@ class Learngene(PreTrainedModel):
                 whose published recipes set the scale themselves).
             processor: a tokenizer or image processor to ship with the learngene (loaded from
                 ``source`` automatically when it is a folder or Hub id).
+            save_directory, max_shard_size, storage_dtype: stream the learngene to this folder, as
+                :meth:`save_pretrained` would write it.
             **method_options: the method's options, e.g. ``keep=0.5`` (FRONT), ``wavelet="db2"`` (BoT).
         """
         resizer = get_method(method, **method_options)
         rescaling = rescaling or resizer.default_rescaling
         check_policy(rescaling)
-        source_name = None
-        if not _is_model(source):
-            source_name = str(source)
-            source, loaded_processor = _load_source(source, revision=revision)
-            processor = processor if processor is not None else loaded_processor
-        else:
+        if _is_model(source):
             source_name = str(getattr(source.config, "_name_or_path", None) or "") or None  # diffusers keeps a Path
-        arch = architecture_for(model_type_of(source))
-        sizes = arch.axis_sizes(source.config)
-        state = canonical_state(source)
-        empty = [name for name, tensor in state.items() if tensor.is_meta]
+            config, source_config, state = source.config, config_as_dict(source), canonical_state(source)
+        else:
+            source_name = str(source)
+            config, source_config, state, loaded_processor = _read_source(source, revision)
+            processor = processor if processor is not None else loaded_processor
+        arch = architecture_for(model_type_of(source_config))
+        sizes = arch.axis_sizes(config)
+        empty = [name for name, tensor in state.items() if getattr(tensor, "is_meta", False)]
         if empty:
             raise LearngeneLoadError(
                 f"the source model's weights are not materialised: {len(empty)} tensor(s) ({', '.join(empty[:3])}"
@@ -352,37 +385,46 @@ class Learngene(PreTrainedModel):
                 "model made under init_empty_weights(). Pass the model's folder or Hub id instead "
                 "(Learngene.extract loads the weights itself), or load it with from_pretrained first"
             )
-        groups = group_by_role(arch, state, "source model", source.config)
-
-        roles: dict[str, dict[str, Any]] = {}
-        stored: dict[str, torch.Tensor] = {}
+        groups = group_by_role(arch, state, "source model", config)
         if not resizer.provides_weights:  # the random-init baseline keeps nothing of the source
             groups = {}
-        for role, (param, members) in logging.tqdm(
-            groups.items(), desc=f"extracting {method} learngene", disable=not show_progress
-        ):
-            signal = _stack_role(param, members, sizes)
-            # "none" works on raw weights, so methods that scale inputs (HyperCloning) stay exact
-            z, mean, std = (signal.double(), 0.0, 1.0) if rescaling in UNSTANDARDISED else standardize(signal)
-            stored[param.role] = resizer.encode(z, signal_spec(param)).float()
-            roles[param.role] = {
-                "axes": param.axes(),
-                "source_shape": list(signal.shape),
-                "stored_shape": list(stored[role].shape),
-                "mean": mean,
-                "std": std,
-                "fan_in": fan_in(param, sizes),
-            }
-        config = LearngeneConfig(
+
+        def encoded_roles() -> Iterator[tuple[str, torch.Tensor]]:
+            for role, (param, members) in logging.tqdm(
+                groups.items(), desc=f"extracting {method} learngene", disable=not show_progress
+            ):
+                signal = _stack_role(param, members, sizes)
+                # "none" works on raw weights, so methods that scale inputs (HyperCloning) stay exact
+                mean, std = 0.0, 1.0
+                if rescaling not in UNSTANDARDISED:
+                    signal, mean, std = standardize_(signal)
+                stored = resizer.encode(signal, signal_spec(param)).float()
+                del signal
+                roles[param.role] = {
+                    "axes": param.axes(),
+                    "source_shape": list(expanded_shape(param, sizes)),
+                    "stored_shape": list(stored.shape),
+                    "mean": mean,
+                    "std": std,
+                    "fan_in": fan_in(param, sizes),
+                }
+                yield param.role, stored
+
+        roles: dict[str, dict[str, Any]] = {}
+        make_config = lambda: LearngeneConfig(
             family=arch.family,
-            source_config=config_as_dict(source),
+            source_config=source_config,
             method=method,
             method_options=resizer.options(),
             rescaling=rescaling,
             roles=roles,
             source_name_or_path=source_name,
         )
-        learngene = cls(config)
+        if save_directory is not None:  # each role is written as it is made: never all of them in memory
+            _write_learngene(save_directory, make_config, encoded_roles(), processor, max_shard_size, storage_dtype)
+            return cls.from_pretrained(save_directory, low_cpu_mem_usage=True)
+        stored = dict(encoded_roles())
+        learngene = cls(make_config())
         with torch.no_grad():
             for role, tensor in stored.items():
                 learngene.coefficients[_storage_key(role)].copy_(tensor)
@@ -404,35 +446,52 @@ class Learngene(PreTrainedModel):
         """The config :meth:`build` would use for ``size`` (a preset, a dict or a config)."""
         return resolve_target_config(self.architecture, self.source_config, size, **config_overrides)
 
-    def decode_role(self, param: Param, target_sizes: dict[str, int], stored_role: str | None = None) -> torch.Tensor:
-        """One role's stacked signal at the target sizes, in weight units.
+    def decode_role_layers(
+        self,
+        param: Param,
+        target_sizes: dict[str, int],
+        stored_role: str | None = None,
+        device: torch.device | str | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """One role's signal at the target sizes, in weight units, one target layer at a time
+        (one slice for a role without layers), computed in float32 on ``device``.
 
-        ``stored_role`` decodes another stored role as ``param``: an untied output head built from
-        a source whose head was tied reads the word embeddings, resized as a head (with its fan-in).
+        Every rescaling policy is affine in the resized signal, so each layer is restored as it
+        is decoded; a policy that needs the std of the whole resized role gets it from a first
+        pass that keeps nothing. ``stored_role`` decodes another stored role as ``param``: an
+        untied output head built from a source whose head was tied reads the word embeddings,
+        resized as a head (with its fan-in).
         """
         role = stored_role or param.role
         info = self.config.roles[role]
         target_shape = expanded_shape(param, target_sizes)
         source_shape = tuple(info["source_shape"])
         resizer = get_method(self.config.method, **self.config.method_options)
-        stored = self._in_current_layout(self.coefficients[_storage_key(role)], role, resizer, source_shape)
-        z = resizer.decode(stored, signal_spec(param), source_shape, target_shape)
+        stored = self._stored_tensor(role).to(device=device, dtype=torch.float32)
+        stored = self._in_current_layout(stored, role, resizer, source_shape)
+        spec = signal_spec(param)
         resized = target_shape != source_shape or tuple(info["stored_shape"]) != source_shape
-        width = lambda shape: math.prod(n for axis, n in zip(signal_spec(param).axes, shape) if axis != "layers")
+        width = lambda shape: math.prod(n for axis, n in zip(spec.axes, shape) if axis != "layers")
+        widens = width(target_shape) > width(source_shape)
         source_fan_in = info["fan_in"]
         if stored_role is not None or (source_fan_in is None and param.fan_in is not None):
             # a head read from the embeddings, or a learngene saved before its head had a fan-in
             source_fan_in = fan_in(param, self.architecture.axis_sizes(self.source_config))
-        return restore(
-            z,
-            info["mean"],
-            info["std"],
-            self.config.rescaling,
-            source_fan_in=source_fan_in,
-            target_fan_in=fan_in(param, target_sizes),
-            resized=resized,
-            widens=width(target_shape) > width(source_shape),
+        decode = lambda: resizer.decode_layers(stored, spec, source_shape, target_shape)
+        scale, shift = affine(
+            info["mean"], info["std"], self.config.rescaling, source_fan_in, fan_in(param, target_sizes),
+            resized=resized, widens=widens, z_std=lambda: _std_over(decode()),
         )
+        for z in decode():
+            yield z * scale + shift  # never in place: at an unchanged size z may be the stored tensor itself
+
+    def _stored_tensor(self, role: str) -> torch.Tensor:
+        """The stored tensor of ``role``: the parameter, or read from the learngene's files when it
+        was loaded with ``low_cpu_mem_usage=True``."""
+        parameter = self.coefficients[_storage_key(role)]
+        if parameter.is_meta and self._files is not None:
+            return self._files.get(role)
+        return parameter.detach()
 
     @torch.no_grad()
     def build(
@@ -447,6 +506,11 @@ class Learngene(PreTrainedModel):
     ) -> nn.Module:
         """Build an ordinary transformers (or diffusers) model of the requested size from this learngene.
 
+        The model is made on the meta device and each tensor is materialised once, already
+        resized, in ``dtype`` on ``device`` (the resize runs there too), one layer at a time: the
+        peak memory is the model's own bytes plus one layer of one role. Tensors the learngene
+        does not hold (a new task head) get the model's normal initialisation.
+
         Args:
             size: a preset name of the family (see ``architecture.presets``), a dict of sizes
                 (``{"layers": 4, "hidden": 256, "heads": 4}`` or config field names), a full
@@ -454,10 +518,111 @@ class Learngene(PreTrainedModel):
             auto_class: the transformers auto class that picks the model class (default ``AutoModel``),
                 or a model class of the family itself (e.g. ``BertForMaskedLM``). For a diffusers
                 family, the source's model class (or a subclass of it).
-            dtype: cast the built model to this dtype (e.g. ``torch.bfloat16``).
-            device: move the built model to this device.
+            dtype: the dtype of the built weights (default ``torch.float32``), e.g. ``torch.bfloat16``.
+            device: where the weights are made (default the CPU), e.g. ``"cuda"``.
             **config_overrides: further config fields, e.g. ``num_labels=2``.
         """
+        dtype, device = _check_dtype(dtype), torch.device(device if device is not None else "cpu")
+        model, target_sizes, groups = self._plan(size, auto_class, config_overrides)
+        provided = set()
+        for name, tensor in self._materialised(model, target_sizes, groups, dtype, device, show_progress):
+            _set_tensor(model, name, tensor)
+            provided.add(name)
+        self._initialise_the_rest(model, provided, dtype, device)
+        _set_config_dtype(model, dtype)
+        model.eval()
+        return model
+
+    @torch.no_grad()
+    def build_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        size: SizeRequest = None,
+        auto_class: type | None = None,
+        *,
+        dtype: torch.dtype | str | None = None,
+        device: torch.device | str | None = None,
+        max_shard_size: int | str = "2GB",
+        show_progress: bool = True,
+        **config_overrides: Any,
+    ) -> Path:
+        """Build a model straight to a folder that ``from_pretrained`` loads, never holding it whole.
+
+        The tensors of :meth:`build` (bit for bit) are streamed role by role, layer by layer, into
+        sharded safetensors with transformers' (or diffusers') index, beside ``config.json``, the
+        learngene's tokenizer or image processor and a model card; the folder is written under a
+        temporary name and renamed when complete. Host memory stays near one shard
+        (``max_shard_size``) plus one layer of one role, so a 7B model builds on a machine with far
+        less free memory than its size. Arguments are those of :meth:`build`; returns the folder.
+        """
+        from .model_cards import built_model_card
+
+        dtype, device = _check_dtype(dtype), torch.device(device if device is not None else "cpu")
+        model, target_sizes, groups = self._plan(size, auto_class, config_overrides)
+        library = self.architecture.library
+        full_names = _canonical_names(model)
+        provided = {full_names[name] for _, members in groups.values() for name, _ in members.values()}
+        made_here = self._initialise_the_rest(model, provided, dtype, torch.device("cpu"))
+        _set_config_dtype(model, dtype)
+        state = model.state_dict()
+        logger.info("building %s with %s parameters (%s bytes) into %s", type(model).__name__,
+                    f"{_parameter_count(model):,}", f"{_parameter_count(model) * dtype.itemsize:,}", save_directory)
+
+        def write(staging: Path) -> None:
+            with ShardWriter(staging, MODEL_FILES[library], max_shard_size) as writer:
+                for name, tensor in self._materialised(model, target_sizes, groups, dtype, device, show_progress):
+                    writer.add(name, tensor.to("cpu"))
+                for name in made_here:
+                    writer.add(name, state[name])
+            _save_model_config(model, staging)
+            if self.processor is not None:
+                self.processor.save_pretrained(staging)
+            if library == "transformers":
+                built_model_card(model, Path(save_directory).resolve().name).save(staging / "README.md")
+
+        return write_folder_atomically(save_directory, write)
+
+    def build_estimate(
+        self,
+        size: SizeRequest = None,
+        auto_class: type | None = None,
+        *,
+        dtype: torch.dtype | str | None = None,
+        max_shard_size: int | str = "2GB",
+        **config_overrides: Any,
+    ) -> dict[str, Any]:
+        """What building ``size`` takes, from the target made on the meta device (nothing allocated).
+
+        Returns the target's class, parameter count and bytes in ``dtype``, and the peak host
+        memory a build adds: :meth:`build` holds the model plus one layer of one role being
+        decoded (in float32, twice for a policy that measures the std first) and that role's
+        stored tensor; :meth:`build_pretrained` holds one shard and one whole tensor instead of
+        the model. Bytes of a learngene loaded without ``low_cpu_mem_usage`` come on top.
+        """
+        dtype = _check_dtype(dtype)
+        model, target_sizes, groups = self._plan(size, auto_class, config_overrides)
+        parameters = _parameter_count(model)
+        working, largest_tensor = 0, 0
+        for role, (param, members) in groups.items():
+            largest_tensor = max(largest_tensor, math.prod(full_tensor_shape(param, target_sizes)) * dtype.itemsize)
+            info = self.config.roles.get(role)
+            if info is None:
+                continue
+            target_shape = expanded_shape(param, target_sizes)
+            layer = math.prod(target_shape[1:] if param.layered else target_shape)
+            working = max(working, 4 * (math.prod(info["stored_shape"]) + 3 * layer))
+        return {
+            "model_class": type(model).__name__,
+            "sizes": {k: v for k, v in target_sizes.items() if is_resizable(k)},
+            "parameters": parameters,
+            "dtype": str(dtype).removeprefix("torch."),
+            "bytes": parameters * dtype.itemsize,
+            "peak_build_bytes": parameters * dtype.itemsize + working,
+            "peak_build_pretrained_bytes": parse_shard_size(max_shard_size) + largest_tensor + working,
+        }
+
+    def _plan(self, size: SizeRequest, auto_class: type | None, config_overrides: dict) -> tuple[nn.Module, dict, dict]:
+        """The target model on the meta device, its axis sizes, and its tensors grouped by role."""
         arch = self.architecture
         target = self.target_config(size, **config_overrides)
         if arch.library == "diffusers":
@@ -466,6 +631,22 @@ class Learngene(PreTrainedModel):
             model = self._instantiate_transformers(target, auto_class or AutoModel)
         target_sizes = arch.axis_sizes(target)
         groups = group_by_role(arch, canonical_state(model, keep_vars=True), f"target {type(model).__name__}", target)
+        self._record_provenance(model, target_sizes)
+        return model, target_sizes, groups
+
+    def _materialised(
+        self, model: nn.Module, target_sizes: dict[str, int], groups: dict, dtype: torch.dtype,
+        device: torch.device, show_progress: bool,
+    ) -> Iterator[tuple[str, torch.Tensor]]:
+        """``(full name, tensor)`` for every tensor the learngene provides, each made once in
+        ``dtype`` on ``device`` as soon as all its parts are decoded, role by role, layer by layer."""
+        arch = self.architecture
+        canonical_to_full = _canonical_names(model)
+        parts_left = {name: 0 for _, members in groups.values() for name, _ in members.values()}
+        for _, members in groups.values():
+            for name, _ in members.values():
+                parts_left[name] += 1
+        pending: dict[str, torch.Tensor] = {}
         # a model without an output head (a bare encoder) has nothing tied to its embeddings
         headless = arch.library != "transformers" or model.get_output_embeddings() is None
         for role, (param, members) in logging.tqdm(
@@ -477,10 +658,8 @@ class Learngene(PreTrainedModel):
             if role not in self.config.roles and stored_role is None:
                 logger.info("%s is not in the learngene; it keeps %s's initialisation", role, type(model).__name__)
                 continue
-            signal = self.decode_role(param, target_sizes, stored_role)
             part_shape, whole_shape = tensor_shape(param, target_sizes), full_tensor_shape(param, target_sizes)
             part = segment_index(param, target_sizes)
-            layers = signal.reshape(-1, *part_shape) if param.layered else signal.reshape(1, *part_shape)
             for layer, (name, tensor) in members.items():
                 if tuple(tensor.shape) != whole_shape:
                     raise LearngeneConfigError(
@@ -488,17 +667,50 @@ class Learngene(PreTrainedModel):
                         f"derives {whole_shape} from the target config; this size cannot be built "
                         "(e.g. a Llama head size must be even for its rotary halves)"
                     )
-                tensor.data[part].copy_(layers[layer or 0])
-                tensor._is_hf_initialized = True
-        if arch.library == "transformers":
-            model.init_weights()  # initialises what the learngene did not provide (task heads), then ties
-        self._record_provenance(model, target_sizes)
-        if dtype is not None:
-            model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
-        if device is not None:
-            model = model.to(device)
-        model.eval()
-        return model
+            layers = sorted(members, key=lambda layer: layer or 0)
+            for layer, signal in zip(layers, self.decode_role_layers(param, target_sizes, stored_role, device)):
+                name = members[layer][0]
+                if name not in pending:
+                    pending[name] = torch.empty(whole_shape, dtype=dtype, device=device)
+                pending[name][part].copy_(signal.reshape(part_shape))
+                parts_left[name] -= 1
+                if parts_left[name] == 0:
+                    yield canonical_to_full[name], pending.pop(name)
+
+    def _initialise_the_rest(self, model: nn.Module, provided: set[str], dtype: torch.dtype, device: torch.device) -> list[str]:
+        """Materialise in ``dtype`` on ``device`` every parameter of ``model`` the learngene did not
+        provide (``provided``: full names, set into the model or streamed elsewhere) with the model's
+        normal initialisation, tie the output head, and move the buffers; returns the names of the
+        state-dict entries made here (fresh parameters and persistent buffers)."""
+        tied_copies = set(getattr(model, "all_tied_weights_keys", None) or {})
+        made, fresh_modules = [], []
+        for module_name, module in model.named_modules():
+            prefix = f"{module_name}." if module_name else ""
+            for leaf, parameter in list(module._parameters.items()):
+                name = prefix + leaf
+                if parameter is None or name in tied_copies:
+                    continue
+                if name in provided:
+                    parameter._is_hf_initialized = True  # transformers' initialisation skips it
+                elif parameter.is_meta:
+                    fresh = torch.empty(parameter.shape, dtype=dtype, device=device)
+                    module._parameters[leaf] = nn.Parameter(fresh, requires_grad=parameter.requires_grad)
+                    made.append(name)
+                    fresh_modules.append(module)
+            for key, buffer in module._buffers.items():
+                if buffer is not None and buffer.device != device:
+                    module._buffers[key] = buffer.to(device)
+        if self.architecture.library == "transformers":
+            model.initialize_weights()  # what the learngene did not provide (task heads); flagged tensors are kept
+            model.tie_weights()
+        else:  # a diffusers layer the learngene does not cover takes its own default initialisation
+            for module in fresh_modules:
+                if not hasattr(module, "reset_parameters"):
+                    raise LearngeneConfigError(f"{type(module).__name__} of {type(model).__name__} is not in the learngene "
+                                               "and has no reset_parameters() to initialise it")
+                module.reset_parameters()
+        saved = set(model.state_dict(keep_vars=True))
+        return made + [name for name, _ in model.named_buffers() if name in saved]
 
     @functools.cached_property
     def _source_roles(self) -> dict[str, Param]:
@@ -530,9 +742,9 @@ class Learngene(PreTrainedModel):
         return shared
 
     def _instantiate_transformers(self, target: PretrainedConfig, auto_class: type) -> PreTrainedModel:
-        """The target model with the learngene's weights left uninitialised (they are filled next)."""
+        """The target model on the meta device (buffers excepted): its weights are made when built."""
         try:
-            with no_init_weights():  # weights the learngene provides are not initialised twice
+            with init_empty_weights(include_buffers=False), no_init_weights():  # weights are made once, when built
                 if isinstance(auto_class, type) and issubclass(auto_class, PreTrainedModel):
                     if not isinstance(target, auto_class.config_class):
                         raise ValueError(f"{auto_class.__name__} takes a {auto_class.config_class.__name__}")
@@ -544,7 +756,7 @@ class Learngene(PreTrainedModel):
                 f"{auto_class.__name__} has no model class for the '{target.model_type}' family of this learngene "
                 f"({error.__class__.__name__}: {str(error).splitlines()[0]})"
             ) from None
-        model.tie_weights()  # tied copies (an LM decoder) share storage and are filled once
+        model.tie_weights()  # tied copies (an LM decoder) share one tensor and are filled once
         return model
 
     def _instantiate_diffusers(self, target: Any, model_class: type | None) -> nn.Module:
@@ -558,7 +770,8 @@ class Learngene(PreTrainedModel):
                 f"this learngene builds {source_class.__name__} models (the {self.config.family} family), "
                 f"not {getattr(model_class, '__name__', model_class)}"
             )
-        return model_class.from_config(target)
+        with init_empty_weights(include_buffers=False):  # weights are made once, when built
+            return model_class.from_config(target)
 
     def _record_provenance(self, model: nn.Module, target_sizes: dict[str, int]) -> None:
         """Name the learngene in the model's config, tags and Hub card (plain transformers/diffusers still load it)."""
@@ -594,7 +807,8 @@ class Learngene(PreTrainedModel):
             "roles": len(self.config.roles),
             "source_parameters": source_values,
             "stored_values": stored_values,
-            "stored_bytes": stored_values * 4,
+            "storage_dtype": self.config.storage_dtype,
+            "stored_bytes": stored_values * parse_storage_dtype(self.config.storage_dtype).itemsize,
             "compression": source_values / max(stored_values, 1),
         }
 
@@ -608,9 +822,11 @@ class Learngene(PreTrainedModel):
         push_to_hub: bool = False,
         max_shard_size: int | str | None = None,
         token: str | bool | None = None,
+        storage_dtype: torch.dtype | str | None = None,
         **push_options: Any,
     ) -> None:
-        """Write ``config.json``, ``learngene.safetensors`` and the processor files to a folder.
+        """Write ``config.json``, the tensors (``learngene.safetensors``, or shards and their index)
+        and the processor files to a folder.
 
         The folder is written under a temporary name and moved into place when complete, so an
         interrupted save never leaves a half-written learngene. transformers' arguments that apply
@@ -623,8 +839,10 @@ class Learngene(PreTrainedModel):
             push_to_hub: after saving, upload the folder with the learngene's model card in one commit,
                 to ``repo_id`` (default: the folder's name) with ``commit_message``, ``commit_description``,
                 ``private``, ``revision``, ``create_pr`` and ``tags`` as in :meth:`push_to_hub`.
-            max_shard_size: a learngene is saved as one file; a limit below its size is refused
-                (sharded learngenes are not supported yet), a larger one changes nothing.
+            max_shard_size: shard the tensors into files of at most this size (``"5GB"`` or bytes) with
+                an index holding each shard's sha256, as transformers does; ``None``: one file.
+            storage_dtype: ``"float32"`` (default: as the learngene was stored) or ``"bfloat16"`` (half
+                the bytes; the tensors are decoded in float32 either way).
             token: the Hub token for ``push_to_hub``.
         """
         unknown = sorted(set(push_options) - set(PUSH_OPTIONS))
@@ -637,26 +855,25 @@ class Learngene(PreTrainedModel):
             raise LearngeneConfigError(
                 f"{', '.join(sorted(push_options))} only apply when pushing: pass push_to_hub=True as well"
             )
-        tensors = {}
-        for role in self.config.roles:
-            key = f"coefficients.{_storage_key(role)}"
-            tensor = self.coefficients[_storage_key(role)] if state_dict is None else state_dict.get(key)
-            if tensor is None:
-                raise LearngeneConfigError(f"the state_dict passed to save_pretrained has no '{key}' (role {role})")
-            tensors[role] = tensor.detach().float().contiguous().cpu()
-        if max_shard_size is not None:
-            _check_shard_size(max_shard_size, sum(tensor.numel() * 4 for tensor in tensors.values()))
+        missing = [role for role in self.config.roles
+                   if state_dict is not None and f"coefficients.{_storage_key(role)}" not in state_dict]
+        if missing:
+            raise LearngeneConfigError(
+                f"the state_dict passed to save_pretrained has no 'coefficients.{_storage_key(missing[0])}' (role {missing[0]})"
+            )
+        max_shard_size = None if max_shard_size is None else parse_shard_size(max_shard_size)
+        storage_dtype = parse_storage_dtype(storage_dtype or self.config.storage_dtype)
         if not is_main_process:
             return
 
-        def write(staging: Path) -> None:
-            save_file(tensors, staging / WEIGHTS_NAME, metadata={"format": "pt"})  # one key: safetensors orders several at random
-            self.config.checksum = _file_sha256(staging / WEIGHTS_NAME)
-            self.config.to_json_file(staging / CONFIG_NAME)
-            if self.processor is not None:
-                self.processor.save_pretrained(staging)
+        def tensors() -> Iterator[tuple[str, torch.Tensor]]:
+            for role in self.config.roles:
+                tensor = self._stored_tensor(role) if state_dict is None else state_dict[f"coefficients.{_storage_key(role)}"]
+                yield role, tensor.detach()
 
-        folder = write_folder_atomically(save_directory, write)
+        config = copy.deepcopy(self.config)
+        folder = _write_learngene(save_directory, lambda: config, tensors(), self.processor, max_shard_size, storage_dtype)
+        self.config.checksum = config.checksum
         if push_to_hub:
             repo_id = push_options.pop("repo_id", None) or folder.resolve().name
             self._push(repo_id, lambda upload: shutil.copytree(folder, upload, dirs_exist_ok=True), token=token,
@@ -671,16 +888,22 @@ class Learngene(PreTrainedModel):
         cache_dir: str | os.PathLike | None = None,
         token: str | bool | None = None,
         local_files_only: bool = False,
+        low_cpu_mem_usage: bool = False,
         **kwargs: Any,
     ) -> "Learngene":
-        """Load a learngene from a local folder or a Hub repository."""
+        """Load a learngene from a local folder or a Hub repository.
+
+        Each shard's sha256 is checked the first time one of its tensors is read. With
+        ``low_cpu_mem_usage=True`` no tensor is read until a build needs it, role by role, so a
+        learngene of a 70B source builds without being held in memory (its parameters stay on
+        the meta device: load it without the flag to train it).
+        """
         folder = Path(pretrained_model_name_or_path)
         if not folder.is_dir():
             folder = _download(str(pretrained_model_name_or_path), revision, cache_dir, token, local_files_only)
-        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise LearngeneLoadError(f"{folder} is not a learngene folder: {path.name} is missing")
+        config_path = folder / CONFIG_NAME
+        if not config_path.is_file():
+            raise LearngeneLoadError(f"{folder} is not a learngene folder: {CONFIG_NAME} is missing")
         try:
             config_dict = json.loads(config_path.read_text())
         except json.JSONDecodeError as error:
@@ -693,28 +916,21 @@ class Learngene(PreTrainedModel):
         config = LearngeneConfig.from_dict(config_dict)
         if config.family not in ARCHITECTURES:
             raise LearngeneLoadError(f"{folder}: unknown learngene family '{config.family}'")
-        if config.checksum and _file_sha256(weights_path) != config.checksum:
-            raise LearngeneLoadError(
-                f"{weights_path} does not match the checksum in config.json: the file is truncated or corrupt; "
-                "save or download the learngene again"
-            )
-        learngene = cls(config)
-        try:
-            with safe_open(weights_path, framework="pt") as handle, torch.no_grad():
-                for role, info in config.roles.items():
-                    if role not in handle.keys():
-                        raise LearngeneLoadError(f"{weights_path} lacks the tensor '{role}'; the learngene is corrupt")
-                    tensor = handle.get_tensor(role)
-                    if list(tensor.shape) != list(info["stored_shape"]):
-                        raise LearngeneLoadError(
-                            f"{weights_path}: '{role}' has shape {list(tensor.shape)}, config.json says "
-                            f"{info['stored_shape']}; the learngene is corrupt"
-                        )
-                    learngene.coefficients[_storage_key(role)].copy_(tensor)
-        except (SafetensorError, OSError) as error:
-            raise LearngeneLoadError(
-                f"{weights_path} cannot be read as safetensors ({error}); the file is truncated or corrupt"
-            ) from None
+        files = LearngeneReader(folder, expected_checksum=config.checksum)
+        for role, info in config.roles.items():
+            shape = files.shape(role)  # names the file that lacks it
+            if list(shape) != list(info["stored_shape"]):
+                raise LearngeneLoadError(
+                    f"{folder}: '{role}' has shape {list(shape)}, config.json says {info['stored_shape']}; "
+                    "the learngene is corrupt"
+                )
+        with init_empty_weights():  # the stored tensors become the parameters: nothing is allocated twice
+            learngene = cls(config)
+        if low_cpu_mem_usage:
+            learngene._files = files
+        else:
+            for role in config.roles:
+                learngene.coefficients[_storage_key(role)] = nn.Parameter(files.get(role))
         learngene.processor = _load_processor(folder)
         learngene.name_or_path = str(pretrained_model_name_or_path)
         return learngene
@@ -770,20 +986,30 @@ class Learngene(PreTrainedModel):
 PUSH_OPTIONS = ("repo_id", "commit_message", "commit_description", "private", "revision", "create_pr", "tags")
 
 
-def _check_shard_size(max_shard_size: int | str, size: int) -> None:
-    """Refuse a ``max_shard_size`` below the size of a learngene's one file (no sharded learngenes yet)."""
-    try:
-        limit = convert_file_size_to_int(max_shard_size)
-    except (ValueError, TypeError, AttributeError):
-        raise LearngeneConfigError(
-            f"max_shard_size={max_shard_size!r} is not a size: pass bytes as an int or a string like '5GB'"
-        ) from None
-    if size > limit:
-        raise LearngeneConfigError(
-            f"this learngene is saved as one file and its tensors take {size:,} bytes, more than "
-            f"max_shard_size={max_shard_size!r}; "
-            "sharded learngenes are not supported yet: pass a larger max_shard_size or leave it out"
-        )
+def _write_learngene(
+    save_directory: str | os.PathLike,
+    make_config: Callable[[], LearngeneConfig],
+    tensors: Iterator[tuple[str, torch.Tensor]],
+    processor: Any,
+    max_shard_size: int | None,
+    storage_dtype: torch.dtype,
+) -> Path:
+    """Write a learngene folder atomically, taking its tensors one at a time (a streaming
+    extraction makes each as it goes); ``make_config`` is called once they are all written, so a
+    config filled in while they were made is complete."""
+
+    def write(staging: Path) -> None:
+        with LearngeneWriter(staging, max_shard_size, storage_dtype) as writer:
+            for role, tensor in tensors:
+                writer.add(role, tensor)
+        config = make_config()
+        config.checksum = writer.result.checksum
+        config.storage_dtype = writer.result.storage_dtype
+        config.to_json_file(staging / CONFIG_NAME)
+        if processor is not None:
+            processor.save_pretrained(staging)
+
+    return write_folder_atomically(save_directory, write)
 
 
 def push_built_model(
@@ -818,9 +1044,74 @@ def push_built_model(
     )
 
 
+def _check_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+    """A floating dtype from a dtype or its name (``"bfloat16"``); ``None`` is float32."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype.removeprefix("torch."), dtype)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise LearngeneConfigError(f"dtype must be a floating torch dtype such as torch.bfloat16 or 'float16', got {dtype!r}")
+    return dtype
+
+
+def _std_over(slices: Iterator[torch.Tensor]) -> float:
+    """The population std of a tensor given slice by slice (float64 sums, one slice held at a time)."""
+    count, total, squares = 0, 0.0, 0.0
+    for piece in slices:
+        piece = piece.double()
+        count += piece.numel()
+        total += piece.sum().item()
+        squares += piece.square().sum().item()
+    if count < 2:
+        return 0.0
+    mean = total / count
+    return math.sqrt(max(squares / count - mean * mean, 0.0))
+
+
+def _canonical_names(model: nn.Module) -> dict[str, str]:
+    """Each canonical name (as :func:`canonical_state` gives it) → the model's own state-dict name."""
+    prefix = (getattr(model, "base_model_prefix", "") or "\0") + "."
+    return {(name[len(prefix):] if name.startswith(prefix) else name): name for name in model.state_dict(keep_vars=True)}
+
+
+def _set_tensor(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
+    """Put ``tensor`` in place of the parameter (or buffer) ``name``, marked as initialised."""
+    module_name, _, leaf = name.rpartition(".")
+    module = model.get_submodule(module_name)
+    old = module._parameters.get(leaf)
+    if old is not None:
+        tensor = nn.Parameter(tensor, requires_grad=old.requires_grad)
+        tensor._is_hf_initialized = True
+        module._parameters[leaf] = tensor
+    else:
+        module._buffers[leaf] = tensor
+
+
+def _parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _set_config_dtype(model: nn.Module, dtype: torch.dtype) -> None:
+    """Record the weights' dtype in the config, as ``from_pretrained(dtype=...)`` does."""
+    if isinstance(getattr(model, "config", None), PretrainedConfig):
+        model.config.dtype = dtype
+
+
+def _save_model_config(model: nn.Module, folder: Path) -> None:
+    """The config files ``save_pretrained`` writes beside the weights (and a generation config)."""
+    if isinstance(model.config, PretrainedConfig):
+        model.config.save_pretrained(folder)
+        if getattr(model, "generation_config", None) is not None and model.can_generate():
+            model.generation_config.save_pretrained(folder)
+    else:
+        model.save_config(folder)
+
+
 def _stack_role(param: Param, members: dict, sizes: dict[str, int]) -> torch.Tensor:
-    """One role's tensors (its part of each, for a concatenated dimension) stacked over layers and
-    reshaped onto its expanded axes."""
+    """One role's tensors (its part of each, for a concatenated dimension) stacked over layers in
+    float32 and reshaped onto its expanded axes. Members may be lazy checkpoint tensors: each is
+    read when its layer is copied in, so only the stacked role is ever held."""
     expected, part = full_tensor_shape(param, sizes), segment_index(param, sizes)
     if param.layered:
         layers = sorted(members)
@@ -828,16 +1119,19 @@ def _stack_role(param: Param, members: dict, sizes: dict[str, int]) -> torch.Ten
             raise UnsupportedArchitectureError(
                 f"{param.name}: found layers {layers}, expected 0..{sizes['layers'] - 1} from the config"
             )
-        tensors = [members[i][1] for i in layers]
     else:
-        tensors = [members[None][1]]
-    for tensor in tensors:
-        if tuple(tensor.shape) != expected:
+        layers = [None]
+    for layer in layers:
+        if tuple(members[layer][1].shape) != expected:
             raise UnsupportedArchitectureError(
-                f"{param.name} has shape {tuple(tensor.shape)} but the config implies {expected}"
+                f"{param.name} has shape {tuple(members[layer][1].shape)} but the config implies {expected}"
             )
-    tensors = [t.detach()[part].float().cpu() for t in tensors]
-    stacked = torch.stack(tensors) if param.layered else tensors[0]
+    stacked = torch.empty((len(layers), *tensor_shape(param, sizes)), dtype=torch.float32)
+    for index, layer in enumerate(layers):
+        tensor = members[layer][1]
+        tensor = tensor.load() if hasattr(tensor, "load") else tensor.detach()
+        stacked[index].copy_(tensor[part])
+        del tensor
     return stacked.reshape(expanded_shape(param, sizes))
 
 

@@ -111,7 +111,7 @@ def test_corrupt_config(saved):
 
 def test_missing_files_and_foreign_folders(saved, tmp_path):
     (saved / "learngene.safetensors").unlink()
-    with pytest.raises(LearngeneLoadError, match="learngene.safetensors is missing"):
+    with pytest.raises(LearngeneLoadError, match="neither learngene.safetensors nor learngene.safetensors.index.json"):
         Learngene.from_pretrained(saved)
     model_dir = tmp_path / "bert"
     tiny_model(tiny_config("bert", 1, 2, 4, 8)).save_pretrained(model_dir)
@@ -128,7 +128,7 @@ def test_interrupted_save_leaves_no_half_written_learngene(bert_learngene, saved
     def explode(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("hf_learngene.learngene.save_file", explode)
+    monkeypatch.setattr("hf_learngene.learngene_files.save_file", explode)
     with pytest.raises(KeyboardInterrupt):
         bert_learngene.save_pretrained(saved)
     with pytest.raises(KeyboardInterrupt):
@@ -154,15 +154,17 @@ def test_save_pretrained_refuses_arguments_it_cannot_honour(bert_learngene, tmp_
 
 
 def test_save_pretrained_max_shard_size(bert_learngene, tmp_path):
-    """A learngene is one file: a limit below its size is refused (no sharded learngenes yet), a larger one is fine."""
-    with pytest.raises(LearngeneConfigError, match="saved as one file and its tensors take [0-9,]+ bytes, more than "
-                                                   "max_shard_size='1KB'; sharded learngenes are not supported yet"):
-        bert_learngene.save_pretrained(tmp_path / "small", max_shard_size="1KB")
-    with pytest.raises(LearngeneConfigError, match="max_shard_size='lots' is not a size"):
-        bert_learngene.save_pretrained(tmp_path / "small", max_shard_size="lots")
+    """A limit shards the learngene with an index; a value that is not a size is refused before anything is written."""
+    for bad, message in (("lots", "max_shard_size='lots' is not a size"), (0, "must be more than 0 bytes")):
+        with pytest.raises(LearngeneConfigError, match=message):
+            bert_learngene.save_pretrained(tmp_path / "small", max_shard_size=bad)
     assert not (tmp_path / "small").exists()
+    bert_learngene.save_pretrained(tmp_path / "small", max_shard_size="2KB")
+    assert len(list((tmp_path / "small").glob("learngene-*-of-*.safetensors"))) > 1
+    assert (tmp_path / "small" / "learngene.safetensors.index.json").is_file()
     bert_learngene.save_pretrained(tmp_path / "big", max_shard_size="5GB")
     assert Learngene.from_pretrained(tmp_path / "big").config.checksum == bert_learngene.config.checksum
+    assert (tmp_path / "big" / "learngene.safetensors").is_file()
 
 
 def test_save_pretrained_on_other_processes_writes_nothing(bert_learngene, tmp_path):

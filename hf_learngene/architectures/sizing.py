@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Union
 
+from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoConfig, PretrainedConfig
 from transformers.utils import logging
 
@@ -122,7 +123,11 @@ def resolve_target_config(
         target.pop(name, None)
     target["architectures"] = []  # set by save_pretrained; transformers' auto mapping needs a list
     model_type = target.pop("model_type", source_config.model_type)
-    return AutoConfig.for_model(model_type, **target)
+    try:
+        return AutoConfig.for_model(model_type, **target)
+    except (ValueError, TypeError, StrictDataclassError) as error:  # transformers' own checks (e.g. an odd rotary head size)
+        reason = str(getattr(error, "__cause__", None) or error).strip().splitlines()[-1].strip()
+        raise LearngeneConfigError(f"transformers refuses this {model_type} size: {reason}") from None
 
 
 def _kv_heads_for(source_sizes: Mapping[str, int], heads: int, field: str) -> int:

@@ -19,7 +19,10 @@ class LearngeneConfig(PretrainedConfig):
         roles: per stored role — its ``axes``, ``source_shape`` (expanded), ``stored_shape``,
             the source ``mean`` and ``std``, and ``fan_in``.
         source_name_or_path: where the source model came from, for model cards.
-        checksum: sha256 of ``learngene.safetensors``, checked on load.
+        checksum: sha256 of ``learngene.safetensors``, or of the shard index (which holds one
+            sha256 per shard), checked on load.
+        storage_dtype: the dtype the tensors are stored in (``"float32"``, or ``"bfloat16"`` for
+            half the bytes); they are always decoded in float32.
     """
 
     model_type = "learngene"
@@ -34,6 +37,7 @@ class LearngeneConfig(PretrainedConfig):
         roles: dict[str, dict[str, Any]] | None = None,
         source_name_or_path: str | None = None,
         checksum: str | None = None,
+        storage_dtype: str = "float32",
         **kwargs: Any,
     ):
         self.family = family
@@ -44,4 +48,5 @@ class LearngeneConfig(PretrainedConfig):
         self.roles = roles or {}
         self.source_name_or_path = source_name_or_path
         self.checksum = checksum
+        self.storage_dtype = storage_dtype
         super().__init__(**kwargs)

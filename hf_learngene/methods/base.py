@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Iterator, Sequence
 
 import torch
 from transformers.utils import logging
@@ -89,10 +89,7 @@ class Resizer(ABC):
         self, stored: torch.Tensor, spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]
     ) -> torch.Tensor:
         """Stored learngene tensor → signal of ``target_shape``."""
-        check_fixed_axes(source_shape, target_shape, spec.resizable)
-        self.check(spec, source_shape, target_shape)
-        if spec.tied_output:
-            warn_if_tied_output_grows(spec, source_shape, target_shape)
+        self._check_decode(spec, source_shape, target_shape)
         out = stored
         for axis, free in enumerate(spec.resizable):
             if free:
@@ -102,10 +99,77 @@ class Resizer(ABC):
         return out
 
 
-def apply_along(x: torch.Tensor, axis: int, matrix: torch.Tensor) -> torch.Tensor:
-    """Multiply every 1-D fibre of ``x`` along ``axis`` by ``matrix`` (out_len × in_len)."""
+    def decode_layers(
+        self, stored: torch.Tensor, spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]
+    ) -> Iterator[torch.Tensor]:
+        """:meth:`decode`'s signal one slice of its first axis at a time (one target layer of a
+        layered role), so that a billion-parameter build holds one layer of a role, never all.
+
+        A method whose decode is axis by axis (FRONT, BoT) mixes the stored layers with the
+        small matrix of the layer axis, then resizes that one layer's other axes; a method that
+        overrides :meth:`decode` is decoded whole and sliced. Roles without a layer axis are
+        one slice (a leading axis of 1 is added, so every slice has the role's other axes).
+        """
+        if spec.axes[:1] != ("layers",) or type(self).decode is not Resizer.decode:
+            whole = self.decode(stored, spec, source_shape, target_shape)
+            yield from (whole if spec.axes[:1] == ("layers",) else whole[None]).unbind(0)
+            return
+        self._check_decode(spec, source_shape, target_shape)
+        operator = self.axis_operator(spec, 0, stored.shape[0], source_shape[0], target_shape[0])
+        mixing = None
+        if operator is not None:  # (target layers × stored layers), from the operator applied to unit signals
+            mixing = apply_along(torch.eye(stored.shape[0], dtype=stored.dtype, device=stored.device), 1, operator).T
+        for layer in range(target_shape[0]):
+            out = stored[layer] if mixing is None else torch.tensordot(mixing[layer], stored, dims=1)
+            for axis, free in enumerate(spec.resizable[1:], start=1):
+                if free:
+                    operator = self.axis_operator(spec, axis, out.shape[axis - 1], source_shape[axis], target_shape[axis])
+                    if operator is not None:
+                        out = apply_along(out, axis - 1, operator)
+            yield out
+
+    def _check_decode(self, spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]) -> None:
+        check_fixed_axes(source_shape, target_shape, spec.resizable)
+        self.check(spec, source_shape, target_shape)
+        if spec.tied_output:
+            warn_if_tied_output_grows(spec, source_shape, target_shape)
+
+
+class AxisOperator(ABC):
+    """A linear resize of one axis that is applied without its dense matrix (FRONT's FFT, BoT's
+    sparse wavelet matrix): at LLM widths the dense (out × in) matrix costs gigabytes and an
+    O(n²) product per fibre. :func:`apply_along` accepts one wherever it accepts a matrix."""
+
+    in_length: int
+    out_length: int
+
+    @abstractmethod
+    def apply(self, x: torch.Tensor, axis: int) -> torch.Tensor:
+        """``x`` with axis ``axis`` (length ``in_length``) resized to ``out_length``, computed in
+        ``x``'s dtype and on its device."""
+
+
+def apply_along(x: torch.Tensor, axis: int, matrix: torch.Tensor | AxisOperator) -> torch.Tensor:
+    """Multiply every 1-D fibre of ``x`` along ``axis`` by ``matrix`` (out_len × in_len), dense or
+    an :class:`AxisOperator`."""
+    if isinstance(matrix, AxisOperator):
+        return matrix.apply(x, axis)
     moved = x.movedim(axis, -1)
     return (moved @ matrix.T.to(device=moved.device, dtype=moved.dtype)).movedim(-1, axis)
+
+
+def operator_matrix(
+    op: torch.Tensor | AxisOperator, in_length: int, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """The dense (out × in) matrix of ``op``, for short axes (the layer axis) that need it
+    written out: an operator is applied to the identity, whose columns are the unit signals."""
+    if isinstance(op, AxisOperator):
+        if op.in_length != in_length:
+            raise ValueError(f"the operator takes axes of length {op.in_length}, not {in_length}")
+        return op.apply(torch.eye(in_length, dtype=dtype), 0)
+    if op.shape[1] != in_length:
+        raise ValueError(f"the matrix takes axes of length {op.shape[1]}, not {in_length}")
+    return op.to(dtype)
 
 
 def check_fixed_axes(source_shape: Sequence[int], target_shape: Sequence[int], resizable: Sequence[bool]) -> None:

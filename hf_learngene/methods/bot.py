@@ -27,16 +27,18 @@ Options:
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 import pywt
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
 from ..errors import LearngeneConfigError
-from .base import Resizer, apply_along
+from .base import AxisOperator, Resizer, apply_along, operator_matrix
 
 
 def _linear_resample(x: torch.Tensor, length: int) -> torch.Tensor:
@@ -50,27 +52,161 @@ def _levels_for(ratio: float) -> int:
     return max(0, math.ceil(math.log2(ratio) - 1e-9))
 
 
-@lru_cache(maxsize=128)
-def resize_matrix(wavelet: str, source_length: int, target_length: int) -> torch.Tensor:
-    """The (target × source) linear operator of one axis resize, in float64.
-
-    Every step of the scheme is linear, so it is computed once by running PyWavelets on the
-    identity and then applied to any tensor as a matrix product (much faster than calling
-    PyWavelets on every fibre, and identical in value).
-    """
-    basis = np.eye(source_length)  # row i is the i-th unit signal
+def resize_signals(x: np.ndarray, wavelet: str, target_length: int) -> np.ndarray:
+    """The scheme itself, with PyWavelets on the rows of a 2-D float64 array: what
+    :func:`resize_operator`'s sparse matrix is checked against."""
+    source_length = x.shape[-1]
     if target_length < source_length:
         levels = _levels_for(source_length / target_length)
-        x = _linear_resample(torch.from_numpy(basis), target_length * 2**levels).numpy()
+        x = _linear_resample(torch.from_numpy(x), target_length * 2**levels).numpy()
         for _ in range(levels):
             x = pywt.dwt(x, wavelet, mode="periodization", axis=-1)[0] / math.sqrt(2.0)
-    else:
-        levels = _levels_for(target_length / source_length)
-        x = basis
-        for _ in range(levels):
+    elif target_length > source_length:
+        for _ in range(_levels_for(target_length / source_length)):
             x = pywt.idwt(x * math.sqrt(2.0), None, wavelet, mode="periodization", axis=-1)
         x = _linear_resample(torch.from_numpy(np.ascontiguousarray(x)), target_length).numpy()
-    return torch.from_numpy(np.ascontiguousarray(x.T))
+    return x
+
+
+def _resample_matrix(source_length: int, target_length: int) -> sp.csr_matrix:
+    """The (target × source) matrix of :func:`_linear_resample`: two taps per row.
+
+    The tap positions are read off :func:`_linear_resample` of the ramp 0, 1, ..., n - 1 rather
+    than computed here: PyTorch rounds them at about float32 precision (off by ~1e-4 of a sample
+    at 16384 → 11008), and the matrix must be the very operator it replaces.
+    """
+    ramp = torch.arange(source_length, dtype=torch.float64)[None]
+    position = _linear_resample(ramp, target_length)[0].numpy()
+    left = np.minimum(np.floor(position).astype(np.int64), source_length - 1)
+    weight = position - left
+    right = np.minimum(left + 1, source_length - 1)
+    rows = np.arange(target_length)
+    return sp.csr_matrix(
+        (np.concatenate([1 - weight, weight]), (np.concatenate([rows, rows]), np.concatenate([left, right]))),
+        shape=(target_length, source_length),
+    )
+
+
+def _analysis_matrix(wavelet: str, length: int) -> sp.csr_matrix:
+    """One approximation level on an even ``length`` (÷ sqrt(2)), as a (length/2 × length) matrix.
+
+    Periodization on an even length is a periodic convolution: moving the input by two moves
+    the output by one. So PyWavelets runs on the two unit signals e0 and e1 only, and column
+    2s + p is the response to e_p rolled by s.
+    """
+    half = length // 2
+    probes = pywt.dwt(np.eye(2, length), wavelet, mode="periodization", axis=-1)[0] / math.sqrt(2.0)
+    shifts = np.arange(half)
+    rows, cols, values = [], [], []
+    for phase in (0, 1):
+        (taps,) = np.nonzero(probes[phase])
+        rows.append(((taps[:, None] + shifts) % half).ravel())
+        cols.append(np.broadcast_to(phase + 2 * shifts, (len(taps), half)).ravel())
+        values.append(np.repeat(probes[phase, taps], half))
+    return sp.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(half, length))
+
+
+def _synthesis_matrix(wavelet: str, length: int) -> sp.csr_matrix:
+    """One inverse level with zero details (× sqrt(2)), as a (2·length × length) matrix: moving
+    the input by one moves the output by two, so column s is the response to e0 rolled by 2s."""
+    probe = pywt.idwt(np.eye(1, length) * math.sqrt(2.0), None, wavelet, mode="periodization", axis=-1)[0]
+    (taps,) = np.nonzero(probe)
+    shifts = np.arange(length)
+    rows = ((taps[:, None] + 2 * shifts) % (2 * length)).ravel()
+    cols = np.broadcast_to(shifts, (len(taps), length)).ravel()
+    return sp.csr_matrix((np.repeat(probe[taps], length), (rows, cols)), shape=(2 * length, length))
+
+
+class WaveletResize(AxisOperator):
+    """BoT's resize of one axis as a sparse (target × source) matrix: every step of the scheme
+    is banded, so the whole resize has O(filter · 2^levels) entries per row, where the dense
+    matrix has ``source_length``. Kept in float64 (COO, on the CPU), cast to the input's dtype
+    and moved to its device on use."""
+
+    def __init__(self, matrix: torch.Tensor):
+        self.matrix = matrix
+        self.out_length, self.in_length = matrix.shape
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.matrix.indices(), self.matrix.values()))
+
+    def apply(self, x: torch.Tensor, axis: int) -> torch.Tensor:
+        dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32  # no half sparse kernels
+        matrix = self.matrix.to(dtype=dtype).to(device=x.device)
+        moved = x.movedim(axis, 0)
+        rest = moved.shape[1:]
+        flat = moved.reshape(self.in_length, math.prod(rest)).to(dtype)
+        return (matrix @ flat).reshape(self.out_length, *rest).to(x.dtype).movedim(0, axis)
+
+    def __repr__(self) -> str:
+        return f"WaveletResize({self.in_length} → {self.out_length}, {self.matrix.values().numel()} entries)"
+
+
+def _build(wavelet: str, source_length: int, target_length: int) -> WaveletResize:
+    """The scheme's matrix, level by level in sparse form: memory and time O(n · filter · 2^levels),
+    never an n × n identity. Checked once against PyWavelets on a random signal."""
+    if target_length < source_length:
+        levels = _levels_for(source_length / target_length)
+        length = target_length * 2**levels
+        matrix = sp.identity(length, format="csr")
+        if length != source_length:
+            matrix = _resample_matrix(source_length, length)
+        for _ in range(levels):
+            matrix = _analysis_matrix(wavelet, length) @ matrix
+            length //= 2
+    else:
+        matrix = sp.identity(source_length, format="csr")
+        length = source_length
+        for _ in range(_levels_for(target_length / source_length)):
+            matrix = _synthesis_matrix(wavelet, length) @ matrix
+            length *= 2
+        if length != target_length:
+            matrix = _resample_matrix(length, target_length) @ matrix
+    matrix = sp.csr_matrix(matrix)
+    matrix.eliminate_zeros()
+    matrix.sort_indices()
+    probe = np.random.default_rng(0).standard_normal((1, source_length))
+    if not np.allclose(matrix @ probe[0], resize_signals(probe, wavelet, target_length)[0], rtol=0, atol=1e-10):
+        raise RuntimeError(f"BoT's sparse {wavelet} resize {source_length} → {target_length} disagrees with pywt")
+    coo = matrix.tocoo()  # COO, not CSR: the same speed here, and no "beta" warning in the user's log
+    indices = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))
+    values = torch.from_numpy(coo.data.astype(np.float64))
+    return WaveletResize(torch.sparse_coo_tensor(indices, values, coo.shape, is_coalesced=True, check_invariants=True))
+
+
+# A least-recently-used cache bounded by bytes, not entries: an operator's size grows with its
+# axis (an LLM's MLP axis holds tens of thousands of rows), a count bound would not bound memory.
+CACHE_BYTES = 256 * 2**20
+_cache: OrderedDict[tuple[str, int, int], WaveletResize] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def cached_bytes() -> int:
+    """What the operator cache holds now, in bytes."""
+    with _cache_lock:
+        return sum(op.nbytes for op in _cache.values())
+
+
+def resize_operator(wavelet: str, source_length: int, target_length: int) -> WaveletResize:
+    """The sparse operator of one axis resize ``source_length → target_length``, cached (at most
+    :data:`CACHE_BYTES` in all; the least recently used go first, the newest always stays)."""
+    key = (wavelet, source_length, target_length)
+    with _cache_lock:
+        op = _cache.pop(key, None)
+    if op is None:
+        op = _build(wavelet, source_length, target_length)
+    with _cache_lock:
+        _cache[key] = op
+        total = sum(entry.nbytes for entry in _cache.values())
+        while total > CACHE_BYTES and len(_cache) > 1:
+            total -= _cache.popitem(last=False)[1].nbytes
+    return op
+
+
+def resize_matrix(wavelet: str, source_length: int, target_length: int) -> torch.Tensor:
+    """The dense (target × source) matrix of one axis resize, in float64, for short axes."""
+    return operator_matrix(resize_operator(wavelet, source_length, target_length), source_length)
 
 
 class BotResizer(Resizer):
@@ -109,4 +245,4 @@ class BotResizer(Resizer):
         return out
 
     def axis_operator(self, spec, axis, stored_length, source_length, target_length):
-        return None if stored_length == target_length else resize_matrix(self.wavelet, stored_length, target_length)
+        return None if stored_length == target_length else resize_operator(self.wavelet, stored_length, target_length)

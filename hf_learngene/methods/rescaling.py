@@ -34,6 +34,7 @@ reproduces the source.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -50,13 +51,21 @@ def check_policy(policy: str) -> None:
 
 
 def standardize(x: torch.Tensor) -> tuple[torch.Tensor, float, float]:
-    """``(x - mean) / std`` with the mean and std it used (std 1 for constant tensors)."""
-    x = x.double()
-    mean = x.mean().item()
-    std = x.std(unbiased=False).item() if x.numel() > 1 else 0.0
+    """``(x - mean) / std`` in float64 with the mean and std it used (std 1 for constant tensors)."""
+    return standardize_(x.double())
+
+
+def standardize_(x: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+    """:func:`standardize` in place, in ``x``'s own dtype, with statistics summed in float64 one
+    slice of the first axis at a time: a billion-value role needs no second copy."""
+    slices = x.unbind(0) if x.dim() > 1 else (x,)
+    count = x.numel()
+    mean = sum(piece.sum(dtype=torch.float64).item() for piece in slices) / max(count, 1)
+    squares = sum((piece.double() - mean).square().sum().item() for piece in slices)
+    std = math.sqrt(squares / count) if count > 1 else 0.0
     if std < _EPS:
         std = 1.0
-    return (x - mean) / std, mean, std
+    return x.sub_(mean).div_(std), mean, std
 
 
 def restore(
@@ -74,17 +83,47 @@ def restore(
     ``resized=False`` (the shape did not change) always returns ``z * std + mean``, which is
     exact at the source size. ``widens`` says whether the tensor's width grows (for ``"auto"``).
     """
+    scale, shift = affine(mean, std, policy, source_fan_in, target_fan_in, resized, widens,
+                          z_std=lambda: z.std(unbiased=False).item() if z.numel() > 1 else 0.0)
+    return z * scale + shift
+
+
+def needs_z_std(policy: str, resized: bool = True, widens: bool = False) -> bool:
+    """Whether ``policy`` sets the result's std from the resized signal's own (so a build that
+    resizes a role piece by piece must measure it over the whole role first)."""
+    check_policy(policy)
+    if policy == "auto":
+        policy = "preserve_function" if widens else "source_std"
+    return resized and policy in ("source_std", "fan_in")
+
+
+def affine(
+    mean: float,
+    std: float,
+    policy: str,
+    source_fan_in: int | None = None,
+    target_fan_in: int | None = None,
+    resized: bool = True,
+    widens: bool = False,
+    z_std: Callable[[], float] | None = None,
+) -> tuple[float, float]:
+    """``(scale, shift)`` such that ``z * scale + shift`` is :func:`restore`'s result.
+
+    Every policy is affine in the resized signal, so a role can be restored one layer at a time;
+    ``z_std`` gives the std of the whole resized role, asked for only when :func:`needs_z_std`.
+    """
     check_policy(policy)
     if policy == "auto":
         policy = "preserve_function" if widens else "source_std"
     if policy == "preserve_function" and resized and source_fan_in and target_fan_in:
-        return (z * std + mean) * (source_fan_in / target_fan_in)
+        ratio = source_fan_in / target_fan_in
+        return std * ratio, mean * ratio
     if policy in UNSTANDARDISED or not resized:
-        return z * std + mean
-    z_std = z.std(unbiased=False).item() if z.numel() > 1 else 0.0
+        return std, mean
+    measured = z_std() if z_std is not None else 0.0
     target_std = std
     if policy == "fan_in" and source_fan_in and target_fan_in:
         target_std = std * math.sqrt(source_fan_in / target_fan_in)
-    if z_std < _EPS:  # nothing left to rescale (e.g. a constant vector)
-        return z * std + mean
-    return z * (target_std / z_std) + mean
+    if measured < _EPS:  # nothing left to rescale (e.g. a constant vector)
+        return std, mean
+    return target_std / measured, mean
