@@ -164,7 +164,11 @@ class ShardWriter:
         return self._buffered_bytes
 
     def add(self, name: str, tensor: torch.Tensor) -> None:
-        """Store ``tensor`` under ``name``; writes the current shard first if the tensor would overflow it."""
+        """Store ``tensor`` under ``name``; writes the current shard first if the tensor would overflow it.
+
+        The writer may keep ``tensor`` itself until its shard is written (no copy of a tensor that
+        is already contiguous on the CPU in the storage dtype): do not modify it after adding it.
+        """
         if self.result is not None:
             raise RuntimeError(f"{type(self).__name__}.add after close: the files are already written")
         if name in self._added:
@@ -175,13 +179,13 @@ class ShardWriter:
         dtype = self.storage_dtype or tensor.dtype
         size = tensor.numel() * dtype.itemsize
         if self.max_shard_size is not None and self._buffer and self._buffered_bytes + size > self.max_shard_size:
-            self._flush()  # before the copy below, so memory never holds a full shard plus the next tensor
-        # always a copy: the caller may reuse or modify its tensor once add returns, and no two stored
-        # tensors share memory (safetensors refuses that)
-        self._buffer[name] = tensor.detach().to(device="cpu", dtype=dtype, copy=True).contiguous()
+            self._flush()  # before the tensor is kept, so memory never holds a full shard plus the next tensor
+        self._buffer[name] = _owned(tensor.detach(), dtype)
         self._added.add(name)
         self._buffered_bytes += size
         self._total_size += size
+        if self.max_shard_size is not None and self._buffered_bytes >= self.max_shard_size:
+            self._flush()  # a tensor as large as a shard is written at once, not held
 
     def _flush(self) -> None:
         """Write the buffered tensors as the next shard, under a temporary name, and free them."""
@@ -236,6 +240,16 @@ class ShardWriter:
         self._buffer, self._buffered_bytes = {}, 0
         for partial, _, _ in self._partials:
             partial.unlink(missing_ok=True)
+
+
+def _owned(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``tensor`` on the CPU in ``dtype``, contiguous and owning all of its storage: no copy when it
+    already is (a 5 GB role is never held twice), a copy when it is a view into a larger tensor
+    (safetensors refuses two stored tensors sharing memory)."""
+    out = tensor.to(device="cpu", dtype=dtype).contiguous()
+    if out.untyped_storage().nbytes() != out.numel() * out.element_size() or out.storage_offset():
+        out = out.clone()
+    return out
 
 
 class LearngeneWriter(ShardWriter):

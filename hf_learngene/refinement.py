@@ -27,8 +27,7 @@ from transformers import PreTrainedModel, TrainerCallback
 from .architectures import architecture_for, expanded_shape
 from .errors import LearngeneConfigError
 from .learngene import group_by_role, canonical_state, signal_spec
-from .methods.base import apply_along
-from .methods.front import FrontResizer, dct_matrix
+from .methods.front import FrontResizer, dct
 
 
 class SpectralRegularizer:
@@ -63,7 +62,7 @@ class SpectralRegularizer:
             low = x
             for axis, free in enumerate(resizable):
                 if free and kept[axis] < shape[axis]:
-                    low = apply_along(low, axis, dct_matrix(shape[axis])[: kept[axis]])
+                    low = dct(low, axis, kept[axis])  # by FFT: no n×n matrix at LLM widths
             energy = x.pow(2).sum()
             shares.append((energy - low.pow(2).sum()) / energy.clamp_min(1e-12))
         if not shares:

@@ -79,8 +79,9 @@ class Resizer(ABC):
     @abstractmethod
     def axis_operator(
         self, spec: SignalSpec, axis: int, stored_length: int, source_length: int, target_length: int
-    ) -> torch.Tensor | None:
-        """The (target × stored) matrix that resizes one axis, or ``None`` to leave it as it is."""
+    ) -> "torch.Tensor | AxisOperator | None":
+        """The (target × stored) operator that resizes one axis — a dense matrix, or an
+        :class:`AxisOperator` for long axes (FFT, sparse) — or ``None`` to leave it as it is."""
 
     def check(self, spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]) -> None:
         """Refuse, with a clear message, a resize this method cannot do."""
@@ -118,7 +119,7 @@ class Resizer(ABC):
         operator = self.axis_operator(spec, 0, stored.shape[0], source_shape[0], target_shape[0])
         mixing = None
         if operator is not None:  # (target layers × stored layers), from the operator applied to unit signals
-            mixing = apply_along(torch.eye(stored.shape[0], dtype=stored.dtype, device=stored.device), 1, operator).T
+            mixing = operator_matrix(operator, stored.shape[0], dtype=stored.dtype).to(stored.device)
         for layer in range(target_shape[0]):
             out = stored[layer] if mixing is None else torch.tensordot(mixing[layer], stored, dims=1)
             for axis, free in enumerate(spec.resizable[1:], start=1):

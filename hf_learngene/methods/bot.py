@@ -72,7 +72,7 @@ def _resample_matrix(source_length: int, target_length: int) -> sp.csr_matrix:
     """The (target × source) matrix of :func:`_linear_resample`: two taps per row.
 
     The tap positions are read off :func:`_linear_resample` of the ramp 0, 1, ..., n - 1 rather
-    than computed here: PyTorch rounds them at about float32 precision (off by ~1e-4 of a sample
+    than computed here: PyTorch rounds them at about float32 precision (off by up to 3e-4 of a sample
     at 16384 → 11008), and the matrix must be the very operator it replaces.
     """
     ramp = torch.arange(source_length, dtype=torch.float64)[None]
