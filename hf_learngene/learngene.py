@@ -483,7 +483,9 @@ class Learngene(PreTrainedModel):
             resized=resized, widens=widens, z_std=lambda: _std_over(decode()),
         )
         for z in decode():
-            yield z * scale + shift  # never in place: at an unchanged size z may be the stored tensor itself
+            if z.untyped_storage().data_ptr() == stored.untyped_storage().data_ptr():
+                z = z.clone()  # an unchanged size may decode to the stored tensor itself: never change it in place
+            yield z.mul_(scale).add_(shift)
 
     def _stored_tensor(self, role: str) -> torch.Tensor:
         """The stored tensor of ``role``: the parameter, or read from the learngene's files when it
