@@ -39,8 +39,9 @@ class _FromLearngeneMixin:
         ``local_files_only`` apply to downloading a learngene from the Hub.
         """
         if not isinstance(learngene, Learngene):
+            # read role by role while building: the learngene itself is not kept
             learngene = Learngene.from_pretrained(learngene, revision=revision, cache_dir=cache_dir, token=token,
-                                                  local_files_only=local_files_only)
+                                                  local_files_only=local_files_only, low_cpu_mem_usage=True)
         if torch_dtype is not None:  # the name transformers used before `dtype`
             kwargs.setdefault("dtype", torch_dtype)
         return learngene.build(size, auto_class=cls, **kwargs)
