@@ -54,6 +54,7 @@ from .errors import (
     UnsupportedArchitectureError,
 )
 from .methods import SignalSpec, get_method
+from .methods.base import Resizer
 from .methods.rescaling import UNSTANDARDISED, affine, check_policy, standardize_
 from .learngene_files import (
     MODEL_FILES,
@@ -563,7 +564,7 @@ class Learngene(PreTrainedModel):
         model, target_sizes, groups = self._plan(size, auto_class, config_overrides)
         library = self.architecture.library
         full_names = _canonical_names(model)
-        provided = {full_names[name] for _, members in groups.values() for name, _ in members.values()}
+        provided = {full_names[name] for _, members, _ in groups.values() for name, _ in members.values()}
         made_here = self._initialise_the_rest(model, provided, dtype, torch.device("cpu"))
         _set_config_dtype(model, dtype)
         state = model.state_dict()
@@ -597,22 +598,22 @@ class Learngene(PreTrainedModel):
 
         Returns the target's class, parameter count and bytes in ``dtype``, and the peak host
         memory a build adds: :meth:`build` holds the model plus one layer of one role being
-        decoded (in float32, twice for a policy that measures the std first) and that role's
-        stored tensor; :meth:`build_pretrained` holds one shard and one whole tensor instead of
+        decoded (a whole role for the peers that override ``decode``: stack, HyperCloning, weight
+        selection) and that role's stored tensor; :meth:`build_pretrained` holds one shard and one whole tensor instead of
         the model. Bytes of a learngene loaded without ``low_cpu_mem_usage`` come on top.
         """
         dtype = _check_dtype(dtype)
         model, target_sizes, groups = self._plan(size, auto_class, config_overrides)
         parameters = _parameter_count(model)
-        working, largest_tensor = 0, 0
-        for role, (param, members) in groups.items():
-            largest_tensor = max(largest_tensor, math.prod(full_tensor_shape(param, target_sizes)) * dtype.itemsize)
-            info = self.config.roles.get(role)
-            if info is None:
-                continue
+        largest_tensor = max((p.numel() for p in model.parameters()), default=0) * dtype.itemsize
+        resizer = get_method(self.config.method, **self.config.method_options)
+        layer_by_layer = type(resizer).decode is Resizer.decode  # others decode a whole role at once
+        working = 0
+        for role, (param, members, stored_role) in groups.items():
             target_shape = expanded_shape(param, target_sizes)
-            layer = math.prod(target_shape[1:] if param.layered else target_shape)
-            working = max(working, 4 * (math.prod(info["stored_shape"]) + 3 * layer))
+            held = math.prod(target_shape[1:] if param.layered and layer_by_layer else target_shape)
+            # float32: the stored role, and the layer (or role) decoded with its FFT temporaries, measured ≈ 8×
+            working = max(working, 4 * (math.prod(self.config.roles[stored_role or role]["stored_shape"]) + 8 * held))
         return {
             "model_class": type(model).__name__,
             "sizes": {k: v for k, v in target_sizes.items() if is_resizable(k)},
@@ -624,7 +625,8 @@ class Learngene(PreTrainedModel):
         }
 
     def _plan(self, size: SizeRequest, auto_class: type | None, config_overrides: dict) -> tuple[nn.Module, dict, dict]:
-        """The target model on the meta device, its axis sizes, and its tensors grouped by role."""
+        """The target model on the meta device, its axis sizes, and the roles the learngene provides
+        (see :meth:`_decodable`)."""
         arch = self.architecture
         target = self.target_config(size, **config_overrides)
         if arch.library == "diffusers":
@@ -634,7 +636,7 @@ class Learngene(PreTrainedModel):
         target_sizes = arch.axis_sizes(target)
         groups = group_by_role(arch, canonical_state(model, keep_vars=True), f"target {type(model).__name__}", target)
         self._record_provenance(model, target_sizes)
-        return model, target_sizes, groups
+        return model, target_sizes, self._decodable(model, groups)
 
     def _materialised(
         self, model: nn.Module, target_sizes: dict[str, int], groups: dict, dtype: torch.dtype,
@@ -644,22 +646,14 @@ class Learngene(PreTrainedModel):
         ``dtype`` on ``device`` as soon as all its parts are decoded, role by role, layer by layer."""
         arch = self.architecture
         canonical_to_full = _canonical_names(model)
-        parts_left = {name: 0 for _, members in groups.values() for name, _ in members.values()}
-        for _, members in groups.values():
+        parts_left: dict[str, int] = {}
+        for _, members, _ in groups.values():
             for name, _ in members.values():
-                parts_left[name] += 1
+                parts_left[name] = parts_left.get(name, 0) + 1
         pending: dict[str, torch.Tensor] = {}
-        # a model without an output head (a bare encoder) has nothing tied to its embeddings
-        headless = arch.library != "transformers" or model.get_output_embeddings() is None
-        for role, (param, members) in logging.tqdm(
+        for role, (param, members, stored_role) in logging.tqdm(
             groups.items(), desc="building from learngene", disable=not show_progress
         ):
-            if param.tied_output and headless:
-                param = dataclasses.replace(param, tied_output=False)
-            stored_role = self._untied_head_source(param)
-            if role not in self.config.roles and stored_role is None:
-                logger.info("%s is not in the learngene; it keeps %s's initialisation", role, type(model).__name__)
-                continue
             part_shape, whole_shape = tensor_shape(param, target_sizes), full_tensor_shape(param, target_sizes)
             part = segment_index(param, target_sizes)
             for layer, (name, tensor) in members.items():
@@ -669,8 +663,13 @@ class Learngene(PreTrainedModel):
                         f"derives {whole_shape} from the target config; this size cannot be built "
                         "(e.g. a Llama head size must be even for its rotary halves)"
                     )
-            layers = sorted(members, key=lambda layer: layer or 0)
-            for layer, signal in zip(layers, self.decode_role_layers(param, target_sizes, stored_role, device)):
+            layers = sorted(members) if param.layered else [None]
+            if param.layered and layers != list(range(target_sizes["layers"])):
+                raise UnsupportedArchitectureError(
+                    f"{param.name}: the target has it in layers {layers}, not in each of its {target_sizes['layers']}"
+                )
+            for layer, signal in zip(layers, self.decode_role_layers(param, target_sizes, stored_role, device),
+                                     strict=True):
                 name = members[layer][0]
                 if name not in pending:
                     pending[name] = torch.empty(whole_shape, dtype=dtype, device=device)
@@ -678,6 +677,25 @@ class Learngene(PreTrainedModel):
                 parts_left[name] -= 1
                 if parts_left[name] == 0:
                     yield canonical_to_full[name], pending.pop(name)
+        if pending:  # a tensor the learngene provides only some parts of
+            raise UnsupportedArchitectureError(f"the learngene holds only some parts of {', '.join(sorted(pending))}")
+
+    def _decodable(self, model: nn.Module, groups: dict) -> dict[str, tuple[Param, dict, str | None]]:
+        """The roles of the target that the learngene provides: each with its parameter as it is
+        decoded, its tensors, and the stored role it reads (another one for an untied head built
+        from tied embeddings). Roles it lacks (a new task head) are left to the model's own init."""
+        # a model without an output head (a bare encoder) has nothing tied to its embeddings
+        headless = self.architecture.library != "transformers" or model.get_output_embeddings() is None
+        decodable = {}
+        for role, (param, members) in groups.items():
+            if param.tied_output and headless:
+                param = dataclasses.replace(param, tied_output=False)
+            stored_role = self._untied_head_source(param)
+            if role not in self.config.roles and stored_role is None:
+                logger.info("%s is not in the learngene; it keeps %s's initialisation", role, type(model).__name__)
+                continue
+            decodable[role] = (param, members, stored_role)
+        return decodable
 
     def _initialise_the_rest(self, model: nn.Module, provided: set[str], dtype: torch.dtype, device: torch.device) -> list[str]:
         """Materialise in ``dtype`` on ``device`` every parameter of ``model`` the learngene did not
@@ -685,7 +703,7 @@ class Learngene(PreTrainedModel):
         normal initialisation, tie the output head, and move the buffers; returns the names of the
         state-dict entries made here (fresh parameters and persistent buffers)."""
         tied_copies = set(getattr(model, "all_tied_weights_keys", None) or {})
-        made, fresh_modules = [], []
+        made = []
         for module_name, module in model.named_modules():
             prefix = f"{module_name}." if module_name else ""
             for leaf, parameter in list(module._parameters.items()):
@@ -698,19 +716,16 @@ class Learngene(PreTrainedModel):
                     fresh = torch.empty(parameter.shape, dtype=dtype, device=device)
                     module._parameters[leaf] = nn.Parameter(fresh, requires_grad=parameter.requires_grad)
                     made.append(name)
-                    fresh_modules.append(module)
             for key, buffer in module._buffers.items():
                 if buffer is not None and buffer.device != device:
                     module._buffers[key] = buffer.to(device)
         if self.architecture.library == "transformers":
             model.initialize_weights()  # what the learngene did not provide (task heads); flagged tensors are kept
             model.tie_weights()
-        else:  # a diffusers layer the learngene does not cover takes its own default initialisation
-            for module in fresh_modules:
-                if not hasattr(module, "reset_parameters"):
-                    raise LearngeneConfigError(f"{type(module).__name__} of {type(model).__name__} is not in the learngene "
-                                               "and has no reset_parameters() to initialise it")
-                module.reset_parameters()
+        elif made:  # diffusers initialises in its constructors (DiT zeroes its adaLN gates): take their values
+            reference = type(model).from_config(dict(model.config)).state_dict()
+            for name in made:
+                model.get_parameter(name).data.copy_(reference[name])
         saved = set(model.state_dict(keep_vars=True))
         return made + [name for name, _ in model.named_buffers() if name in saved]
 
@@ -1103,6 +1118,7 @@ def _set_config_dtype(model: nn.Module, dtype: torch.dtype) -> None:
 def _save_model_config(model: nn.Module, folder: Path) -> None:
     """The config files ``save_pretrained`` writes beside the weights (and a generation config)."""
     if isinstance(model.config, PretrainedConfig):
+        model.config.architectures = [type(model).__name__]  # as save_pretrained records it
         model.config.save_pretrained(folder)
         if getattr(model, "generation_config", None) is not None and model.can_generate():
             model.generation_config.save_pretrained(folder)

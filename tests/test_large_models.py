@@ -261,3 +261,42 @@ def test_streaming_extraction_writes_each_role_and_reads_them_back_lazily(tmp_pa
     assert cli(["extract", str(tmp_path / "source"), "--method", "bot", "--out", str(tmp_path / "cli"),
                 "--max-shard-size", "10kB", "--storage-dtype", "bfloat16"]) == 0
     assert Learngene.from_pretrained(tmp_path / "cli").config.storage_dtype == "bfloat16"
+
+
+# ---------------------------------------------------------------- what the learngene does not hold
+
+
+def test_a_streamed_build_writes_the_tensors_the_learngene_lacks(minilm_dir, tmp_path):
+    """A masked-LM source has no pooler: a sequence classifier's pooler and head are made fresh, and
+    written, so the folder loads with nothing missing."""
+    learngene = Learngene.extract(minilm_dir, method="bot", show_progress=False)
+    folder = learngene.build_pretrained(tmp_path / "clf", "mini", hf_learngene.AutoModelForSequenceClassification,
+                                        num_labels=2, show_progress=False)
+    model, info = transformers.AutoModelForSequenceClassification.from_pretrained(folder, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert json.loads((folder / "config.json").read_text())["architectures"] == ["BertForSequenceClassification"]
+    random = Learngene.extract(minilm_dir, method="random", show_progress=False)
+    folder = random.build_pretrained(tmp_path / "random", "mini", hf_learngene.AutoModelForMaskedLM, show_progress=False)
+    _, info = transformers.AutoModelForMaskedLM.from_pretrained(folder, output_loading_info=True)
+    assert not info["missing_keys"]
+
+
+def test_a_fresh_diffusers_layer_keeps_the_learngene_weights_beside_it():
+    """DiT without attention biases → with them: the biases are new, the weights beside them are the learngene's."""
+    torch.manual_seed(0)
+    source = trained_like(DiTTransformer2DModel(**{**DIT, "attention_bias": False}))
+    learngene = Learngene.extract(source, show_progress=False)
+    model = learngene.build(None, attention_bias=True, show_progress=False)
+    block = model.transformer_blocks[0].attn1
+    torch.testing.assert_close(block.to_q.weight, source.transformer_blocks[0].attn1.to_q.weight, rtol=0, atol=1e-6)
+    assert block.to_q.bias is not None and not block.to_q.bias.is_meta
+
+
+def test_the_random_baseline_of_a_diffusers_model_is_its_own_initialisation():
+    torch.manual_seed(0)
+    learngene = Learngene.extract(DiTTransformer2DModel(**DIT), method="random", show_progress=False)
+    torch.manual_seed(3)
+    built = learngene.build(None, show_progress=False)
+    torch.manual_seed(3)
+    expected = DiTTransformer2DModel(**DIT)
+    assert_same_tensors(expected.state_dict(), built.state_dict())
