@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -301,6 +302,12 @@ def shard_files(folder: str | os.PathLike, names: ShardNames = LEARNGENE_FILES) 
     return [names.single]
 
 
+def _identity(path: Path) -> tuple[int, int]:
+    """A file's (device, inode): what tells a rewritten file from the one first opened."""
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
+
+
 class LearngeneReader:
     """Read a learngene's tensors from either layout, verifying each file's sha256 once, on first use.
 
@@ -328,6 +335,9 @@ class LearngeneReader:
         self.layout = names
         self._checksum_source = checksum_source
         self._verified: set[str] = set()
+        # open files, kept so that every read is of the file that was verified, even if the folder is
+        # rewritten while this reader lives (a lazily loaded learngene saved over): (handle, inode)
+        self._handles: dict[str, tuple[Any, tuple[int, int]]] = {}
         index, single = self.folder / names.index, self.folder / names.single
         if index.is_file():
             if expected_checksum:
@@ -372,8 +382,10 @@ class LearngeneReader:
         """``read(handle)`` on a safetensors file, with its errors named."""
         path = self.folder / file
         try:
-            with safe_open(path, framework="pt") as handle:
-                return read(handle)
+            if file not in self._handles:
+                identity = _identity(path)
+                self._handles[file] = (safe_open(path, framework="pt"), identity)
+            return read(self._handles[file][0])
         except (SafetensorError, OSError) as error:
             raise LearngeneLoadError(
                 f"{path} cannot be read as safetensors ({error}); the file is truncated or corrupt"
@@ -406,9 +418,15 @@ class LearngeneReader:
         """A tensor as ``dtype`` (``None``: as stored) on ``device``; its file is verified first, once."""
         file = self._file_of(name)
         if file not in self._verified:
+            self._open(file, lambda handle: None)  # pins the file before it is hashed
             expected = self._checksums.get(file)
             if expected:
-                self._verify(self.folder / file, expected, self.layout.index if self.sharded else self._checksum_source)
+                path = self.folder / file
+                if _identity(path) != self._handles[file][1]:
+                    raise LearngeneLoadError(
+                        f"{path} was replaced after the learngene was loaded; load the learngene again"
+                    )
+                self._verify(path, expected, self.layout.index if self.sharded else self._checksum_source)
             self._verified.add(file)
         tensor = self._open(file, lambda handle: self._checked(handle, file, name).get_tensor(name))
         return tensor.to(device=device, dtype=dtype)

@@ -300,3 +300,13 @@ def test_the_random_baseline_of_a_diffusers_model_is_its_own_initialisation():
     torch.manual_seed(3)
     expected = DiTTransformer2DModel(**DIT)
     assert_same_tensors(expected.state_dict(), built.state_dict())
+
+
+def test_a_lazy_learngene_reads_what_it_loaded_even_if_its_folder_is_saved_over(tmp_path):
+    _, first = llama_learngene("bot")
+    first.save_pretrained(tmp_path / "lg", max_shard_size="10kB")
+    lazy = Learngene.from_pretrained(tmp_path / "lg", low_cpu_mem_usage=True)
+    expected = lazy.build(None, show_progress=False).state_dict()
+    source = tiny_model(tiny_config("llama", layers=3, heads=4, head_dim=6, intermediate=40, kv_heads=2), seed=5)
+    Learngene.extract(source, method="bot", show_progress=False).save_pretrained(tmp_path / "lg", max_shard_size="10kB")
+    assert_same_tensors(expected, lazy.build(None, show_progress=False).state_dict())
