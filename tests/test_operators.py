@@ -185,3 +185,26 @@ def test_operators_on_cuda(dtype):
     assert relative_error(coefficients.cpu(), apply_along(x, 1, dct_matrix(33)[:20])) < (
         1e-2 if dtype == torch.bfloat16 else TOLERANCE[dtype]
     )
+
+
+@pytest.mark.parametrize("shape,targets", [((6, 10, 12), (4, 20, 7)), ((6, 10, 12), (9, 5, 12)), ((1, 7), (3, 7)),
+                                           ((8,), (3,))])
+def test_blockwise_resizing_equals_resizing_whole(shape, targets, monkeypatch):
+    """Tiny blocks (a few slices or columns each) give the values of applying each operator to the whole tensor."""
+    from hf_learngene.methods import base
+    from hf_learngene.methods.bot import resize_operator
+    from hf_learngene.methods.front import InverseDct
+
+    torch.manual_seed(0)
+    x = torch.randn(shape, dtype=torch.float64)
+    operators = {}
+    for axis, (n, m) in enumerate(zip(shape, targets)):
+        if n != m:
+            operators[axis] = InverseDct(n, n, m) if axis % 2 else resize_operator("db2", n, m)
+    expected = x
+    for axis, operator in operators.items():
+        expected = base.apply_along(expected, axis, operator)
+    monkeypatch.setattr(base, "BLOCK_BYTES", 3 * 8 * 12)
+    got = base.resize_blockwise(x.clone(), operators)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)

@@ -91,14 +91,17 @@ class Resizer(ABC):
     ) -> torch.Tensor:
         """Stored learngene tensor → signal of ``target_shape``."""
         self._check_decode(spec, source_shape, target_shape)
-        out = stored
-        for axis, free in enumerate(spec.resizable):
-            if free:
-                operator = self.axis_operator(spec, axis, out.shape[axis], source_shape[axis], target_shape[axis])
-                if operator is not None:
-                    out = apply_along(out, axis, operator)
-        return out
+        return resize_blockwise(stored, self._operators(spec, stored.shape, source_shape, target_shape))
 
+    def _operators(self, spec: SignalSpec, stored_shape, source_shape, target_shape, first: int = 0) -> dict:
+        """The operator of every resizable axis from ``first`` on that changes, keyed by axis - ``first``."""
+        operators = {}
+        for axis in range(first, len(spec.axes)):
+            if spec.resizable[axis]:
+                operator = self.axis_operator(spec, axis, stored_shape[axis], source_shape[axis], target_shape[axis])
+                if operator is not None:
+                    operators[axis - first] = operator
+        return operators
 
     def decode_layers(
         self, stored: torch.Tensor, spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]
@@ -120,14 +123,10 @@ class Resizer(ABC):
         mixing = None
         if operator is not None:  # (target layers × stored layers), from the operator applied to unit signals
             mixing = operator_matrix(operator, stored.shape[0], dtype=stored.dtype).to(stored.device)
+        within = self._operators(spec, stored.shape, source_shape, target_shape, first=1)
         for layer in range(target_shape[0]):
-            out = stored[layer] if mixing is None else torch.tensordot(mixing[layer], stored, dims=1)
-            for axis, free in enumerate(spec.resizable[1:], start=1):
-                if free:
-                    operator = self.axis_operator(spec, axis, out.shape[axis - 1], source_shape[axis], target_shape[axis])
-                    if operator is not None:
-                        out = apply_along(out, axis - 1, operator)
-            yield out
+            one = stored[layer] if mixing is None else torch.tensordot(mixing[layer], stored, dims=1)
+            yield resize_blockwise(one, within)
 
     def _check_decode(self, spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]) -> None:
         check_fixed_axes(source_shape, target_shape, spec.resizable)
@@ -148,6 +147,47 @@ class AxisOperator(ABC):
     def apply(self, x: torch.Tensor, axis: int) -> torch.Tensor:
         """``x`` with axis ``axis`` (length ``in_length``) resized to ``out_length``, computed in
         ``x``'s dtype and on its device."""
+
+
+BLOCK_BYTES = 32 * 2**20  # the input of one piece of a blockwise resize; its FFT temporaries are a few times it
+
+
+def operator_length(operator: "torch.Tensor | AxisOperator") -> int:
+    """The output length of an axis operator."""
+    return operator.out_length if isinstance(operator, AxisOperator) else operator.shape[0]
+
+
+def resize_blockwise(x: torch.Tensor, operators: dict[int, "torch.Tensor | AxisOperator"]) -> torch.Tensor:
+    """``x`` with ``operators[axis]`` applied along each of those axes, piece by piece, so that the
+    memory held is ``x``, the result and one piece's temporaries, whatever the size of ``x``.
+
+    Every axis but the first is resized a block of first-axis slices at a time (they do not mix
+    along it); then the first axis is resized a block of columns at a time, in place where it
+    shrinks. Values are those of applying the operators one after the other to all of ``x``.
+    """
+    if not operators:
+        return x
+    target_shape = [operator_length(operators[a]) if a in operators else n for a, n in enumerate(x.shape)]
+    later = sorted(a for a in operators if a > 0)
+    middle = x
+    if later:
+        middle = torch.empty((x.shape[0], *target_shape[1:]), dtype=x.dtype, device=x.device)
+        step = max(1, BLOCK_BYTES // max(1, x[0].numel() * x.element_size()))
+        for start in range(0, x.shape[0], step):
+            piece = x[start : start + step]
+            for axis in later:
+                piece = apply_along(piece, axis, operators[axis])
+            middle[start : start + step] = piece
+    if 0 not in operators:
+        return middle
+    rows = target_shape[0]
+    flat = middle.reshape(middle.shape[0], -1)
+    # in place when the first axis shrinks into a buffer of ours; a new buffer otherwise
+    out = flat if middle is not x and rows <= flat.shape[0] else flat.new_empty((rows, flat.shape[1]))
+    step = max(1, BLOCK_BYTES // max(1, flat.shape[0] * flat.element_size()))
+    for start in range(0, flat.shape[1], step):
+        out[:rows, start : start + step] = apply_along(flat[:, start : start + step], 0, operators[0])
+    return out[:rows].reshape(target_shape)
 
 
 def apply_along(x: torch.Tensor, axis: int, matrix: torch.Tensor | AxisOperator) -> torch.Tensor:

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import LearngeneConfigError
-from .base import AxisOperator, Resizer, apply_along, operator_matrix
+from .base import AxisOperator, Resizer, operator_matrix, resize_blockwise
 
 
 def _linear_resample(x: torch.Tensor, length: int) -> torch.Tensor:
@@ -237,12 +237,13 @@ class BotResizer(Resizer):
 
     def encode(self, signal, spec):
         stored = self.stored_shape(spec, signal.shape)
-        out = signal
-        for axis, free in enumerate(spec.resizable):
-            operator = self.axis_operator(spec, axis, signal.shape[axis], signal.shape[axis], stored[axis])
-            if free and operator is not None:
-                out = apply_along(out, axis, operator)
-        return out
+        operators = {
+            axis: operator
+            for axis, free in enumerate(spec.resizable)
+            if free and (operator := self.axis_operator(spec, axis, signal.shape[axis], signal.shape[axis], stored[axis]))
+            is not None
+        }
+        return resize_blockwise(signal, operators)
 
     def axis_operator(self, spec, axis, stored_length, source_length, target_length):
         return None if stored_length == target_length else resize_operator(self.wavelet, stored_length, target_length)

@@ -26,7 +26,7 @@ from typing import Any, Mapping, Union
 import torch
 
 from ..errors import LearngeneConfigError
-from .base import AxisOperator, Resizer
+from .base import AxisOperator, Resizer, resize_blockwise
 
 Keep = Union[float, Mapping[str, Union[float, int]]]
 
@@ -117,6 +117,17 @@ def idct(coefficients: torch.Tensor, axis: int, length: int, scale: float = 1.0)
     return out.to(coefficients.dtype)
 
 
+class ForwardDct(AxisOperator):
+    """FRONT's encode of one axis: the first ``keep`` orthonormal DCT-II coefficients of a length-``length`` signal."""
+
+    def __init__(self, length: int, keep: int):
+        self.in_length = length
+        self.out_length = keep
+
+    def apply(self, x: torch.Tensor, axis: int) -> torch.Tensor:
+        return dct(x, axis, self.out_length)
+
+
 class InverseDct(AxisOperator):
     """FRONT's decode of one axis: the inverse DCT at ``target_length`` of the first
     ``min(stored, target)`` of ``stored_length`` coefficients of a length-``source_length`` signal.
@@ -165,11 +176,12 @@ class FrontResizer(Resizer):
         )
 
     def encode(self, signal, spec):
-        out = signal
-        for axis, (name, free) in enumerate(zip(spec.axes, spec.resizable)):
-            if free:
-                out = dct(out, axis, self._kept(name, signal.shape[axis]))
-        return out
+        operators = {
+            axis: ForwardDct(signal.shape[axis], self._kept(name, signal.shape[axis]))
+            for axis, (name, free) in enumerate(zip(spec.axes, spec.resizable))
+            if free
+        }
+        return resize_blockwise(signal, operators)  # a 7B model's role is never copied whole into FFT buffers
 
     def axis_operator(self, spec, axis, stored_length, source_length, target_length):
         return InverseDct(stored_length, source_length, target_length)
