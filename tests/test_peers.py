@@ -6,7 +6,7 @@ import transformers
 
 import hf_learngene
 from hf_learngene import Learngene, LearngeneConfigError
-from hf_learngene.methods.weight_selection import selection_matrix
+from hf_learngene.methods.weight_selection import selected_indices
 
 from conftest import tiny_config, tiny_model
 
@@ -39,11 +39,6 @@ def test_weight_selection_picks_every_kth_element_and_first_layers(bert):
         expected = getattr(source_layer.self, name).weight[flat][:, cols]
         assert torch.equal(getattr(layer.self, name).weight, expected)
     assert torch.equal(layer.output.dense.weight, source_layer.output.dense.weight[cols][:, flat])
-
-
-def selected_indices(source_length: int, target_length: int) -> torch.Tensor:
-    """The source positions weight selection keeps, read off its selection matrix."""
-    return selection_matrix(source_length, target_length).argmax(dim=1)
 
 
 def test_weight_selection_keeps_the_same_elements_in_gpt2s_fused_qkv_and_output():

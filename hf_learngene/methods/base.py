@@ -199,6 +199,21 @@ def apply_along(x: torch.Tensor, axis: int, matrix: torch.Tensor | AxisOperator)
     return (moved @ matrix.T.to(device=moved.device, dtype=moved.dtype)).movedim(-1, axis)
 
 
+class Gather(AxisOperator):
+    """An axis operator that picks ``indices`` (each output position copies one input position),
+    times ``scale``: the peers' selections, tilings and layer copies, with no dense 0/1 matrix."""
+
+    def __init__(self, indices: torch.Tensor, in_length: int, scale: float = 1.0):
+        self.indices = indices.long()
+        self.in_length = in_length
+        self.out_length = len(indices)
+        self.scale = scale
+
+    def apply(self, x: torch.Tensor, axis: int) -> torch.Tensor:
+        out = x.index_select(axis, self.indices.to(x.device))
+        return out * self.scale if self.scale != 1.0 else out
+
+
 def operator_matrix(
     op: torch.Tensor | AxisOperator, in_length: int, dtype: torch.dtype = torch.float64
 ) -> torch.Tensor:

@@ -28,23 +28,14 @@ Rescaling: none by default (the scale is part of the construction).
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 from typing import Any, Sequence
 
 import torch
 
 from ..errors import LearngeneConfigError
-from .base import Resizer, heads_by_kv_head, stored_head_groups
+from .base import Gather, Resizer, heads_by_kv_head, stored_head_groups
 
 WIDTH_AXES = frozenset({"hidden", "heads", "kv_heads", "intermediate"})
-
-
-@lru_cache(maxsize=128)
-def tiling_matrix(source_length: int, target_length: int) -> torch.Tensor:
-    """The (target × source) matrix that repeats a vector ``target/source`` times."""
-    matrix = torch.zeros(target_length, source_length, dtype=torch.float64)
-    matrix[torch.arange(target_length), torch.arange(target_length) % source_length] = 1.0
-    return matrix
 
 
 class HyperCloningResizer(Resizer):
@@ -78,8 +69,9 @@ class HyperCloningResizer(Resizer):
     def axis_operator(self, spec, axis, stored_length, source_length, target_length):
         if stored_length == target_length:
             return None
-        tiling = tiling_matrix(stored_length, target_length)
-        return tiling * (stored_length / target_length) if spec.inputs[axis] else tiling
+        # each target position repeats source position i mod n; an input axis shares the sum among the copies
+        scale = stored_length / target_length if spec.inputs[axis] else 1.0
+        return Gather(torch.arange(target_length) % stored_length, stored_length, scale)
 
     def stored_shape(self, spec, source_shape):
         return heads_by_kv_head(spec, source_shape)

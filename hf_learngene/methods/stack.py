@@ -12,13 +12,12 @@ Depth only: widths are left alone and changing them is refused. Rescaling: none 
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import torch
 
 from ..errors import LearngeneConfigError
-from .base import Resizer
+from .base import Gather, Resizer
 
 ORDERS = ("interleave", "repeat")
 
@@ -38,13 +37,6 @@ def inserted_copies(source_length: int, target_length: int, order: str) -> torch
         first_seen[j] = i not in seen
         seen.add(i)
     return ~first_seen
-
-
-@lru_cache(maxsize=64)
-def copy_matrix(source_length: int, target_length: int, order: str) -> torch.Tensor:
-    matrix = torch.zeros(target_length, source_length, dtype=torch.float64)
-    matrix[torch.arange(target_length), source_layers(source_length, target_length, order)] = 1.0
-    return matrix
 
 
 class StackResizer(Resizer):
@@ -75,7 +67,7 @@ class StackResizer(Resizer):
     def axis_operator(self, spec, axis, stored_length, source_length, target_length):
         if stored_length == target_length:
             return None
-        return copy_matrix(stored_length, target_length, self.order)
+        return Gather(source_layers(stored_length, target_length, self.order), stored_length)
 
     def decode(self, stored, spec, source_shape, target_shape):
         out = super().decode(stored, spec, source_shape, target_shape)

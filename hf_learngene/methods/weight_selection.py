@@ -27,13 +27,12 @@ Rescaling: none by default — the selected weights are used as they are.
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import lru_cache
 from typing import Any, Sequence
 
 import torch
 
 from ..errors import LearngeneConfigError
-from .base import Resizer, SignalSpec, heads_by_kv_head, stored_head_groups
+from .base import Gather, Resizer, SignalSpec, heads_by_kv_head, stored_head_groups
 
 LAYER_CHOICES = ("first", "uniform")
 FLAT_PAIRS = {("heads", "head_dim"), ("kv_heads", "head_dim")}
@@ -77,14 +76,6 @@ def selected_indices(source_length: int, target_length: int, first: bool = False
     if source_length % target_length == 0:
         return torch.arange(0, source_length, source_length // target_length)
     return torch.linspace(0, source_length - 1, target_length).round().long()
-
-
-@lru_cache(maxsize=128)
-def selection_matrix(source_length: int, target_length: int, first: bool = False) -> torch.Tensor:
-    """The (target × source) 0/1 matrix picking :func:`selected_indices`."""
-    matrix = torch.zeros(target_length, source_length, dtype=torch.float64)
-    matrix[torch.arange(target_length), selected_indices(source_length, target_length, first)] = 1.0
-    return matrix
 
 
 class WeightSelectionResizer(Resizer):
@@ -147,4 +138,4 @@ class WeightSelectionResizer(Resizer):
         if stored_length == target_length:
             return None
         first = spec.axes[axis] == "layers" and self.layers == "first"
-        return selection_matrix(stored_length, target_length, first)
+        return Gather(selected_indices(stored_length, target_length, first), stored_length)
