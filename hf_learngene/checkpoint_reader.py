@@ -23,13 +23,14 @@ from typing import Any, Callable
 
 import torch
 import transformers
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from torch import nn
 from transformers import AutoConfig, AutoModel
 from transformers.utils import logging
 
 from .architectures import architecture_for, config_as_dict
 from .errors import LearngeneLoadError
+from .safetensors_file import SafetensorsFile
 
 logger = logging.get_logger(__name__)
 
@@ -144,7 +145,7 @@ class CheckpointReader:
         return self._read(key).to(dtype or loaded_dtype)
 
     def close(self) -> None:
-        """Release the open shard files (they are memory-mapped, so this returns no memory that was in use)."""
+        """Close the open shard files."""
         for handle in self._handles.values():
             handle.__exit__(None, None, None)
         self._handles.clear()
@@ -186,10 +187,10 @@ class CheckpointReader:
         return files, {**metadata, "all_checkpoint_keys": list(weight_map), "weight_map": dict(weight_map)}
 
     def _handle(self, path: Path) -> Any:
-        """The open (memory-mapped) safetensors file; opening reads its header only."""
+        """The open safetensors file; opening reads its header only."""
         if path not in self._handles:
             try:
-                self._handles[path] = safe_open(path, framework="pt").__enter__()
+                self._handles[path] = SafetensorsFile(path)  # plain reads: no mapped pages left behind
             except (SafetensorError, OSError) as error:
                 raise LearngeneLoadError(
                     f"{path} cannot be read as safetensors ({error}); the file is truncated or corrupt"

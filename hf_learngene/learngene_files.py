@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 from transformers.utils.hub import convert_file_size_to_int
 
 from .errors import LearngeneConfigError, LearngeneLoadError
+from .safetensors_file import SafetensorsFile
 
 
 @dataclasses.dataclass(frozen=True)
@@ -383,8 +384,9 @@ class LearngeneReader:
         path = self.folder / file
         try:
             if file not in self._handles:
-                identity = _identity(path)
-                self._handles[file] = (safe_open(path, framework="pt"), identity)
+                handle = SafetensorsFile(path)
+                status = os.fstat(handle._fd)
+                self._handles[file] = (handle, (status.st_dev, status.st_ino))
             return read(self._handles[file][0])
         except (SafetensorError, OSError) as error:
             raise LearngeneLoadError(
@@ -418,15 +420,16 @@ class LearngeneReader:
         """A tensor as ``dtype`` (``None``: as stored) on ``device``; its file is verified first, once."""
         file = self._file_of(name)
         if file not in self._verified:
-            self._open(file, lambda handle: None)  # pins the file before it is hashed
             expected = self._checksums.get(file)
             if expected:
                 path = self.folder / file
-                if _identity(path) != self._handles[file][1]:
+                identity = _identity(path)
+                self._verify(path, expected, self.layout.index if self.sharded else self._checksum_source)
+                self._open(file, lambda handle: None)  # the open file is what every later read comes from
+                if self._handles[file][1] != identity:  # opened before (a shape) or after, and since replaced
                     raise LearngeneLoadError(
                         f"{path} was replaced after the learngene was loaded; load the learngene again"
                     )
-                self._verify(path, expected, self.layout.index if self.sharded else self._checksum_source)
             self._verified.add(file)
         tensor = self._open(file, lambda handle: self._checked(handle, file, name).get_tensor(name))
         return tensor.to(device=device, dtype=dtype)

@@ -307,3 +307,31 @@ def test_shard_writer_writes_a_model_transformers_loads(tmp_path, max_shard_size
         assert torch.equal(loaded.state_dict()[name], tensor), name
     reader = LearngeneReader(tmp_path, names=MODEL_FILES["transformers"])
     assert reader.get("embeddings.word_embeddings.weight", dtype=None).dtype == torch.bfloat16
+
+
+def test_the_pread_reader_gives_what_safetensors_gives(tmp_path):
+    from hf_learngene.safetensors_file import SafetensorsFile, SafetensorsFormatError
+
+    generator = torch.Generator().manual_seed(0)
+    tensors = {
+        "f32": torch.randn(3, 5, generator=generator),
+        "bf16": torch.randn(7, generator=generator).bfloat16(),
+        "f16": torch.randn(2, 2, 2, generator=generator).half(),
+        "i64": torch.arange(6).reshape(2, 3),
+        "mask": torch.tensor([True, False, True]),
+        "empty": torch.zeros(0, 4),
+    }
+    save_file(tensors, tmp_path / "x.safetensors", metadata={"format": "pt"})
+    with SafetensorsFile(tmp_path / "x.safetensors") as handle:
+        assert sorted(handle.keys()) == sorted(tensors) and handle.metadata == {"format": "pt"}
+        for name, tensor in tensors.items():
+            assert handle.get_slice(name).get_shape() == list(tensor.shape)
+            got = handle.get_tensor(name)
+            assert got.dtype == tensor.dtype and torch.equal(got, tensor), name
+    data = (tmp_path / "x.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[:-8])
+    (tmp_path / "junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
+    (tmp_path / "tiny.safetensors").write_bytes(b"\x01")
+    for name, message in (("cut", "should take"), ("junk", "no JSON header"), ("tiny", "shorter than")):
+        with pytest.raises(SafetensorsFormatError, match=message):
+            SafetensorsFile(tmp_path / f"{name}.safetensors")

@@ -1,0 +1,128 @@
+"""A safetensors file read with plain reads instead of a memory map.
+
+``safetensors.safe_open`` maps the whole file: every tensor read leaves its pages resident in the
+process (counted in its memory, and kept while the handle lives), so reading a 13 GB checkpoint
+one tensor at a time still ends with 13 GB mapped. Here each tensor is read with ``pread`` into
+its own buffer: the process holds exactly the tensors still referenced. The format is the
+documented one (an 8-byte little-endian header length, a JSON header of dtypes, shapes and byte
+offsets, then the data); nothing but that JSON is parsed, and nothing is unpickled.
+
+The open file descriptor pins the file that was opened: if the path is replaced afterwards, reads
+still come from the original.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+}
+_MAX_HEADER = 100 * 2**20  # the format's own limit
+
+
+class SafetensorsFormatError(OSError):
+    """The file is not a well-formed safetensors file (truncated, or something else); the message
+    says what is wrong, the caller names the file."""
+
+
+class _Slice:
+    def __init__(self, shape: list[int]):
+        self._shape = shape
+
+    def get_shape(self) -> list[int]:
+        return list(self._shape)
+
+
+class SafetensorsFile:
+    """One safetensors file: ``keys()``, ``get_slice(name).get_shape()`` and ``get_tensor(name)``
+    as ``safe_open`` offers them, read with ``pread`` (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._fd = os.open(self.path, os.O_RDONLY)
+        try:
+            size = os.fstat(self._fd).st_size
+            prefix = os.pread(self._fd, 8, 0)
+            if len(prefix) < 8:
+                raise SafetensorsFormatError("shorter than a safetensors header")
+            (length,) = struct.unpack("<Q", prefix)
+            if length > min(_MAX_HEADER, size - 8):
+                raise SafetensorsFormatError(f"a header length of {length} bytes, past the end")
+            try:
+                header = json.loads(os.pread(self._fd, length, 8))
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise SafetensorsFormatError(f"no JSON header: {error}") from None
+            if not isinstance(header, dict):
+                raise SafetensorsFormatError("a header that is not a JSON object")
+            self.metadata = header.pop("__metadata__", None) or {}
+            self._data_start = 8 + length
+            self._entries: dict[str, tuple[torch.dtype, list[int], int, int]] = {}
+            for name, entry in header.items():
+                self._entries[name] = self._checked_entry(name, entry, size - self._data_start)
+        except BaseException:
+            self.close()
+            raise
+
+    def _checked_entry(self, name: str, entry: Any, data_size: int) -> tuple[torch.dtype, list[int], int, int]:
+        try:
+            dtype = DTYPES[entry["dtype"]]
+            shape = [int(n) for n in entry["shape"]]
+            begin, end = (int(n) for n in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise SafetensorsFormatError(f"the header entry of '{name}' is malformed: {entry!r}") from None
+        expected = math.prod(shape) * dtype.itemsize
+        if end - begin != expected or begin < 0 or end > data_size:
+            raise SafetensorsFormatError(
+                f"'{name}' should take {expected} bytes at {begin}..{end} of the {data_size} stored"
+            )
+        return dtype, shape, begin, end
+
+    def keys(self) -> list[str]:
+        return list(self._entries)
+
+    def get_slice(self, name: str) -> _Slice:
+        return _Slice(self._entry(name)[1])
+
+    def dtype(self, name: str) -> torch.dtype:
+        return self._entry(name)[0]
+
+    def get_tensor(self, name: str) -> torch.Tensor:
+        dtype, shape, begin, end = self._entry(name)
+        buffer = torch.empty(end - begin, dtype=torch.uint8)
+        view, done = memoryview(buffer.numpy()), 0
+        while done < len(view):  # pread may return less than asked for
+            count = os.preadv(self._fd, [view[done:]], self._data_start + begin + done)
+            if count == 0:
+                raise SafetensorsFormatError(f"the file ends inside '{name}'")
+            done += count
+        return buffer.view(dtype).reshape(shape)
+
+    def _entry(self, name: str) -> tuple[torch.dtype, list[int], int, int]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise KeyError(f"{self.path} has no tensor '{name}'") from None
+
+    def close(self) -> None:
+        if getattr(self, "_fd", -1) >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "SafetensorsFile":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
