@@ -410,6 +410,7 @@ class Learngene(PreTrainedModel):
                     "fan_in": fan_in(param, sizes),
                 }
                 yield param.role, stored
+                del stored  # written by now: not held while the next role is stacked
 
         roles: dict[str, dict[str, Any]] = {}
         make_config = lambda: LearngeneConfig(
@@ -574,7 +575,8 @@ class Learngene(PreTrainedModel):
         def write(staging: Path) -> None:
             with ShardWriter(staging, MODEL_FILES[library], max_shard_size) as writer:
                 for name, tensor in self._materialised(model, target_sizes, groups, dtype, device, show_progress):
-                    writer.add(name, tensor.to("cpu"))
+                    writer.add(name, tensor)
+                    del tensor  # written: not held while the next one is decoded
                 for name in made_here:
                     writer.add(name, state[name])
             _save_model_config(model, staging)
@@ -941,7 +943,7 @@ class Learngene(PreTrainedModel):
                     f"{folder}: '{role}' has shape {list(shape)}, config.json says {info['stored_shape']}; "
                     "the learngene is corrupt"
                 )
-        with init_empty_weights():  # the stored tensors become the parameters: nothing is allocated twice
+        with torch.device("meta"):  # the stored tensors become the parameters: nothing is allocated twice
             learngene = cls(config)
         if low_cpu_mem_usage:
             learngene._files = files
@@ -1019,6 +1021,7 @@ def _write_learngene(
         with LearngeneWriter(staging, max_shard_size, storage_dtype) as writer:
             for role, tensor in tensors:
                 writer.add(role, tensor)
+                del tensor  # the loop variable would hold each role while the next one is made
         config = make_config()
         config.checksum = writer.result.checksum
         config.storage_dtype = writer.result.storage_dtype

@@ -30,11 +30,10 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import save_file
 from transformers.utils.hub import convert_file_size_to_int
 
 from .errors import LearngeneConfigError, LearngeneLoadError
-from .safetensors_file import SafetensorsFile
+from .safetensors_file import SafetensorsFile, SafetensorsWriter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,23 +153,18 @@ class ShardWriter:
         self.storage_dtype = storage_dtype
         self.folder.mkdir(parents=True, exist_ok=True)
         self.result: LearngeneFiles | None = None
-        self._buffer: dict[str, torch.Tensor] = {}
-        self._buffered_bytes = 0
+        self._shard: SafetensorsWriter | None = None  # the shard being written, under a temporary name
         self._partials: list[tuple[Path, list[str], str]] = []  # (temporary file, its tensor names, sha256)
         self._added: set[str] = set()
         self._total_size = 0
 
     @property
     def buffered_bytes(self) -> int:
-        """Bytes of tensors held in memory, waiting for their shard to be written."""
-        return self._buffered_bytes
+        """Bytes of tensors held in memory: none, each goes to disk as it is added."""
+        return 0
 
     def add(self, name: str, tensor: torch.Tensor) -> None:
-        """Store ``tensor`` under ``name``; writes the current shard first if the tensor would overflow it.
-
-        The writer may keep ``tensor`` itself until its shard is written (no copy of a tensor that
-        is already contiguous on the CPU in the storage dtype): do not modify it after adding it.
-        """
+        """Write ``tensor`` under ``name`` to the current shard (a new one first if it would overflow)."""
         if self.result is not None:
             raise RuntimeError(f"{type(self).__name__}.add after close: the files are already written")
         if name in self._added:
@@ -180,37 +174,36 @@ class ShardWriter:
                                        f"as {self.storage_dtype}")
         dtype = self.storage_dtype or tensor.dtype
         size = tensor.numel() * dtype.itemsize
-        if self.max_shard_size is not None and self._buffer and self._buffered_bytes + size > self.max_shard_size:
-            self._flush()  # before the tensor is kept, so memory never holds a full shard plus the next tensor
-        self._buffer[name] = _owned(tensor.detach(), dtype)
+        if self._shard is not None and self.max_shard_size is not None and self._shard.size + size > self.max_shard_size:
+            self._finish_shard()
+        if self._shard is None:
+            self._shard = SafetensorsWriter(self.folder / f".shard-{len(self._partials) + 1:05d}.{self.names.single}.partial")
+        self._shard.append(name, tensor.detach().to(dtype=dtype))
         self._added.add(name)
-        self._buffered_bytes += size
         self._total_size += size
-        if self.max_shard_size is not None and self._buffered_bytes >= self.max_shard_size:
-            self._flush()  # a tensor as large as a shard is written at once, not held
 
-    def _flush(self) -> None:
-        """Write the buffered tensors as the next shard, under a temporary name, and free them."""
-        path = self.folder / f".shard-{len(self._partials) + 1:05d}.{self.names.single}.partial"
-        save_file(self._buffer, path, metadata={"format": "pt"})
-        self._partials.append((path, list(self._buffer), file_sha256(path)))
-        self._buffer, self._buffered_bytes = {}, 0
+    def _finish_shard(self) -> None:
+        """Write the current shard's header and data to its temporary file."""
+        shard, self._shard = self._shard, None
+        self._partials.append((shard.path, shard.names(), shard.finish({"format": "pt"})))
 
     def close(self) -> LearngeneFiles:
         """Write the last shard, name the shards and write the index; returns what was written."""
         if self.result is not None:
             return self.result
+        if self._shard is not None or not self._partials:
+            if self._shard is None:  # nothing was added: an empty file, as a learngene of the random baseline
+                self._shard = SafetensorsWriter(self.folder / f".shard-00001.{self.names.single}.partial")
+            self._finish_shard()
         dtype_name = _DTYPE_NAMES.get(self.storage_dtype)
-        if not self._partials:  # everything fits in one file: the unsharded layout, no index
-            single = self.names.single
-            save_file(self._buffer, self.folder / single, metadata={"format": "pt"})
-            checksum = file_sha256(self.folder / single)
+        if len(self._partials) == 1:  # everything fits in one file: the unsharded layout, no index
+            (partial, tensor_names, checksum), single = self._partials[0], self.names.single
+            os.replace(partial, self.folder / single)
             self.result = LearngeneFiles(
-                files=(single,), weight_map=dict.fromkeys(self._buffer, single), checksums={single: checksum},
+                files=(single,), weight_map=dict.fromkeys(tensor_names, single), checksums={single: checksum},
                 total_size=self._total_size, storage_dtype=dtype_name, index=None, checksum=checksum,
             )
         else:
-            self._flush()
             count = len(self._partials)
             weight_map, checksums = {}, {}
             for number, (partial, tensor_names, sha256) in enumerate(self._partials, start=1):
@@ -228,7 +221,6 @@ class ShardWriter:
                 files=tuple(checksums), weight_map=weight_map, checksums=checksums, total_size=self._total_size,
                 storage_dtype=dtype_name, index=self.names.index, checksum=file_sha256(index),
             )
-        self._buffer, self._buffered_bytes = {}, 0
         return self.result
 
     def __enter__(self) -> "ShardWriter":
@@ -238,20 +230,12 @@ class ShardWriter:
         if exc_type is None:
             self.close()
             return
-        # a failed extraction or build: drop the buffer and the unnamed shards (the caller drops the folder)
-        self._buffer, self._buffered_bytes = {}, 0
+        # a failed extraction or build: drop the shard being written and the unnamed ones (the caller drops the folder)
+        if self._shard is not None:
+            self._shard.discard()
+            self._shard = None
         for partial, _, _ in self._partials:
             partial.unlink(missing_ok=True)
-
-
-def _owned(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``tensor`` on the CPU in ``dtype``, contiguous and owning all of its storage: no copy when it
-    already is (a 5 GB role is never held twice), a copy when it is a view into a larger tensor
-    (safetensors refuses two stored tensors sharing memory)."""
-    out = tensor.to(device="cpu", dtype=dtype).contiguous()
-    if out.untyped_storage().nbytes() != out.numel() * out.element_size() or out.storage_offset():
-        out = out.clone()
-    return out
 
 
 class LearngeneWriter(ShardWriter):

@@ -13,6 +13,7 @@ still come from the original.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -28,6 +29,70 @@ DTYPES = {
     "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
 }
 _MAX_HEADER = 100 * 2**20  # the format's own limit
+
+
+_CODES = {dtype: code for code, dtype in DTYPES.items()}
+
+
+class SafetensorsWriter:
+    """Write a safetensors file one tensor at a time, holding none of them.
+
+    Each tensor's bytes go to a data file beside ``path`` as it is appended (straight from its
+    memory: ``safetensors.torch.save_file`` would first copy a whole shard into ``bytes``); at
+    :meth:`finish` the header, now known, is written to ``path`` followed by the data, copied in
+    blocks and hashed on the way. Tensors keep their append order; the header is padded to 8 bytes,
+    as safetensors pads it.
+    """
+
+    _BLOCK = 16 * 2**20
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._data_path = self.path.with_name(self.path.name + ".data")
+        self._data = open(self._data_path, "wb")
+        self._header: dict[str, Any] = {}
+        self.size = 0
+
+    def append(self, name: str, tensor: torch.Tensor) -> None:
+        tensor = tensor.detach().contiguous().cpu()
+        size = tensor.numel() * tensor.element_size()
+        self._header[name] = {"dtype": _CODES[tensor.dtype], "shape": list(tensor.shape),
+                              "data_offsets": [self.size, self.size + size]}
+        if size:
+            self._data.write(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()))
+        self.size += size
+
+    def names(self) -> list[str]:
+        return list(self._header)
+
+    def finish(self, metadata: dict[str, str]) -> str:
+        """Write the file; returns its sha256."""
+        self._data.close()
+        encoded = json.dumps({"__metadata__": metadata, **self._header}, separators=(",", ":")).encode()
+        encoded += b" " * (-len(encoded) % 8)
+        digest = hashlib.sha256()
+        with open(self.path, "wb") as out, open(self._data_path, "rb") as data:
+            for block in (struct.pack("<Q", len(encoded)), encoded):
+                out.write(block)
+                digest.update(block)
+            for block in iter(lambda: data.read(self._BLOCK), b""):
+                out.write(block)
+                digest.update(block)
+        self._data_path.unlink()
+        return digest.hexdigest()
+
+    def discard(self) -> None:
+        self._data.close()
+        self._data_path.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)
+
+
+def write_safetensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    """Write ``tensors`` (in name order) as a safetensors file; returns its sha256."""
+    writer = SafetensorsWriter(path)
+    for name in sorted(tensors):
+        writer.append(name, tensors[name])
+    return writer.finish(metadata)
 
 
 class SafetensorsFormatError(OSError):

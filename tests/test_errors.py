@@ -128,7 +128,7 @@ def test_interrupted_save_leaves_no_half_written_learngene(bert_learngene, saved
     def explode(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("hf_learngene.learngene_files.save_file", explode)
+    monkeypatch.setattr("hf_learngene.safetensors_file.SafetensorsWriter.append", explode)
     with pytest.raises(KeyboardInterrupt):
         bert_learngene.save_pretrained(saved)
     with pytest.raises(KeyboardInterrupt):

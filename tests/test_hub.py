@@ -163,7 +163,7 @@ def test_failure_writing_the_upload_says_nothing_was_uploaded(hub, source, monke
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("hf_learngene.learngene_files.save_file", disk_full)
+    monkeypatch.setattr("hf_learngene.safetensors_file.SafetensorsWriter.append", disk_full)
     with pytest.raises(hf_learngene.LearngenePushError,
                        match=r"writing its files into a temporary folder for the upload failed \(OSError: .*No space "
                              r"left on device\); nothing was uploaded to 'tester/tiny-disk-full'"):
