@@ -78,7 +78,7 @@ def _build_request(args: argparse.Namespace) -> dict[str, Any]:
 def _build(args: argparse.Namespace) -> None:
     learngene = Learngene.from_pretrained(args.learngene, revision=args.revision, low_cpu_mem_usage=True)
     request = _build_request(args)
-    plan = learngene.build_estimate(max_shard_size=args.max_shard_size, **request)
+    plan = learngene.build_estimate(**request)
     print(f"building {plan['model_class']} with {plan['parameters']:,} parameters ({_bytes(plan['bytes'])} in "
           f"{plan['dtype']}) into {args.out}; peak host memory about {_bytes(plan['peak_build_pretrained_bytes'])}")
     learngene.build_pretrained(args.out, device=args.device, max_shard_size=args.max_shard_size, **request)

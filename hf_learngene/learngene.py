@@ -411,6 +411,7 @@ class Learngene(PreTrainedModel):
                 }
                 yield param.role, stored
                 del stored  # written by now: not held while the next role is stacked
+                _return_freed_memory()
 
         roles: dict[str, dict[str, Any]] = {}
         make_config = lambda: LearngeneConfig(
@@ -555,9 +556,10 @@ class Learngene(PreTrainedModel):
         The tensors of :meth:`build` (bit for bit) are streamed role by role, layer by layer, into
         sharded safetensors with transformers' (or diffusers') index, beside ``config.json``, the
         learngene's tokenizer or image processor and a model card; the folder is written under a
-        temporary name and renamed when complete. Host memory stays near one shard
-        (``max_shard_size``) plus one layer of one role, so a 7B model builds on a machine with far
-        less free memory than its size. Arguments are those of :meth:`build`; returns the folder.
+        temporary name and renamed when complete. Each tensor goes to disk as soon as it is made, so
+        host memory stays near one tensor plus one layer of one role being decoded: a 7B model
+        builds on a machine with far less free memory than its size. Arguments are those of
+        :meth:`build`, and ``max_shard_size`` sets the files' size; returns the folder.
         """
         from .model_cards import built_model_card
 
@@ -577,6 +579,7 @@ class Learngene(PreTrainedModel):
                 for name, tensor in self._materialised(model, target_sizes, groups, dtype, device, show_progress):
                     writer.add(name, tensor)
                     del tensor  # written: not held while the next one is decoded
+                    _return_freed_memory()
                 for name in made_here:
                     writer.add(name, state[name])
             _save_model_config(model, staging)
@@ -593,7 +596,6 @@ class Learngene(PreTrainedModel):
         auto_class: type | None = None,
         *,
         dtype: torch.dtype | str | None = None,
-        max_shard_size: int | str = "2GB",
         **config_overrides: Any,
     ) -> dict[str, Any]:
         """What building ``size`` takes, from the target made on the meta device (nothing allocated).
@@ -601,7 +603,7 @@ class Learngene(PreTrainedModel):
         Returns the target's class, parameter count and bytes in ``dtype``, and the peak host
         memory a build adds: :meth:`build` holds the model plus one layer of one role being
         decoded (a whole role for the peers that override ``decode``: stack, HyperCloning, weight
-        selection) and that role's stored tensor; :meth:`build_pretrained` holds one shard and one whole tensor instead of
+        selection) and that role's stored tensor; :meth:`build_pretrained` holds one whole tensor instead of
         the model. Bytes of a learngene loaded without ``low_cpu_mem_usage`` come on top.
         """
         dtype = _check_dtype(dtype)
@@ -623,7 +625,7 @@ class Learngene(PreTrainedModel):
             "dtype": str(dtype).removeprefix("torch."),
             "bytes": parameters * dtype.itemsize,
             "peak_build_bytes": parameters * dtype.itemsize + working,
-            "peak_build_pretrained_bytes": parse_shard_size(max_shard_size) + largest_tensor + working,
+            "peak_build_pretrained_bytes": largest_tensor + working,
         }
 
     def _plan(self, size: SizeRequest, auto_class: type | None, config_overrides: dict) -> tuple[nn.Module, dict, dict]:
@@ -1062,6 +1064,25 @@ def push_built_model(
         repo_id, write, what="model", commit_message=commit_message or "Upload model built from a learngene",
         commit_description=commit_description, private=private, token=token, revision=revision, create_pr=create_pr,
     )
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to do
+        return None
+
+
+def _return_freed_memory() -> None:
+    """Hand the memory freed since the last call back to the system. glibc keeps freed blocks of
+    the FFT temporaries in its heap, so a streaming build or extraction would otherwise look (and,
+    to other processes, be) several hundred MB larger than what it holds."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _check_dtype(dtype: torch.dtype | str | None) -> torch.dtype:

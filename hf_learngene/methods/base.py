@@ -149,7 +149,7 @@ class AxisOperator(ABC):
         ``x``'s dtype and on its device."""
 
 
-BLOCK_BYTES = 32 * 2**20  # the input of one piece of a blockwise resize; its FFT temporaries are a few times it
+BLOCK_BYTES = 8 * 2**20  # the input of one piece of a blockwise resize; its FFT temporaries are a few times it
 
 
 def operator_length(operator: "torch.Tensor | AxisOperator") -> int:
