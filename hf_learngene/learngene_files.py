@@ -287,12 +287,6 @@ def shard_files(folder: str | os.PathLike, names: ShardNames = LEARNGENE_FILES) 
     return [names.single]
 
 
-def _identity(path: Path) -> tuple[int, int]:
-    """A file's (device, inode): what tells a rewritten file from the one first opened."""
-    status = os.stat(path)
-    return status.st_dev, status.st_ino
-
-
 class LearngeneReader:
     """Read a learngene's tensors from either layout, verifying each file's sha256 once, on first use.
 
@@ -319,10 +313,11 @@ class LearngeneReader:
         self.folder = Path(folder)
         self.layout = names
         self._checksum_source = checksum_source
-        self._verified: set[str] = set()
-        # open files, kept so that every read is of the file that was verified, even if the folder is
-        # rewritten while this reader lives (a lazily loaded learngene saved over): (handle, inode)
-        self._handles: dict[str, tuple[Any, tuple[int, int]]] = {}
+        # open files, kept so that every read is of the file that was verified even if the folder is
+        # saved over while this reader lives (a lazily loaded learngene), with the size and times
+        # they had when verified: a file rewritten in place is refused, not read
+        self._handles: dict[str, SafetensorsFile] = {}
+        self._verified: dict[str, tuple[int, int]] = {}
         index, single = self.folder / names.index, self.folder / names.single
         if index.is_file():
             if expected_checksum:
@@ -368,10 +363,8 @@ class LearngeneReader:
         path = self.folder / file
         try:
             if file not in self._handles:
-                handle = SafetensorsFile(path)
-                status = os.fstat(handle._fd)
-                self._handles[file] = (handle, (status.st_dev, status.st_ino))
-            return read(self._handles[file][0])
+                self._handles[file] = SafetensorsFile(path)
+            return read(self._handles[file])
         except (SafetensorError, OSError) as error:
             raise LearngeneLoadError(
                 f"{path} cannot be read as safetensors ({error}); the file is truncated or corrupt"
@@ -403,17 +396,24 @@ class LearngeneReader:
     ) -> torch.Tensor:
         """A tensor as ``dtype`` (``None``: as stored) on ``device``; its file is verified first, once."""
         file = self._file_of(name)
+        expected = self._checksums.get(file) if file not in self._verified else None
+        source = self.layout.index if self.sharded else self._checksum_source
+        try:
+            handle = self._open(file, lambda handle: handle)
+        except LearngeneLoadError:
+            if expected:  # unreadable and recorded: say that it is not the file that was saved
+                self._verify(self.folder / file, expected, source)
+            raise
         if file not in self._verified:
-            expected = self._checksums.get(file)
-            if expected:
-                path = self.folder / file
-                identity = _identity(path)
-                self._verify(path, expected, self.layout.index if self.sharded else self._checksum_source)
-                self._open(file, lambda handle: None)  # the open file is what every later read comes from
-                if self._handles[file][1] != identity:  # opened before (a shape) or after, and since replaced
-                    raise LearngeneLoadError(
-                        f"{path} was replaced after the learngene was loaded; load the learngene again"
-                    )
-            self._verified.add(file)
+            if expected and handle.sha256() != expected:  # the open file itself, whatever the path names now
+                raise LearngeneLoadError(
+                    f"{self.folder / file} does not match the checksum in {source}: the file is truncated or "
+                    "corrupt; save or download the learngene again"
+                )
+            self._verified[file] = handle.stamp()
+        elif handle.stamp() != self._verified[file]:
+            raise LearngeneLoadError(
+                f"{self.folder / file} was rewritten after the learngene was loaded; load the learngene again"
+            )
         tensor = self._open(file, lambda handle: self._checked(handle, file, name).get_tensor(name))
         return tensor.to(device=device, dtype=dtype)

@@ -26,6 +26,7 @@ import torch
 DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
     "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "U16": torch.uint16, "U32": torch.uint32, "U64": torch.uint64,
     "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
 }
 _MAX_HEADER = 100 * 2**20  # the format's own limit
@@ -114,17 +115,20 @@ class SafetensorsFile:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self._fd = os.open(self.path, os.O_RDONLY)
+        self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         try:
             size = os.fstat(self._fd).st_size
-            prefix = os.pread(self._fd, 8, 0)
-            if len(prefix) < 8:
+            prefix = bytearray(8)
+            if size < 8:
                 raise SafetensorsFormatError("shorter than a safetensors header")
+            self.read_into(memoryview(prefix), 0)
             (length,) = struct.unpack("<Q", prefix)
             if length > min(_MAX_HEADER, size - 8):
                 raise SafetensorsFormatError(f"a header length of {length} bytes, past the end")
             try:
-                header = json.loads(os.pread(self._fd, length, 8))
+                raw = bytearray(length)
+                self.read_into(memoryview(raw), 8, "the header")
+                header = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 raise SafetensorsFormatError(f"no JSON header: {error}") from None
             if not isinstance(header, dict):
@@ -164,13 +168,40 @@ class SafetensorsFile:
     def get_tensor(self, name: str) -> torch.Tensor:
         dtype, shape, begin, end = self._entry(name)
         buffer = torch.empty(end - begin, dtype=torch.uint8)
-        view, done = memoryview(buffer.numpy()), 0
-        while done < len(view):  # pread may return less than asked for
-            count = os.preadv(self._fd, [view[done:]], self._data_start + begin + done)
-            if count == 0:
-                raise SafetensorsFormatError(f"the file ends inside '{name}'")
-            done += count
+        self.read_into(memoryview(buffer.numpy()), self._data_start + begin, name)
         return buffer.view(dtype).reshape(shape)
+
+    def read_into(self, view: memoryview, offset: int, what: str = "the data") -> None:
+        """Fill ``view`` from ``offset`` (positional reads: no shared file position to race on)."""
+        done = 0
+        while done < len(view):  # a read may return less than asked for
+            if hasattr(os, "preadv"):
+                count = os.preadv(self._fd, [view[done:]], offset + done)
+            else:  # Windows: no positional reads; seek and read under this object's own descriptor
+                os.lseek(self._fd, offset + done, os.SEEK_SET)
+                chunk = os.read(self._fd, len(view) - done)
+                view[done : done + len(chunk)] = chunk
+                count = len(chunk)
+            if count == 0:
+                raise SafetensorsFormatError(f"the file ends inside {what}")
+            done += count
+
+    def sha256(self) -> str:
+        """The sha256 of the open file (not of whatever the path names now), read in 1 MiB blocks."""
+        digest, offset, block = hashlib.sha256(), 0, bytearray(1 << 20)
+        size = os.fstat(self._fd).st_size
+        while offset < size:
+            view = memoryview(block)[: min(len(block), size - offset)]
+            self.read_into(view, offset)
+            digest.update(view)
+            offset += len(view)
+        return digest.hexdigest()
+
+    def stamp(self) -> tuple[int, int]:
+        """(size, modification time) of the open file: what an in-place rewrite changes, and a rename
+        or unlink (the folder saved over) does not."""
+        status = os.fstat(self._fd)
+        return status.st_size, status.st_mtime_ns
 
     def _entry(self, name: str) -> tuple[torch.dtype, list[int], int, int]:
         try:

@@ -310,3 +310,17 @@ def test_a_lazy_learngene_reads_what_it_loaded_even_if_its_folder_is_saved_over(
     source = tiny_model(tiny_config("llama", layers=3, heads=4, head_dim=6, intermediate=40, kv_heads=2), seed=5)
     Learngene.extract(source, method="bot", show_progress=False).save_pretrained(tmp_path / "lg", max_shard_size="10kB")
     assert_same_tensors(expected, lazy.build(None, show_progress=False).state_dict())
+
+
+def test_a_learngene_file_rewritten_in_place_is_refused_not_mixed_in(tmp_path):
+    _, learngene = llama_learngene("bot")
+    learngene.save_pretrained(tmp_path / "lg")
+    lazy = Learngene.from_pretrained(tmp_path / "lg", low_cpu_mem_usage=True)
+    lazy.build(None, show_progress=False)
+    weights = tmp_path / "lg" / "learngene.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0xFF
+    with open(weights, "r+b") as handle:  # same file, new bytes
+        handle.write(bytes(data))
+    with pytest.raises(LearngeneLoadError, match="rewritten after the learngene was loaded"):
+        lazy.build(None, show_progress=False)

@@ -176,7 +176,10 @@ def test_reading_is_lazy_and_per_shard(sharded, monkeypatch):
     """Opening hashes nothing; get() hashes only its own shard, once; a corrupt shard spoils only its tensors."""
     folder, tensors, result = sharded
     hashed = []
-    monkeypatch.setattr(learngene_files, "file_sha256", lambda path: hashed.append(path.name) or file_sha256(path))
+    from hf_learngene.safetensors_file import SafetensorsFile
+
+    original = SafetensorsFile.sha256
+    monkeypatch.setattr(SafetensorsFile, "sha256", lambda self: hashed.append(self.path.name) or original(self))
     corrupt = result.weight_map["layers.{layer}.output.dense.weight"]
     intact = next(name for name, file in result.weight_map.items() if file != corrupt)
     data = bytearray((folder / corrupt).read_bytes())

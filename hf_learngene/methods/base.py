@@ -211,7 +211,7 @@ class Gather(AxisOperator):
 
     def apply(self, x: torch.Tensor, axis: int) -> torch.Tensor:
         out = x.index_select(axis, self.indices.to(x.device))
-        return out * self.scale if self.scale != 1.0 else out
+        return out.mul_(self.scale) if self.scale != 1.0 else out
 
 
 def operator_matrix(
