@@ -579,7 +579,6 @@ class Learngene(PreTrainedModel):
                 for name, tensor in self._materialised(model, target_sizes, groups, dtype, device, show_progress):
                     writer.add(name, tensor)
                     del tensor  # written: not held while the next one is decoded
-                    _return_freed_memory()
                 for name in made_here:
                     writer.add(name, state[name])
             _save_model_config(model, staging)
@@ -681,6 +680,7 @@ class Learngene(PreTrainedModel):
                 parts_left[name] -= 1
                 if parts_left[name] == 0:
                     yield canonical_to_full[name], pending.pop(name)
+            _return_freed_memory()  # the role's decoding temporaries
         if pending:  # a tensor the learngene provides only some parts of
             raise UnsupportedArchitectureError(f"the learngene holds only some parts of {', '.join(sorted(pending))}")
 
