@@ -54,7 +54,7 @@ from .errors import (
     UnsupportedArchitectureError,
 )
 from .methods import SignalSpec, get_method
-from .methods.base import Resizer
+from .methods.base import BLOCK_BYTES, Resizer
 from .methods.rescaling import UNSTANDARDISED, affine, check_policy, standardize_
 from .learngene_files import (
     MODEL_FILES,
@@ -615,8 +615,9 @@ class Learngene(PreTrainedModel):
         for role, (param, members, stored_role) in groups.items():
             target_shape = expanded_shape(param, target_sizes)
             held = math.prod(target_shape[1:] if param.layered and layer_by_layer else target_shape)
-            # float32: the stored role, and the layer (or role) decoded with its FFT temporaries, measured ≈ 8×
-            working = max(working, 4 * (math.prod(self.config.roles[stored_role or role]["stored_shape"]) + 8 * held))
+            # float32: the stored role, and the layer (or role) decoded: input, middle and result buffers
+            working = max(working, 4 * (math.prod(self.config.roles[stored_role or role]["stored_shape"]) + 3 * held))
+        working += 8 * BLOCK_BYTES  # one block's FFT or sparse-product temporaries
         return {
             "model_class": type(model).__name__,
             "sizes": {k: v for k, v in target_sizes.items() if is_resizable(k)},
