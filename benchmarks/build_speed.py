@@ -438,9 +438,15 @@ def main() -> None:
             print("bf16 vs fp32 learngene storage (random-init source; targets built in fp32)", flush=True)
             results["rows"]["quality"] = quality_rows(results, args)
             save()
+    finish(results, save, started, args.threads, out)
+
+
+def finish(results: dict, save, started: float, threads: int, out: Path) -> None:
+    """Mark a run complete, with its duration and the code it ended on, and write it (shared by the
+    benchmarks that import this module)."""
     results["complete"] = True
     results["total_s"] = time.perf_counter() - started
-    results["environment_at_end"] = {k: v for k, v in environment(args.threads).items() if k.startswith(("git", "library"))}
+    results["environment_at_end"] = {k: v for k, v in environment(threads).items() if k.startswith(("git", "library"))}
     save()
     print(f"wrote {out} ({results['total_s'] / 60:.1f} min)")
 

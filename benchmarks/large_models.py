@@ -48,6 +48,7 @@ from build_speed import (  # noqa: E402
     busy_cpu_s,
     child_setup,
     environment,
+    finish,
     folder_bytes,
     make_llama_source,
     measure_window,
@@ -208,11 +209,7 @@ def main() -> None:
             extract_rows(Path(tmp), args, results, save)
         if "stream" in rows:
             stream_rows(Path(tmp), args, results, save)
-    results["complete"] = True
-    results["total_s"] = time.perf_counter() - started
-    results["environment_at_end"] = {k: v for k, v in environment(args.threads).items() if k.startswith(("git", "library"))}
-    save()
-    print(f"wrote {out} ({results['total_s'] / 60:.1f} min)")
+    finish(results, save, started, args.threads, out)
 
 
 if __name__ == "__main__":

@@ -67,13 +67,6 @@ def test_every_family_builds_in_the_dtype_asked_for(dtype):
         assert compared >= len(learngene.config.roles) // 2, family
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
-def test_every_family_builds_on_the_device_asked_for():
-    for family, learngene, auto_class in family_learngenes():
-        model = learngene.build(None, auto_class, dtype=torch.bfloat16, device="cuda", show_progress=False)
-        assert all(t.device.type == "cuda" for t in model.state_dict().values()), family
-
-
 def test_a_build_makes_no_tensor_twice_and_leaves_nothing_on_meta():
     _, learngene = llama_learngene(tied=True)
     model = learngene.build({"layers": 4, "hidden": 48, "heads": 8, "kv_heads": 2, "intermediate": 64},
@@ -99,6 +92,17 @@ def test_building_leaves_the_learngene_as_it_was():
     first = learngene.build(None, show_progress=False).state_dict()
     assert_same_tensors(before, learngene.state_dict())
     assert_same_tensors(first, learngene.build(None, show_progress=False).state_dict())
+
+
+def test_bad_build_and_extract_arguments_are_refused_before_anything_is_written(tmp_path):
+    source, learngene = llama_learngene()
+    with pytest.raises(LearngeneConfigError, match="max_shard_size='lots' is not a size"):
+        learngene.build_pretrained(tmp_path / "built", max_shard_size="lots", show_progress=False)
+    with pytest.raises(LearngeneConfigError, match="storage_dtype='int8' is not supported"):
+        Learngene.extract(source, save_directory=tmp_path / "lg", storage_dtype="int8", show_progress=False)
+    with pytest.raises(LearngeneConfigError, match="floating torch dtype"):
+        learngene.build_pretrained(tmp_path / "built", dtype="int8", show_progress=False)
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_bad_dtype_is_refused():

@@ -166,27 +166,6 @@ def test_operator_matrix_of_dense_and_operators():
         operator_matrix(InverseDct(4, 6, 9), 5)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
-def test_operators_on_cuda(dtype):
-    torch.manual_seed(0)
-    x = torch.randn(5, 33, 7, dtype=torch.float64)
-    for op, dense in [
-        (InverseDct(33, 33, 50), dense_idct(33, 33, 50)),
-        (resize_operator("db2", 33, 50), dense_wavelet("db2", 33, 50)),
-        (resize_operator("haar", 33, 12), dense_wavelet("haar", 33, 12)),
-    ]:
-        got = apply_along(x.to("cuda", dtype), 1, op)
-        assert got.device.type == "cuda" and got.dtype == dtype
-        tolerance = 1e-2 if dtype == torch.bfloat16 else TOLERANCE[dtype]
-        assert relative_error(got.cpu(), apply_along(x, 1, dense)) < tolerance
-    coefficients = dct(x.to("cuda", dtype), 1, 20)
-    assert coefficients.device.type == "cuda"
-    assert relative_error(coefficients.cpu(), apply_along(x, 1, dct_matrix(33)[:20])) < (
-        1e-2 if dtype == torch.bfloat16 else TOLERANCE[dtype]
-    )
-
-
 @pytest.mark.parametrize("shape,targets", [((6, 10, 12), (4, 20, 7)), ((6, 10, 12), (9, 5, 12)), ((1, 7), (3, 7)),
                                            ((8,), (3,))])
 def test_blockwise_resizing_equals_resizing_whole(shape, targets, monkeypatch):
