@@ -54,7 +54,7 @@ from .errors import (
     UnsupportedArchitectureError,
 )
 from .methods import SignalSpec, get_method
-from .methods.base import BLOCK_BYTES, Resizer
+from .methods.base import BLOCK_BYTES, MIX_BYTES, Resizer
 from .methods.rescaling import UNSTANDARDISED, affine, check_policy, standardize_
 from .learngene_files import (
     MODEL_FILES,
@@ -399,7 +399,7 @@ class Learngene(PreTrainedModel):
                 mean, std = 0.0, 1.0
                 if rescaling not in UNSTANDARDISED:
                     signal, mean, std = standardize_(signal)
-                stored = resizer.encode(signal, signal_spec(param)).float()
+                stored = resizer.encode(signal, signal_spec(param), overwrite=True).float()
                 del signal
                 roles[param.role] = {
                     "axes": param.axes(),
@@ -455,9 +455,12 @@ class Learngene(PreTrainedModel):
         target_sizes: dict[str, int],
         stored_role: str | None = None,
         device: torch.device | str | None = None,
+        reuse_buffers: bool = False,
     ) -> Iterator[torch.Tensor]:
         """One role's signal at the target sizes, in weight units, one target layer at a time
         (one slice for a role without layers), computed in float32 on ``device``.
+        ``reuse_buffers=True`` computes every layer in the same memory (see
+        :meth:`~hf_learngene.methods.Resizer.decode_layers`): copy each one out before the next.
 
         Every rescaling policy is affine in the resized signal, so each layer is restored as it
         is decoded; a policy that needs the std of the whole resized role gets it from a first
@@ -480,12 +483,12 @@ class Learngene(PreTrainedModel):
         if stored_role is not None or (source_fan_in is None and param.fan_in is not None):
             # a head read from the embeddings, or a learngene saved before its head had a fan-in
             source_fan_in = fan_in(param, self.architecture.axis_sizes(self.source_config))
-        decode = lambda: resizer.decode_layers(stored, spec, source_shape, target_shape)
+        decode = lambda reuse=False: resizer.decode_layers(stored, spec, source_shape, target_shape, reuse)
         scale, shift = affine(
             info["mean"], info["std"], self.config.rescaling, source_fan_in, fan_in(param, target_sizes),
-            resized=resized, widens=widens, z_std=lambda: _std_over(decode()),
+            resized=resized, widens=widens, z_std=lambda: _std_over(decode(reuse_buffers)),
         )
-        for z in decode():
+        for z in decode(reuse_buffers):
             if z.untyped_storage().data_ptr() == stored.untyped_storage().data_ptr():
                 z = z.clone()  # an unchanged size may decode to the stored tensor itself: never change it in place
             yield z.mul_(scale).add_(shift)
@@ -617,7 +620,7 @@ class Learngene(PreTrainedModel):
             held = math.prod(target_shape[1:] if param.layered and layer_by_layer else target_shape)
             # float32: the stored role, and the layer (or role) decoded: input, middle and result buffers
             working = max(working, 4 * (math.prod(self.config.roles[stored_role or role]["stored_shape"]) + 3 * held))
-        working += 8 * BLOCK_BYTES  # one block's FFT or sparse-product temporaries
+        working += 8 * BLOCK_BYTES + MIX_BYTES  # one block's FFT temporaries; stored layers mixed per pass
         return {
             "model_class": type(model).__name__,
             "sizes": {k: v for k, v in target_sizes.items() if is_resizable(k)},
@@ -655,8 +658,14 @@ class Learngene(PreTrainedModel):
             for name, _ in members.values():
                 parts_left[name] = parts_left.get(name, 0) + 1
         pending: dict[str, torch.Tensor] = {}
+        # the roles whose decoding holds the most beyond the model (the stored role, and one target
+        # slice with its intermediate) first, while the model is still mostly unmade
+        held = lambda item: (  # noqa: E731
+            math.prod(self.config.roles[item[1][2] or item[0]]["stored_shape"])
+            + 2 * math.prod(tensor_shape(item[1][0], target_sizes))
+        )
         for role, (param, members, stored_role) in logging.tqdm(
-            groups.items(), desc="building from learngene", disable=not show_progress
+            sorted(groups.items(), key=held, reverse=True), desc="building from learngene", disable=not show_progress
         ):
             part_shape, whole_shape = tensor_shape(param, target_sizes), full_tensor_shape(param, target_sizes)
             part = segment_index(param, target_sizes)
@@ -672,7 +681,7 @@ class Learngene(PreTrainedModel):
                 raise UnsupportedArchitectureError(
                     f"{param.name}: the target has it in layers {layers}, not in each of its {target_sizes['layers']}"
                 )
-            for layer, signal in zip(layers, self.decode_role_layers(param, target_sizes, stored_role, device),
+            for layer, signal in zip(layers, self.decode_role_layers(param, target_sizes, stored_role, device, reuse_buffers=True),
                                      strict=True):
                 name = members[layer][0]
                 if name not in pending:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from hf_learngene.methods import bot
 from hf_learngene.methods.base import AxisOperator, apply_along, operator_matrix
 from hf_learngene.methods.bot import resize_operator
-from hf_learngene.methods.front import InverseDct, dct, dct_matrix, idct
+from hf_learngene.methods.front import InverseDct, dct, dct_matrix, dct_torch, idct, idct_torch
 
 from hf_learngene import get_method
 from hf_learngene.methods import SignalSpec
@@ -78,6 +78,9 @@ def test_front_decode_matches_dense(source, target, dtype):
             assert got.dtype == dtype and got.shape[axis] == target
             expected = apply_along(signal, axis, dense_idct(stored, source, target))
             assert relative_error(got, expected) < TOLERANCE[dtype]
+            # the torch.fft implementation (what runs on a GPU) and scipy's (the CPU) agree with the matrix
+            on_gpu = idct_torch(signal.to(dtype), axis, target, math.sqrt(target / source))
+            assert on_gpu.dtype == dtype and relative_error(on_gpu, expected) < TOLERANCE[dtype]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -92,6 +95,8 @@ def test_front_encode_matches_dense(n, dtype):
             assert got.dtype == dtype
             expected = apply_along(signal, axis, dct_matrix(n)[:keep])
             assert relative_error(got, expected) < TOLERANCE[dtype]
+            on_gpu = dct_torch(signal.to(dtype), axis, keep)
+            assert on_gpu.dtype == dtype and relative_error(on_gpu, expected) < TOLERANCE[dtype]
 
 
 @pytest.mark.parametrize("n", [1, 2, 9, 64])
@@ -187,3 +192,59 @@ def test_blockwise_resizing_equals_resizing_whole(shape, targets, monkeypatch):
     got = base.resize_blockwise(x.clone(), operators)
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("stored,target", [(5, 9), (9, 5), (8, 8)])
+def test_idct_computes_in_the_buffer_it_is_given(stored, target):
+    torch.manual_seed(0)
+    x = torch.randn(4, stored, 3)
+    buffer = torch.full((4, target, 3), float("nan"))  # stale values must not leak into the result
+    got = idct(x, 1, target, 1.5, out=buffer)
+    assert got.data_ptr() == buffer.data_ptr()
+    torch.testing.assert_close(got, idct(x, 1, target, 1.5), rtol=0, atol=1e-6)
+    wrong_shape = torch.empty(2, 2)
+    torch.testing.assert_close(idct(x, 1, target, 1.5, out=wrong_shape), got, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["front", "bot"])
+@pytest.mark.parametrize("source,target", [((6, 10, 12), (4, 20, 7)), ((6, 10, 12), (9, 5, 12)), ((3, 8, 8), (3, 8, 8))])
+def test_decoding_layer_by_layer_equals_decoding_whole(method, source, target):
+    """Layer mixing by groups of target layers, over only the stored layers the layer matrix
+    uses, and buffers reused from layer to layer give the whole decode's values."""
+    from hf_learngene.methods import base
+
+    torch.manual_seed(0)
+    resizer = get_method(method)
+    spec = SignalSpec(("layers", "hidden", "intermediate"), (True, True, True), (False, False, True))
+    stored = resizer.encode(torch.randn(source), spec)
+    whole = resizer.decode(stored, spec, source, target)
+    one_by_one = torch.stack(list(resizer.decode_layers(stored, spec, source, target)))
+    reused = torch.stack([z.clone() for z in resizer.decode_layers(stored, spec, source, target, reuse_buffers=True)])
+    torch.testing.assert_close(one_by_one, whole, rtol=0, atol=1e-5)
+    torch.testing.assert_close(reused, one_by_one, rtol=0, atol=0)
+    old = base.MIX_BYTES
+    try:  # one target layer per pass over the stored role
+        base.MIX_BYTES = 1
+        torch.testing.assert_close(torch.stack(list(resizer.decode_layers(stored, spec, source, target))), whole,
+                                   rtol=0, atol=1e-5)
+    finally:
+        base.MIX_BYTES = old
+
+
+@pytest.mark.parametrize("method", ["front", "bot"])
+def test_encoding_in_place_gives_the_same_learngene(method, monkeypatch):
+    """``overwrite=True`` (what extraction passes) computes in the role's own memory: FRONT at
+    keep=1 holds no second copy of the role, and the values are those of a copying encode."""
+    from hf_learngene.methods import base
+
+    monkeypatch.setattr(base, "BLOCK_BYTES", 4 * 40)  # many pieces
+    torch.manual_seed(0)
+    resizer = get_method(method)
+    spec = SignalSpec(("layers", "hidden", "intermediate"), (True, True, True), (False, False, True))
+    signal = torch.randn(6, 10, 12)
+    expected = resizer.encode(signal.clone(), spec)
+    consumed = signal.clone()
+    got = resizer.encode(consumed, spec, overwrite=True)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    if method == "front":
+        assert got.untyped_storage().data_ptr() == consumed.untyped_storage().data_ptr()

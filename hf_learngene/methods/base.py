@@ -12,6 +12,7 @@ rescaling policy (:mod:`hf_learngene.methods.rescaling`).
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator, Sequence
@@ -72,8 +73,10 @@ class Resizer(ABC):
         """The shape :meth:`encode` produces for a signal of ``source_shape``."""
         return tuple(source_shape)
 
-    def encode(self, signal: torch.Tensor, spec: SignalSpec) -> torch.Tensor:
-        """Source signal → stored learngene tensor (by default the signal itself)."""
+    def encode(self, signal: torch.Tensor, spec: SignalSpec, *, overwrite: bool = False) -> torch.Tensor:
+        """Source signal → stored learngene tensor (by default the signal itself). With
+        ``overwrite=True`` the method may compute in ``signal``'s memory (the caller gives it up):
+        extraction holds one copy of a role, not two."""
         return signal
 
     @abstractmethod
@@ -104,29 +107,50 @@ class Resizer(ABC):
         return operators
 
     def decode_layers(
-        self, stored: torch.Tensor, spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]
+        self,
+        stored: torch.Tensor,
+        spec: SignalSpec,
+        source_shape: Sequence[int],
+        target_shape: Sequence[int],
+        reuse_buffers: bool = False,
     ) -> Iterator[torch.Tensor]:
         """:meth:`decode`'s signal one slice of its first axis at a time (one target layer of a
         layered role), so that a billion-parameter build holds one layer of a role, never all.
 
         A method whose decode is axis by axis (FRONT, BoT) mixes the stored layers with the
-        small matrix of the layer axis, then resizes that one layer's other axes; a method that
-        overrides :meth:`decode` is decoded whole and sliced. Roles without a layer axis are
+        small matrix of the layer axis (a few target layers per pass over the stored role, and
+        only the stored layers the matrix uses), then resizes each layer's other axes; a method
+        that overrides :meth:`decode` is decoded whole and sliced. Roles without a layer axis are
         one slice (a leading axis of 1 is added, so every slice has the role's other axes).
+
+        ``reuse_buffers=True`` computes every layer in the same buffers: each yielded tensor is
+        then overwritten by the next one, so the caller must be done with it (copy it out) first.
         """
         if spec.axes[:1] != ("layers",) or type(self).decode is not Resizer.decode:
             whole = self.decode(stored, spec, source_shape, target_shape)
             yield from (whole if spec.axes[:1] == ("layers",) else whole[None]).unbind(0)
             return
         self._check_decode(spec, source_shape, target_shape)
-        operator = self.axis_operator(spec, 0, stored.shape[0], source_shape[0], target_shape[0])
-        mixing = None
-        if operator is not None:  # (target layers × stored layers), from the operator applied to unit signals
-            mixing = operator_matrix(operator, stored.shape[0], dtype=stored.dtype).to(stored.device)
         within = self._operators(spec, stored.shape, source_shape, target_shape, first=1)
-        for layer in range(target_shape[0]):
-            one = stored[layer] if mixing is None else torch.tensordot(mixing[layer], stored, dims=1)
-            yield resize_blockwise(one, within)
+        workspace = Workspace() if reuse_buffers else None
+        operator = self.axis_operator(spec, 0, stored.shape[0], source_shape[0], target_shape[0])
+        if operator is None:
+            for layer in range(target_shape[0]):
+                yield resize_blockwise(stored[layer], within, workspace=workspace)
+            return
+        # (target layers × stored layers), from the operator applied to unit signals
+        mixing = operator_matrix(operator, stored.shape[0], dtype=stored.dtype).to(stored.device)
+        used = int(mixing.ne(0).any(0).nonzero().max()) + 1 if mixing.any() else 1  # FRONT drops high frequencies
+        sources = stored[:used].reshape(used, -1)
+        group = max(1, min(len(mixing), MIX_BYTES // max(1, sources[0].numel() * sources.element_size())))
+        for start in range(0, len(mixing), group):
+            rows = mixing[start : start + group, :used]
+            mixed = None
+            if workspace is not None:
+                mixed = workspace.buffer("mixed", (len(rows), sources.shape[1]), sources.dtype, sources.device)
+            mixed = torch.matmul(rows, sources, out=mixed)
+            for one in mixed.view(len(rows), *stored.shape[1:]).unbind(0):
+                yield resize_blockwise(one, within, workspace=workspace)
 
     def _check_decode(self, spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]) -> None:
         check_fixed_axes(source_shape, target_shape, spec.resizable)
@@ -144,12 +168,35 @@ class AxisOperator(ABC):
     out_length: int
 
     @abstractmethod
-    def apply(self, x: torch.Tensor, axis: int) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, axis: int, out: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` with axis ``axis`` (length ``in_length``) resized to ``out_length``, computed in
-        ``x``'s dtype and on its device."""
+        ``x``'s dtype and on its device. ``out`` is a buffer of the result's shape that the
+        operator may compute in and return (a reused one costs no fresh pages); an operator that
+        cannot write there ignores it."""
 
 
 BLOCK_BYTES = 8 * 2**20  # the input of one piece of a blockwise resize; its FFT temporaries are a few times it
+WHOLE_BYTES = 256 * 2**20  # a tensor up to this size is resized whole: each operator once, over contiguous data
+MIX_BYTES = 64 * 2**20  # the stored layers mixed into target layers per pass over a stored role
+
+
+class Workspace:
+    """Buffers reused from one resize to the next, one per step of a resize.
+
+    Decoding a role layer by layer repeats the same shapes; taking fresh memory for each layer
+    costs the kernel's zero-filling of every page (more than the FFTs themselves on a CPU).
+    Whatever a workspace buffer holds is overwritten by the next call that uses it.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[Any, torch.Tensor] = {}
+
+    def buffer(self, key: Any, shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        numel = math.prod(shape)
+        held = self._buffers.get(key)
+        if held is None or held.numel() < numel or held.dtype != dtype or held.device != device:
+            held = self._buffers[key] = torch.empty(numel, dtype=dtype, device=device)
+        return held[:numel].view(tuple(shape))
 
 
 def operator_length(operator: "torch.Tensor | AxisOperator") -> int:
@@ -157,44 +204,71 @@ def operator_length(operator: "torch.Tensor | AxisOperator") -> int:
     return operator.out_length if isinstance(operator, AxisOperator) else operator.shape[0]
 
 
-def resize_blockwise(x: torch.Tensor, operators: dict[int, "torch.Tensor | AxisOperator"]) -> torch.Tensor:
-    """``x`` with ``operators[axis]`` applied along each of those axes, piece by piece, so that the
-    memory held is ``x``, the result and one piece's temporaries, whatever the size of ``x``.
+def operator_order(operators: dict[int, "torch.Tensor | AxisOperator"], shape: Sequence[int]) -> list[int]:
+    """The axes in the order that moves the least data: the ones that shrink first, and the ones
+    that grow from the outermost in, so that the strided (outer-axis) transforms run on the
+    smaller tensors and the last, contiguous axis grows last."""
+    return sorted(operators, key=lambda axis: (operator_length(operators[axis]) > shape[axis], axis))
 
-    Every axis but the first is resized a block of first-axis slices at a time (they do not mix
-    along it); then the first axis is resized a block of columns at a time, in place where it
-    shrinks. Values are those of applying the operators one after the other to all of ``x``.
+
+def resize_blockwise(
+    x: torch.Tensor,
+    operators: dict[int, "torch.Tensor | AxisOperator"],
+    overwrite: bool = False,
+    workspace: "Workspace | None" = None,
+) -> torch.Tensor:
+    """``x`` with ``operators[axis]`` applied along each of those axes.
+
+    A tensor of up to :data:`WHOLE_BYTES` is resized whole, in :func:`operator_order`. A larger
+    one is resized piece by piece, so that the memory held is ``x``, the result and one piece's
+    temporaries, whatever the size of ``x``: every axis but the first a block of first-axis
+    slices at a time (they do not mix along it), then the first axis a block of columns at a
+    time. ``overwrite=True`` lets it write into ``x`` (which is then consumed), so that a resize
+    that keeps the lengths of the later axes and does not grow the first needs no second buffer;
+    it always takes the piecewise path. With a ``workspace`` a whole resize computes in its
+    buffers, and the result is one of them (overwritten by the next resize that uses it). The
+    values are those of applying the operators one after the other to all of ``x``.
     """
     if not operators:
+        return x
+    if not overwrite and x.numel() * x.element_size() <= WHOLE_BYTES:
+        for step, axis in enumerate(operator_order(operators, x.shape)):
+            shape = (*x.shape[:axis], operator_length(operators[axis]), *x.shape[axis + 1 :])
+            out = workspace.buffer(step, shape, x.dtype, x.device) if workspace is not None else None
+            x = apply_along(x, axis, operators[axis], out)
         return x
     target_shape = [operator_length(operators[a]) if a in operators else n for a, n in enumerate(x.shape)]
     later = sorted(a for a in operators if a > 0)
     middle = x
     if later:
-        middle = torch.empty((x.shape[0], *target_shape[1:]), dtype=x.dtype, device=x.device)
+        keeps_lengths = all(target_shape[a] == x.shape[a] for a in later)
+        middle = x if overwrite and keeps_lengths else x.new_empty((x.shape[0], *target_shape[1:]))
         step = max(1, BLOCK_BYTES // max(1, x[0].numel() * x.element_size()))
         for start in range(0, x.shape[0], step):
             piece = x[start : start + step]
-            for axis in later:
+            for axis in operator_order({a: operators[a] for a in later}, x.shape):
                 piece = apply_along(piece, axis, operators[axis])
             middle[start : start + step] = piece
     if 0 not in operators:
         return middle
     rows = target_shape[0]
     flat = middle.reshape(middle.shape[0], -1)
-    # in place when the first axis shrinks into a buffer of ours; a new buffer otherwise
-    out = flat if middle is not x and rows <= flat.shape[0] else flat.new_empty((rows, flat.shape[1]))
+    # in place when the first axis does not grow and the buffer is ours (made here, or given up)
+    ours = middle is not x or overwrite
+    out = flat if ours and rows <= flat.shape[0] else flat.new_empty((rows, flat.shape[1]))
     step = max(1, BLOCK_BYTES // max(1, flat.shape[0] * flat.element_size()))
     for start in range(0, flat.shape[1], step):
         out[:rows, start : start + step] = apply_along(flat[:, start : start + step], 0, operators[0])
     return out[:rows].reshape(target_shape)
 
 
-def apply_along(x: torch.Tensor, axis: int, matrix: torch.Tensor | AxisOperator) -> torch.Tensor:
+def apply_along(
+    x: torch.Tensor, axis: int, matrix: torch.Tensor | AxisOperator, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Multiply every 1-D fibre of ``x`` along ``axis`` by ``matrix`` (out_len × in_len), dense or
-    an :class:`AxisOperator`."""
+    an :class:`AxisOperator` (which may compute in ``out``, see :meth:`AxisOperator.apply`)."""
     if isinstance(matrix, AxisOperator):
-        return matrix.apply(x, axis)
+        return matrix.apply(x, axis, out)
     moved = x.movedim(axis, -1)
     return (moved @ matrix.T.to(device=moved.device, dtype=moved.dtype)).movedim(-1, axis)
 
@@ -209,9 +283,9 @@ class Gather(AxisOperator):
         self.out_length = len(indices)
         self.scale = scale
 
-    def apply(self, x: torch.Tensor, axis: int) -> torch.Tensor:
-        out = x.index_select(axis, self.indices.to(x.device))
-        return out.mul_(self.scale) if self.scale != 1.0 else out
+    def apply(self, x: torch.Tensor, axis: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        picked = x.index_select(axis, self.indices.to(x.device))
+        return picked.mul_(self.scale) if self.scale != 1.0 else picked
 
 
 def operator_matrix(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from collections import OrderedDict
 from typing import Any
 
@@ -131,8 +132,17 @@ class WaveletResize(AxisOperator):
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.matrix.indices(), self.matrix.values()))
 
-    def apply(self, x: torch.Tensor, axis: int) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, axis: int, out: torch.Tensor | None = None) -> torch.Tensor:
         dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32  # no half sparse kernels
+        axis %= x.dim()
+        if axis == x.dim() - 1 and x.device.type == "cpu":
+            # the contiguous axis: rows times the transposed matrix (dense @ CSR), with no transposed
+            # copy of the input and a result already in the input's layout
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # torch calls its CSR support "beta"
+                transposed = self.matrix.t().coalesce().to(dtype).to_sparse_csr()
+            rows = x.reshape(-1, self.in_length).to(dtype)
+            return torch.mm(rows, transposed).reshape(*x.shape[:-1], self.out_length).to(x.dtype)
         matrix = self.matrix.to(dtype=dtype).to(device=x.device)
         moved = x.movedim(axis, 0)
         rest = moved.shape[1:]
@@ -235,7 +245,7 @@ class BotResizer(Resizer):
             max(1, math.ceil(n / 2**self.levels)) if free else n for n, free in zip(source_shape, spec.resizable)
         )
 
-    def encode(self, signal, spec):
+    def encode(self, signal, spec, *, overwrite=False):
         stored = self.stored_shape(spec, signal.shape)
         operators = {
             axis: operator
@@ -243,7 +253,7 @@ class BotResizer(Resizer):
             if free and (operator := self.axis_operator(spec, axis, signal.shape[axis], signal.shape[axis], stored[axis]))
             is not None
         }
-        return resize_blockwise(signal, operators)
+        return resize_blockwise(signal, operators, overwrite)
 
     def axis_operator(self, spec, axis, stored_length, source_length, target_length):
         return None if stored_length == target_length else resize_operator(self.wavelet, stored_length, target_length)

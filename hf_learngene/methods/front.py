@@ -23,6 +23,7 @@ import math
 from functools import lru_cache
 from typing import Any, Mapping, Union
 
+import scipy.fft
 import torch
 
 from ..errors import LearngeneConfigError
@@ -62,15 +63,63 @@ def _along(axis: int, *index: slice) -> tuple[slice, ...]:
 
 
 def dct(x: torch.Tensor, axis: int, keep: int | None = None) -> torch.Tensor:
-    """Orthonormal DCT-II along ``axis``, returning the first ``keep`` coefficients.
+    """Orthonormal DCT-II along ``axis``, returning the first ``keep`` coefficients, in ``x``'s
+    dtype (half types are computed in float32) and on its device.
 
-    Makhoul's reordering (even samples, then odd ones reversed) turns it into one real FFT of
-    the same length: O(n log n) per fibre instead of the dense matrix's O(n²), in ``x``'s dtype
-    (half types in float32) and on its device, along the axis in place (no transposed copy).
+    O(n log n) per fibre instead of the dense matrix's O(n²): on the CPU with ``scipy.fft``'s
+    native real-to-real transform (no complex buffers; as many workers as torch has threads),
+    elsewhere with one ``torch.fft`` real FFT (:func:`dct_torch`).
     """
     axis %= x.dim()
     n = x.shape[axis]
     keep = keep or n
+    if x.device.type != "cpu":
+        return dct_torch(x, axis, keep)
+    signal = x.detach().to(_compute_dtype(x.dtype)).numpy()
+    spectrum = torch.from_numpy(scipy.fft.dct(signal, type=2, axis=axis, norm="ortho", workers=_workers()))
+    kept = spectrum[_along(axis, slice(0, keep))]
+    return (kept if keep == n else kept.contiguous()).to(x.dtype)
+
+
+def idct(
+    coefficients: torch.Tensor, axis: int, length: int, scale: float = 1.0, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Orthonormal inverse DCT (DCT-III) along ``axis`` at ``length``, times ``scale``: the
+    first coefficients are used, missing ones count as zeros, surplus ones are dropped.
+
+    On the CPU ``scipy.fft.idct`` transforms the zero-padded (or truncated) coefficients in
+    place, in ``out`` when it is given (a float32/float64 CPU buffer of the result's shape and
+    compute dtype; returned) or in a new array; on other devices :func:`idct_torch`.
+    """
+    axis %= coefficients.dim()
+    if coefficients.device.type != "cpu":
+        return idct_torch(coefficients, axis, length, scale)
+    dtype = _compute_dtype(coefficients.dtype)
+    shape = (*coefficients.shape[:axis], length, *coefficients.shape[axis + 1 :])
+    if out is None or out.dtype != dtype or out.device.type != "cpu" or tuple(out.shape) != shape:
+        out = torch.empty(shape, dtype=dtype)
+    used = min(coefficients.shape[axis], length)
+    out.narrow(axis, 0, used).copy_(coefficients.narrow(axis, 0, used))
+    out.narrow(axis, used, length - used).zero_()
+    buffer = out.numpy()
+    result = scipy.fft.idct(buffer, type=2, axis=axis, norm="ortho", workers=_workers(), overwrite_x=True)
+    if result.ctypes.data != buffer.ctypes.data:  # scipy copied after all (e.g. a strided buffer)
+        out.copy_(torch.from_numpy(result))
+    if scale != 1.0:
+        out.mul_(scale)
+    return out.to(coefficients.dtype)
+
+
+def _workers() -> int:
+    return max(1, torch.get_num_threads())
+
+
+def dct_torch(x: torch.Tensor, axis: int, keep: int) -> torch.Tensor:
+    """:func:`dct` with ``torch.fft`` (any device): Makhoul's reordering (even samples, then odd
+    ones reversed) turns the DCT-II into one real FFT of the same length, along the axis in place
+    (no transposed copy)."""
+    axis %= x.dim()
+    n = x.shape[axis]
     dtype = _compute_dtype(x.dtype)
     signal = x.to(dtype)
     evens, odds = signal[_along(axis, slice(0, None, 2))], signal[_along(axis, slice(1, None, 2))]
@@ -84,14 +133,11 @@ def dct(x: torch.Tensor, axis: int, keep: int | None = None) -> torch.Tensor:
     return out.contiguous().to(x.dtype)
 
 
-def idct(coefficients: torch.Tensor, axis: int, length: int, scale: float = 1.0) -> torch.Tensor:
-    """Orthonormal inverse DCT (DCT-III) along ``axis`` at ``length``, times ``scale``: the
-    first coefficients are used, missing ones count as zeros, surplus ones are dropped.
-
-    The inverse of :func:`dct`'s reordering: half a spectrum ``(X[k] - i·X[n-k]) · exp(iπk/2n)``
-    written straight from the coefficients (no zero-padded copy), one inverse real FFT, then
-    even samples from the front and odd ones from the back.
-    """
+def idct_torch(coefficients: torch.Tensor, axis: int, length: int, scale: float = 1.0) -> torch.Tensor:
+    """:func:`idct` with ``torch.fft`` (any device): the inverse of :func:`dct_torch`'s reordering.
+    Half a spectrum ``(X[k] - i·X[n-k]) · exp(iπk/2n)`` is written straight from the
+    coefficients (no zero-padded copy), then one inverse real FFT, then even samples from the
+    front and odd ones from the back."""
     axis %= coefficients.dim()
     n = length
     used = min(coefficients.shape[axis], n)
@@ -124,7 +170,7 @@ class ForwardDct(AxisOperator):
         self.in_length = length
         self.out_length = keep
 
-    def apply(self, x: torch.Tensor, axis: int) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, axis: int, out: torch.Tensor | None = None) -> torch.Tensor:
         return dct(x, axis, self.out_length)
 
 
@@ -141,8 +187,8 @@ class InverseDct(AxisOperator):
         self.out_length = target_length
         self.scale = math.sqrt(target_length / source_length)
 
-    def apply(self, x: torch.Tensor, axis: int) -> torch.Tensor:
-        return idct(x, axis, self.out_length, self.scale)
+    def apply(self, x: torch.Tensor, axis: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        return idct(x, axis, self.out_length, self.scale, out)
 
     def __repr__(self) -> str:
         return f"InverseDct({self.in_length} → {self.out_length}, scale={self.scale:g})"
@@ -175,13 +221,13 @@ class FrontResizer(Resizer):
             self._kept(name, n) if free else n for n, name, free in zip(source_shape, spec.axes, spec.resizable)
         )
 
-    def encode(self, signal, spec):
+    def encode(self, signal, spec, *, overwrite=False):
         operators = {
             axis: ForwardDct(signal.shape[axis], self._kept(name, signal.shape[axis]))
             for axis, (name, free) in enumerate(zip(spec.axes, spec.resizable))
             if free
         }
-        return resize_blockwise(signal, operators)  # a 7B model's role is never copied whole into FFT buffers
+        return resize_blockwise(signal, operators, overwrite)  # a 7B model's role is never copied whole into FFT buffers
 
     def axis_operator(self, spec, axis, stored_length, source_length, target_length):
         return InverseDct(stored_length, source_length, target_length)

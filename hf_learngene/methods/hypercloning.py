@@ -76,7 +76,7 @@ class HyperCloningResizer(Resizer):
     def stored_shape(self, spec, source_shape):
         return heads_by_kv_head(spec, source_shape)
 
-    def encode(self, signal, spec):
+    def encode(self, signal, spec, *, overwrite=False):
         """The source signal; a grouped ``heads`` axis is stored split by key/value head, so that a
         build can refuse a grouping the tiling would not keep."""
         return signal.reshape(self.stored_shape(spec, signal.shape))

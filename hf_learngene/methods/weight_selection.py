@@ -101,7 +101,7 @@ class WeightSelectionResizer(Resizer):
     def stored_shape(self, spec, source_shape):
         return heads_by_kv_head(spec, source_shape)
 
-    def encode(self, signal, spec):
+    def encode(self, signal, spec, *, overwrite=False):
         """The source signal; a grouped ``heads`` axis is stored split by key/value head, so that
         a build knows the source's grouping."""
         return signal.reshape(self.stored_shape(spec, signal.shape))
