@@ -618,9 +618,13 @@ class Learngene(PreTrainedModel):
         for role, (param, members, stored_role) in groups.items():
             target_shape = expanded_shape(param, target_sizes)
             held = math.prod(target_shape[1:] if param.layered and layer_by_layer else target_shape)
-            # float32: the stored role, and the layer (or role) decoded: input, middle and result buffers
-            working = max(working, 4 * (math.prod(self.config.roles[stored_role or role]["stored_shape"]) + 3 * held))
-        working += 8 * BLOCK_BYTES + MIX_BYTES  # one block's FFT temporaries; stored layers mixed per pass
+            # float32: the stored role, the stored layers mixed per pass, and the layer (or role)
+            # decoded with one buffer per resized axis (reused from layer to layer)
+            stored_shape = self.config.roles[stored_role or role]["stored_shape"]
+            stored = math.prod(stored_shape)
+            mixed = max(MIX_BYTES // 4, stored // stored_shape[0]) if param.layered else 0
+            working = max(working, 4 * (stored + mixed + 4 * held))
+        working += 8 * BLOCK_BYTES  # one block's FFT temporaries
         return {
             "model_class": type(model).__name__,
             "sizes": {k: v for k, v in target_sizes.items() if is_resizable(k)},
@@ -658,14 +662,8 @@ class Learngene(PreTrainedModel):
             for name, _ in members.values():
                 parts_left[name] = parts_left.get(name, 0) + 1
         pending: dict[str, torch.Tensor] = {}
-        # the roles whose decoding holds the most beyond the model (the stored role, and one target
-        # slice with its intermediate) first, while the model is still mostly unmade
-        held = lambda item: (  # noqa: E731
-            math.prod(self.config.roles[item[1][2] or item[0]]["stored_shape"])
-            + 2 * math.prod(tensor_shape(item[1][0], target_sizes))
-        )
         for role, (param, members, stored_role) in logging.tqdm(
-            sorted(groups.items(), key=held, reverse=True), desc="building from learngene", disable=not show_progress
+            self._decoding_order(groups, target_sizes), desc="building from learngene", disable=not show_progress
         ):
             part_shape, whole_shape = tensor_shape(param, target_sizes), full_tensor_shape(param, target_sizes)
             part = segment_index(param, target_sizes)
@@ -693,6 +691,28 @@ class Learngene(PreTrainedModel):
             _return_freed_memory()  # the role's decoding temporaries
         if pending:  # a tensor the learngene provides only some parts of
             raise UnsupportedArchitectureError(f"the learngene holds only some parts of {', '.join(sorted(pending))}")
+
+    def _decoding_order(self, groups: dict, target_sizes: dict[str, int]) -> list[tuple[str, tuple]]:
+        """The roles whose decoding holds the most beyond the model (the stored role, and one target
+        slice with its intermediate) first, while the model is still mostly unmade. Roles that are
+        parts of the same tensors stay together (a part-filled tensor is held until its last part)."""
+        items = list(groups.items())
+        held = [
+            math.prod(self.config.roles[stored_role or role]["stored_shape"]) + 2 * math.prod(tensor_shape(param, target_sizes))
+            for role, (param, _, stored_role) in items
+        ]
+        cluster = list(range(len(items)))  # the first role sharing a tensor with each role
+        first_with: dict[str, int] = {}
+        for index, (_, (_, members, _)) in enumerate(items):
+            for name, _ in members.values():
+                cluster[index] = min(cluster[index], first_with.setdefault(name, index))
+        for index in range(len(items)):  # follow the chain to its first role
+            cluster[index] = cluster[cluster[index]]
+        cluster_held: dict[int, int] = {}
+        for index, root in enumerate(cluster):
+            cluster_held[root] = max(cluster_held.get(root, 0), held[index])
+        order = sorted(range(len(items)), key=lambda i: (-cluster_held[cluster[i]], cluster[i], i))
+        return [items[i] for i in order]
 
     def _decodable(self, model: nn.Module, groups: dict) -> dict[str, tuple[Param, dict, str | None]]:
         """The roles of the target that the learngene provides: each with its parameter as it is

@@ -150,11 +150,11 @@ def test_bot_long_axis_is_sparse_and_matches_pywavelets(wavelet):
 
 
 def test_bot_cache_stays_within_its_bound(monkeypatch):
-    monkeypatch.setattr(bot, "CACHE_BYTES", 1_000_000)
+    monkeypatch.setattr(bot, "CACHE_BYTES", 3_000_000)
     monkeypatch.setattr(bot, "_cache", type(bot._cache)())
     for n in range(500, 1500, 50):
         resize_operator("db2", n, 3 * n)
-        assert bot.cached_bytes() <= 1_000_000
+        assert bot.cached_bytes() <= 3_000_000
     assert 1 < len(bot._cache) < 20  # old entries left, recent ones kept
     assert ("db2", 1450, 4350) in bot._cache
 
@@ -188,10 +188,17 @@ def test_blockwise_resizing_equals_resizing_whole(shape, targets, monkeypatch):
     expected = x
     for axis, operator in operators.items():
         expected = base.apply_along(expected, axis, operator)
+    whole = base.resize_blockwise(x.clone(), operators)  # small: resized whole, axes in operator_order
     monkeypatch.setattr(base, "BLOCK_BYTES", 3 * 8 * 12)
-    got = base.resize_blockwise(x.clone(), operators)
-    assert got.shape == expected.shape
+    monkeypatch.setattr(base, "WHOLE_BYTES", 0)  # every tensor piecewise
+    source = x.clone()
+    got = base.resize_blockwise(source, operators)
+    assert got.shape == whole.shape == expected.shape
+    assert torch.equal(source, x)  # without overwrite=True the input is left as it was
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(whole, expected, rtol=0, atol=1e-12)
+    overwritten = base.resize_blockwise(x.clone(), operators, overwrite=True)
+    torch.testing.assert_close(overwritten, expected, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("stored,target", [(5, 9), (9, 5), (8, 8)])
@@ -239,12 +246,31 @@ def test_encoding_in_place_gives_the_same_learngene(method, monkeypatch):
 
     monkeypatch.setattr(base, "BLOCK_BYTES", 4 * 40)  # many pieces
     torch.manual_seed(0)
-    resizer = get_method(method)
+    resizer = get_method(method, **({"levels": 1} if method == "bot" else {}))  # BoT's default stores the source
     spec = SignalSpec(("layers", "hidden", "intermediate"), (True, True, True), (False, False, True))
     signal = torch.randn(6, 10, 12)
     expected = resizer.encode(signal.clone(), spec)
     consumed = signal.clone()
     got = resizer.encode(consumed, spec, overwrite=True)
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    if method == "bot":
+        assert got.shape == (3, 5, 6)  # one level halves every resizable axis: the operators ran
     if method == "front":
         assert got.untyped_storage().data_ptr() == consumed.untyped_storage().data_ptr()
+
+
+def test_the_dct_passes_gradients_on_the_cpu():
+    """scipy computes outside autograd: a tensor that needs a gradient (the spectral regulariser's
+    weights) goes through torch.fft, with the same values."""
+    torch.manual_seed(0)
+    x = torch.randn(6, 8, dtype=torch.float64, requires_grad=True)
+    low = dct(x, 1, 3)
+    assert low.requires_grad
+    low.square().sum().backward()
+    matrix = dct_matrix(8)[:3]
+    expected_grad = 2 * (x.detach() @ matrix.T) @ matrix
+    torch.testing.assert_close(x.grad, expected_grad, rtol=0, atol=1e-10)
+    back = idct(low, 1, 8)
+    assert back.requires_grad
+    with torch.no_grad():
+        torch.testing.assert_close(low, dct(x, 1, 3), rtol=0, atol=1e-12)

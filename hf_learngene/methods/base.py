@@ -225,9 +225,11 @@ def resize_blockwise(
     slices at a time (they do not mix along it), then the first axis a block of columns at a
     time. ``overwrite=True`` lets it write into ``x`` (which is then consumed), so that a resize
     that keeps the lengths of the later axes and does not grow the first needs no second buffer;
-    it always takes the piecewise path. With a ``workspace`` a whole resize computes in its
-    buffers, and the result is one of them (overwritten by the next resize that uses it). The
-    values are those of applying the operators one after the other to all of ``x``.
+    it always takes the piecewise path. With a ``workspace`` a whole resize offers its buffers to
+    the operators (FRONT's inverse DCT on the CPU computes in them; the others ignore them), so
+    the result may be one of them, overwritten by the next resize that uses the workspace. The
+    values are those of applying the operators one after the other to all of ``x`` (the order
+    of the axes may differ: equal up to rounding).
     """
     if not operators:
         return x

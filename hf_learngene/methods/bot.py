@@ -38,6 +38,9 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+# torch warns once that its CSR tensors are "beta"; the products used here are long established
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state", category=UserWarning)
+
 from ..errors import LearngeneConfigError
 from .base import AxisOperator, Resizer, operator_matrix, resize_blockwise
 
@@ -127,10 +130,20 @@ class WaveletResize(AxisOperator):
     def __init__(self, matrix: torch.Tensor):
         self.matrix = matrix
         self.out_length, self.in_length = matrix.shape
+        # the transpose as CSR, for the CPU's dense @ sparse product along the last axis
+        self._transposed = {torch.float64: matrix.t().coalesce().to_sparse_csr()}
+
+    def transposed(self, dtype: torch.dtype) -> torch.Tensor:
+        if dtype not in self._transposed:  # made once per dtype (the same values if two threads race)
+            self._transposed[dtype] = self._transposed[torch.float64].to(dtype)
+        return self._transposed[dtype]
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.matrix.indices(), self.matrix.values()))
+        tensors = [self.matrix.indices(), self.matrix.values()]
+        for csr in self._transposed.values():
+            tensors += [csr.crow_indices(), csr.col_indices(), csr.values()]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     def apply(self, x: torch.Tensor, axis: int, out: torch.Tensor | None = None) -> torch.Tensor:
         dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32  # no half sparse kernels
@@ -138,11 +151,8 @@ class WaveletResize(AxisOperator):
         if axis == x.dim() - 1 and x.device.type == "cpu":
             # the contiguous axis: rows times the transposed matrix (dense @ CSR), with no transposed
             # copy of the input and a result already in the input's layout
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # torch calls its CSR support "beta"
-                transposed = self.matrix.t().coalesce().to(dtype).to_sparse_csr()
             rows = x.reshape(-1, self.in_length).to(dtype)
-            return torch.mm(rows, transposed).reshape(*x.shape[:-1], self.out_length).to(x.dtype)
+            return torch.mm(rows, self.transposed(dtype)).reshape(*x.shape[:-1], self.out_length).to(x.dtype)
         matrix = self.matrix.to(dtype=dtype).to(device=x.device)
         moved = x.movedim(axis, 0)
         rest = moved.shape[1:]

@@ -68,12 +68,13 @@ def dct(x: torch.Tensor, axis: int, keep: int | None = None) -> torch.Tensor:
 
     O(n log n) per fibre instead of the dense matrix's O(n²): on the CPU with ``scipy.fft``'s
     native real-to-real transform (no complex buffers; as many workers as torch has threads),
-    elsewhere with one ``torch.fft`` real FFT (:func:`dct_torch`).
+    elsewhere, and wherever a gradient must flow back (the spectral regulariser), with one
+    ``torch.fft`` real FFT (:func:`dct_torch`).
     """
     axis %= x.dim()
     n = x.shape[axis]
     keep = keep or n
-    if x.device.type != "cpu":
+    if not _scipy_can_take(x):
         return dct_torch(x, axis, keep)
     signal = x.detach().to(_compute_dtype(x.dtype)).numpy()
     spectrum = torch.from_numpy(scipy.fft.dct(signal, type=2, axis=axis, norm="ortho", workers=_workers()))
@@ -88,11 +89,12 @@ def idct(
     first coefficients are used, missing ones count as zeros, surplus ones are dropped.
 
     On the CPU ``scipy.fft.idct`` transforms the zero-padded (or truncated) coefficients in
-    place, in ``out`` when it is given (a float32/float64 CPU buffer of the result's shape and
-    compute dtype; returned) or in a new array; on other devices :func:`idct_torch`.
+    place: in ``out`` when it is a CPU buffer of the result's shape in the compute dtype (float32
+    for half types), else in a new one; a float32/float64 input then gets that buffer back, a
+    half one a converted copy. On other devices, and for a gradient, :func:`idct_torch`.
     """
     axis %= coefficients.dim()
-    if coefficients.device.type != "cpu":
+    if not _scipy_can_take(coefficients):
         return idct_torch(coefficients, axis, length, scale)
     dtype = _compute_dtype(coefficients.dtype)
     shape = (*coefficients.shape[:axis], length, *coefficients.shape[axis + 1 :])
@@ -112,6 +114,11 @@ def idct(
 
 def _workers() -> int:
     return max(1, torch.get_num_threads())
+
+
+def _scipy_can_take(x: torch.Tensor) -> bool:
+    """scipy computes on CPU memory, outside autograd."""
+    return x.device.type == "cpu" and not (x.requires_grad and torch.is_grad_enabled())
 
 
 def dct_torch(x: torch.Tensor, axis: int, keep: int) -> torch.Tensor:
