@@ -26,6 +26,12 @@ from .errors import (
     UnsupportedArchitectureError,
 )
 from .learngene import Learngene, push_built_model
+from .modeling.divmorph import (
+    DivMorphConfig,
+    DivMorphForContinuousControl,
+    DivMorphSingleAgentConfig,
+    DivMorphSingleAgentPolicy,
+)
 from .modeling.pipmn import (
     AudioInputWarning,
     PIPMNConfig,
@@ -44,6 +50,11 @@ AutoConfig.register(PIPMNConfig.model_type, PIPMNConfig, exist_ok=True)
 _TransformersAutoModel.register(PIPMNConfig, PIPMNModel, exist_ok=True)
 _TransformersAutoModelForAudioClassification.register(PIPMNConfig, PIPMNForAudioClassification, exist_ok=True)
 AutoFeatureExtractor.register(PIPMNConfig, PIPMNFeatureExtractor, exist_ok=True)
+# DivMorph's controller and its deployed single-agent policies load through AutoModel too.
+AutoConfig.register(DivMorphConfig.model_type, DivMorphConfig, exist_ok=True)
+AutoConfig.register(DivMorphSingleAgentConfig.model_type, DivMorphSingleAgentConfig, exist_ok=True)
+_TransformersAutoModel.register(DivMorphConfig, DivMorphForContinuousControl, exist_ok=True)
+_TransformersAutoModel.register(DivMorphSingleAgentConfig, DivMorphSingleAgentPolicy, exist_ok=True)
 
 # Diffusion models need diffusers (pip install "hf-learngene[diffusion]"); they load on first use, so
 # that `import hf_learngene` stays light and DiffusionPipeline finds them as hf_learngene.<Class>.
@@ -65,6 +76,10 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "DivMorphConfig",
+    "DivMorphForContinuousControl",
+    "DivMorphSingleAgentConfig",
+    "DivMorphSingleAgentPolicy",
     "AudioInputWarning",
     "AutoModelForAudioClassification",
     "LearngenePushError",

@@ -134,7 +134,7 @@ def test_ppo_learns_the_reach_task(tmp_path):
     after = mean_action_error(run)
     assert after < 0.2 * before, (before, after)
     assert history[-1]["mean_return"] > history[0]["mean_return"]
-    assert (tmp_path / "progress.csv").read_text().count("\n") == len(history) + 1
+    assert (tmp_path / "metrics.csv").read_text().count("\n") == len(history) + 1
 
 
 def test_resuming_a_checkpoint_continues_exactly(tmp_path):

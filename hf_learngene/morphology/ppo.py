@@ -25,8 +25,6 @@ import csv
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,7 +36,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..saving import write_folder_atomically
+
 OBSERVATION_KEYS = ("tokens", "mask", "action_mask", "body", "task")
+LOG_FILE = "metrics.csv"
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -393,7 +394,7 @@ class PPOTrainer:
 
     def train(self, until_step: int | None = None) -> list[dict[str, Any]]:
         """Collect and update until ``total_steps`` (or ``until_step``, to stop early and resume later);
-        returns the log rows (also written to ``output_dir/progress.csv``)."""
+        returns the log rows (also written to ``output_dir/metrics.csv``)."""
         stop = min(self.config.total_steps, until_step or self.config.total_steps)
         per_update = self.config.rollout_steps * len(self.envs)
         total_updates = math.ceil(self.config.total_steps / per_update)
@@ -417,7 +418,7 @@ class PPOTrainer:
                 bar.update(per_update)
                 bar.set_postfix(ret=f"{row['mean_return']:.1f}")
                 if self.config.checkpoint_every and self.updates % self.config.checkpoint_every == 0:
-                    self.save_checkpoint(self.output_dir / f"checkpoint-{self.steps}")
+                    self.save_checkpoint()
         finally:
             bar.close()
             if writer is not None:
@@ -427,7 +428,7 @@ class PPOTrainer:
     # ------------------------------------------------------------------ saving
 
     def _log(self, row: dict[str, Any], writer) -> None:
-        path = self.output_dir / "progress.csv"
+        path = self.output_dir / LOG_FILE
         new = not path.exists()
         with open(path, "a", newline="") as handle:
             out = csv.DictWriter(handle, fieldnames=list(row))
@@ -446,14 +447,15 @@ class PPOTrainer:
 
         return SummaryWriter(str(self.output_dir / "tensorboard"))
 
-    def save_checkpoint(self, folder: str | os.PathLike) -> Path:
-        """Everything a resume needs, written to a staging folder and renamed into place."""
-        folder = Path(folder)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent if folder.parent.exists() else None))
-        try:
-            save_pretrained = getattr(self.policy, "save_pretrained", None)
-            if save_pretrained is None:
-                raise TypeError("the policy must be a PreTrainedModel (save_pretrained) to be checkpointed")
+    def save_checkpoint(self, folder: str | os.PathLike | None = None) -> Path:
+        """Everything a resume needs, written to a staging folder and renamed into place (by default
+        ``output_dir/checkpoints/step-N``)."""
+        folder = Path(folder) if folder is not None else self.output_dir / "checkpoints" / f"step-{self.steps}"
+        save_pretrained = getattr(self.policy, "save_pretrained", None)
+        if save_pretrained is None:
+            raise TypeError("the policy must be a PreTrainedModel (save_pretrained) to be checkpointed")
+
+        def write(staging: Path) -> None:
             save_pretrained(staging / "model")
             torch.save(self.optimizer.state_dict(), staging / "optimizer.pt")
             tensors = {**self.token_stats.state("token_stats"), **self.return_stats.state("return_stats"),
@@ -462,13 +464,8 @@ class PPOTrainer:
             save_file({k: v.contiguous() for k, v in tensors.items()}, str(staging / "trainer_state.safetensors"))
             meta = {"steps": self.steps, "updates": self.updates, "config": asdict(self.config)}
             (staging / "trainer_state.json").write_text(json.dumps(meta, indent=2))
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(staging, folder)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return folder
+
+        return write_folder_atomically(folder, write)
 
     def load_checkpoint(self, folder: str | os.PathLike) -> None:
         """Resume from :meth:`save_checkpoint`'s folder: the next update is the one the saved run made next."""
@@ -501,6 +498,17 @@ class PPOTrainer:
         self.discounted = tensors["discounted"].double().numpy().copy()
         self.envs.load(tensors)
         self.steps, self.updates = int(meta["steps"]), int(meta["updates"])
+        log = self.output_dir / LOG_FILE
+        if log.exists():  # rows an interrupted run logged after this checkpoint are logged again
+            with open(log, newline="") as handle:
+                rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= self.steps]
+            if rows:
+                with open(log, "w", newline="") as handle:
+                    out = csv.DictWriter(handle, fieldnames=list(rows[0]))
+                    out.writeheader()
+                    out.writerows(rows)
+            else:
+                log.unlink()
 
 
 def _tied_keys(model: nn.Module) -> set[str]:

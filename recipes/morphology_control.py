@@ -1,0 +1,218 @@
+"""Train one controller for many robot bodies and tasks with PPO (DivMorph, or the dense baseline),
+and transfer it to a new task.
+
+    # DivMorph on every train body x train task of the morphology suite (36 pairs)
+    python recipes/morphology_control.py --output_dir out/divmorph --total_steps 1000000
+    # the same Transformer without factor units and gates (MetaMorph-style baseline)
+    python recipes/morphology_control.py --architecture baseline --output_dir out/baseline
+    # transfer to the held-out task: only the task tailors train (learngenes and body tailors frozen) ...
+    python recipes/morphology_control.py --model out/divmorph/model --tasks held_out --transfer tailors \\
+        --output_dir out/transfer-tailors
+    # ... against fine-tuning the whole controller, and against a controller trained from scratch
+    python recipes/morphology_control.py --model out/divmorph/model --tasks held_out --transfer full ...
+    python recipes/morphology_control.py --tasks held_out --output_dir out/scratch
+    # a controller for a new body set from a saved DivMorph learngene
+    python recipes/morphology_control.py --learngene out/divmorph/learngene --bodies held_out --output_dir out/new
+
+Environments are stepped on the CPU; the policy runs on accelerate's device (a GPU when there is
+one), in float32 (the controllers are small; mixed precision is refused rather than ignored). The
+run writes ``metrics.csv`` (one row per PPO update: returns per body/task, losses), TensorBoard
+logs with ``--report_to tensorboard``, resumable checkpoints under ``checkpoints/step-N``
+(``--resume_from_checkpoint latest`` continues exactly), and at the end ``model/`` (the
+controller), ``learngene/`` (DivMorph's shared units) and ``results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from training_loop import add_run_arguments, latest_checkpoint, start_run, write_text_atomically  # noqa: E402
+
+from hf_learngene import DivMorphConfig, DivMorphForContinuousControl  # noqa: E402
+from hf_learngene.morphology import (  # noqa: E402
+    BODIES,
+    HELD_OUT_BODIES,
+    HELD_OUT_TASKS,
+    MAX_LIMBS,
+    NUM_BODIES,
+    NUM_TASKS,
+    TASKS,
+    TOKEN_DIM,
+    TRAIN_BODIES,
+    TRAIN_TASKS,
+    make_env,
+)
+from hf_learngene.morphology.ppo import PPOConfig, PPOTrainer  # noqa: E402
+from hf_learngene.saving import write_folder_atomically  # noqa: E402
+
+SPLITS = {"bodies": {"train": TRAIN_BODIES, "held_out": HELD_OUT_BODIES, "all": BODIES},
+          "tasks": {"train": TRAIN_TASKS, "held_out": HELD_OUT_TASKS, "all": TASKS}}
+
+
+def names(kind: str, valid: tuple[str, ...]):
+    """An argparse type: a split name (train, held_out, all) or a comma list of names of the suite."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        if text in SPLITS[kind]:
+            return tuple(SPLITS[kind][text])
+        chosen = tuple(name.strip() for name in text.split(",") if name.strip())
+        unknown = [name for name in chosen if name not in valid]
+        if not chosen or unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {kind} {unknown or text!r}: give train, held_out, all or a comma list of {', '.join(valid)}")
+        return chosen
+
+    return parse
+
+
+def positive(kind: type):
+    def parse(text: str):
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def unit_split(text: str) -> dict[str, float]:
+    parts = text.split(",")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 3 or any(v < 0 for v in values) or abs(sum(values) - 1) > 1e-6:
+        raise argparse.ArgumentTypeError(f"give three non-negative fractions learngene,morphology,task summing to 1, "
+                                         f"got {text!r}")
+    return dict(zip(("learngene", "morphology", "task"), values))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    suite = parser.add_argument_group("bodies and tasks (the morphology suite)")
+    suite.add_argument("--bodies", type=names("bodies", BODIES), default=TRAIN_BODIES,
+                       help="train (default), held_out, all, or a comma list of body names")
+    suite.add_argument("--tasks", type=names("tasks", TASKS), default=TRAIN_TASKS,
+                       help="train (default), held_out, all, or a comma list of task names")
+    suite.add_argument("--envs_per_pair", type=positive(int), default=1, help="environments per (body, task) pair")
+    suite.add_argument("--max_episode_steps", type=positive(int), default=1000)
+    model = parser.add_argument_group("model")
+    source = model.add_mutually_exclusive_group()
+    source.add_argument("--model", help="a saved controller folder to continue from (e.g. to transfer it)")
+    source.add_argument("--learngene", help="a DivMorph learngene folder: a controller with its shared units")
+    model.add_argument("--transfer", choices=("tailors", "full"),
+                       help="with --model: train only the task tailors (learngenes and body tailors frozen), or all")
+    model.add_argument("--architecture", choices=("divmorph", "baseline"), default="divmorph",
+                       help="a new controller: DivMorph's factor units and gates, or the same dense Transformer")
+    model.add_argument("--hidden_size", type=positive(int), default=128)
+    model.add_argument("--num_layers", type=positive(int), default=3)
+    model.add_argument("--num_heads", type=positive(int), default=2)
+    model.add_argument("--intermediate_size", type=positive(int), default=256)
+    model.add_argument("--unit_split", type=unit_split, help="learngene,morphology,task fractions (default 0.5,0.25,0.25)")
+    model.add_argument("--gate", choices=("sigmoid", "straight_through"), default="sigmoid")
+    model.add_argument("--sparsity_weight", type=float, default=1e-3, help="L1 pressure on tailor gates")
+    ppo = parser.add_argument_group("PPO")
+    ppo.add_argument("--total_steps", type=positive(int), default=1_000_000, help="environment steps in all")
+    ppo.add_argument("--rollout_steps", type=positive(int), default=128, help="steps per environment per update")
+    ppo.add_argument("--ppo_epochs", type=positive(int), default=4)
+    ppo.add_argument("--minibatch_size", type=positive(int), default=512)
+    ppo.add_argument("--learning_rate", type=positive(float), default=3e-4)
+    ppo.add_argument("--gamma", type=float, default=0.99)
+    ppo.add_argument("--gae_lambda", type=float, default=0.95)
+    ppo.add_argument("--clip_range", type=float, default=0.2)
+    ppo.add_argument("--entropy_coef", type=float, default=0.0)
+    ppo.add_argument("--target_kl", type=positive(float))
+    run = parser.add_argument_group("run")
+    add_run_arguments(run)
+    args = parser.parse_args(argv)
+    if args.transfer and not args.model:
+        parser.error("--transfer needs --model (the controller to transfer)")
+    if args.model and not args.transfer:
+        parser.error("--model needs --transfer tailors or --transfer full")
+    if args.mixed_precision != "no":
+        parser.error("--mixed_precision: PPO here runs in float32 (the controllers are small); use 'no'")
+    if args.stop_after_steps < 0 or args.checkpointing_steps < 0:
+        parser.error("--stop_after_steps and --checkpointing_steps count PPO updates and must be >= 0")
+    try:
+        args.ppo = PPOConfig(total_steps=args.total_steps, rollout_steps=args.rollout_steps, epochs=args.ppo_epochs,
+                             minibatch_size=args.minibatch_size, learning_rate=args.learning_rate, gamma=args.gamma,
+                             gae_lambda=args.gae_lambda, clip_range=args.clip_range, entropy_coef=args.entropy_coef,
+                             target_kl=args.target_kl, seed=args.seed, checkpoint_every=args.checkpointing_steps)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def make_controller(args) -> DivMorphForContinuousControl:
+    if args.model:
+        controller = DivMorphForContinuousControl.from_pretrained(args.model)
+        if args.transfer == "tailors":
+            if not controller.config.factorized:
+                raise SystemExit("--transfer tailors needs a DivMorph controller; the baseline has no tailors "
+                                 "(use --transfer full)")
+            controller.freeze_for_task_transfer()
+        return controller
+    sizes = {"token_dim": TOKEN_DIM, "max_limbs": MAX_LIMBS, "num_bodies": NUM_BODIES, "num_tasks": NUM_TASKS}
+    if args.learngene:
+        return DivMorphForContinuousControl.from_learngene(args.learngene, NUM_BODIES, NUM_TASKS)
+    config = DivMorphConfig(**sizes, hidden_size=args.hidden_size, num_layers=args.num_layers,
+                            num_heads=args.num_heads, intermediate_size=args.intermediate_size,
+                            factorized=args.architecture == "divmorph", unit_split=args.unit_split, gate=args.gate,
+                            sparsity_weight=args.sparsity_weight if args.architecture == "divmorph" else 0.0)
+    return DivMorphForContinuousControl(config)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    accelerator = start_run(args)
+    if accelerator.num_processes > 1:
+        raise SystemExit("PPO here runs in one process (its environments are stepped on this CPU); launch it "
+                         "without several processes")
+    output_dir = Path(args.output_dir)
+    controller = make_controller(args)
+    pairs = [(body, task) for body in args.bodies for task in args.tasks]
+    env_fns = [lambda b=b, t=t: make_env(b, t, max_episode_steps=args.max_episode_steps)
+               for b, t in pairs for _ in range(args.envs_per_pair)]
+    trainer = PPOTrainer(controller, env_fns, args.ppo, output_dir, device=accelerator.device,
+                         show_progress=not args.no_progress_bar, tensorboard=args.report_to == "tensorboard")
+    if args.resume_from_checkpoint:
+        checkpoint = (latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest"
+                      else Path(args.resume_from_checkpoint))
+        if checkpoint is None:
+            raise SystemExit(f"--resume_from_checkpoint latest: no checkpoint under {output_dir / 'checkpoints'}")
+        trainer.load_checkpoint(checkpoint)
+    stop = None
+    if args.stop_after_steps:
+        stop = trainer.steps + args.stop_after_steps * args.rollout_steps * len(env_fns)
+    history = trainer.train(until_step=stop)
+    if trainer.steps < args.total_steps:  # stopped early on purpose: leave a checkpoint to continue from
+        trainer.save_checkpoint()
+        return {"steps": trainer.steps, "stopped_early": True}
+    write_folder_atomically(output_dir / "model", lambda folder: controller.save_pretrained(folder))
+    if controller.config.factorized:
+        controller.save_learngene(output_dir / "learngene")
+    last = [row["mean_return"] for row in history[-10:] if np.isfinite(row["mean_return"])]
+    results = {
+        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
+        "steps": trainer.steps,
+        "bodies": list(args.bodies),
+        "tasks": list(args.tasks),
+        "architecture": "divmorph" if controller.config.factorized else "baseline",
+        "transfer": args.transfer,
+        "trainable_parameters": sum(p.numel() for p in controller.parameters() if p.requires_grad),
+        "parameters": sum(p.numel() for p in controller.parameters()),
+        "final_mean_return": float(np.mean(last)) if last else None,
+    }
+    write_text_atomically(output_dir / "results.json", json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""recipes/morphology_control.py end to end on the real morphology suite, at a few PPO updates."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "recipes"))
+import morphology_control  # noqa: E402
+
+SMALL = ["--hidden_size", "32", "--num_layers", "1", "--num_heads", "2", "--intermediate_size", "64",
+         "--rollout_steps", "16", "--minibatch_size", "128", "--ppo_epochs", "2", "--max_episode_steps", "50",
+         "--no_progress_bar"]
+
+
+def run(output_dir, *extra):
+    return morphology_control.main(["--output_dir", str(output_dir), *SMALL, *extra])
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("divmorph")
+    results = run(folder, "--bodies", "hopper,ant_three_legs", "--tasks", "run_forward,run_backward",
+                  "--total_steps", "256")
+    return folder, results
+
+
+def test_training_writes_the_controller_its_learngene_and_results(trained):
+    folder, results = trained
+    assert results["steps"] == 256 and results["architecture"] == "divmorph"
+    assert (folder / "model" / "model.safetensors").exists() and (folder / "learngene" / "learngene.safetensors").exists()
+    saved = json.loads((folder / "results.json").read_text())
+    assert saved["command"].startswith("python ") and saved["final_mean_return"] is not None
+    assert (folder / "metrics.csv").read_text().count("\n") == 1 + 256 // (16 * 4)
+
+
+def test_transfer_of_the_tailors_leaves_learngenes_and_body_tailors_as_they_were(trained, tmp_path):
+    folder, _ = trained
+    results = run(tmp_path, "--model", str(folder / "model"), "--transfer", "tailors", "--tasks", "held_out",
+                  "--bodies", "hopper,ant_three_legs", "--total_steps", "128")
+    assert results["trainable_parameters"] < results["parameters"]
+    before, after = weights(folder / "model"), weights(tmp_path / "model")
+    from hf_learngene import DivMorphForContinuousControl
+
+    model = DivMorphForContinuousControl.from_pretrained(folder / "model")
+    model.freeze_for_task_transfer()
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    kinds = {name: DivMorphForContinuousControl.parameter_kind(name) for name in before}
+    # every learngene unit and body tailor is frozen (the value head and log std may learn)
+    assert {n for n, k in kinds.items() if k == "morphology"} <= frozen
+    assert {n for n, k in kinds.items() if k == "learngene" and n.startswith("encoder.")} <= frozen
+    for name in frozen:
+        assert torch.equal(before[name], after[name]), name
+    changed = [name for name, kind in kinds.items() if kind == "task" and not torch.equal(before[name], after[name])]
+    assert changed
+
+
+def test_an_interrupted_run_resumes_exactly(tmp_path):
+    common = ["--bodies", "half_cheetah", "--tasks", "run_forward", "--total_steps", "192", "--envs_per_pair", "2",
+              "--seed", "1"]
+    run(tmp_path / "straight", *common)
+    run(tmp_path / "sliced", *common, "--stop_after_steps", "3")
+    assert not (tmp_path / "sliced" / "model").exists() and (tmp_path / "sliced" / "checkpoints" / "step-96").exists()
+    run(tmp_path / "sliced", *common, "--resume_from_checkpoint", "latest")
+    a, b = weights(tmp_path / "straight" / "model"), weights(tmp_path / "sliced" / "model")
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+@pytest.mark.parametrize("argv,named", [
+    (["--transfer", "tailors"], "--transfer"),
+    (["--bodies", "hopper,spider"], "--bodies"),
+    (["--tasks", "fly"], "--tasks"),
+    (["--unit_split", "0.5,0.5,0.5"], "--unit_split"),
+    (["--total_steps", "0"], "--total_steps"),
+    (["--mixed_precision", "bf16"], "--mixed_precision"),
+    (["--gamma", "1.5"], "gamma"),
+])
+def test_bad_arguments_exit_2_naming_the_option(argv, named, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        morphology_control.main(["--output_dir", str(tmp_path / "out"), *argv])
+    assert stop.value.code == 2
+    assert named in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
