@@ -18,14 +18,17 @@ Environments are stepped on the CPU; the policy runs on accelerate's device (a G
 one), in float32 (the controllers are small; mixed precision is refused rather than ignored). The
 run writes ``metrics.csv`` (one row per PPO update: returns per body/task, losses), TensorBoard
 logs with ``--report_to tensorboard``, resumable checkpoints under ``checkpoints/step-N``
-(``--resume_from_checkpoint latest`` continues exactly), and at the end ``model/`` (the
-controller), ``learngene/`` (DivMorph's shared units) and ``results.json``.
+(``--resume_from_checkpoint latest`` continues exactly, on the same device kind), and at the end
+``model/`` (the controller, with ``observation_stats.safetensors``: the token normalisation its
+inputs need, kept frozen when it is transferred), ``learngene/`` (DivMorph's shared units) and
+``results.json``. ``--checkpointing_steps`` and ``--stop_after_steps`` count PPO updates.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -52,6 +55,7 @@ from hf_learngene.morphology import (  # noqa: E402
 from hf_learngene.morphology.ppo import PPOConfig, PPOTrainer  # noqa: E402
 from hf_learngene.saving import write_folder_atomically  # noqa: E402
 
+OBSERVATION_STATS = "observation_stats.safetensors"  # beside the controller: how its inputs are normalised
 SPLITS = {"bodies": {"train": TRAIN_BODIES, "held_out": HELD_OUT_BODIES, "all": BODIES},
           "tasks": {"train": TRAIN_TASKS, "held_out": HELD_OUT_TASKS, "all": TASKS}}
 
@@ -75,11 +79,18 @@ def names(kind: str, valid: tuple[str, ...]):
 def positive(kind: type):
     def parse(text: str):
         value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
         return value
 
     return parse
+
+
+def non_negative(text: str) -> float:
+    value = float(text)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
 
 
 def unit_split(text: str) -> dict[str, float]:
@@ -117,7 +128,7 @@ def parse_args(argv=None):
     model.add_argument("--intermediate_size", type=positive(int), default=256)
     model.add_argument("--unit_split", type=unit_split, help="learngene,morphology,task fractions (default 0.5,0.25,0.25)")
     model.add_argument("--gate", choices=("sigmoid", "straight_through"), default="sigmoid")
-    model.add_argument("--sparsity_weight", type=float, default=1e-3, help="L1 pressure on tailor gates")
+    model.add_argument("--sparsity_weight", type=non_negative, default=1e-3, help="L1 pressure on tailor gates")
     ppo = parser.add_argument_group("PPO")
     ppo.add_argument("--total_steps", type=positive(int), default=1_000_000, help="environment steps in all")
     ppo.add_argument("--rollout_steps", type=positive(int), default=128, help="steps per environment per update")
@@ -127,7 +138,7 @@ def parse_args(argv=None):
     ppo.add_argument("--gamma", type=float, default=0.99)
     ppo.add_argument("--gae_lambda", type=float, default=0.95)
     ppo.add_argument("--clip_range", type=float, default=0.2)
-    ppo.add_argument("--entropy_coef", type=float, default=0.0)
+    ppo.add_argument("--entropy_coef", type=non_negative, default=0.0)
     ppo.add_argument("--target_kl", type=positive(float))
     run = parser.add_argument_group("run")
     add_run_arguments(run)
@@ -140,6 +151,27 @@ def parse_args(argv=None):
         parser.error("--mixed_precision: PPO here runs in float32 (the controllers are small); use 'no'")
     if args.stop_after_steps < 0 or args.checkpointing_steps < 0:
         parser.error("--stop_after_steps and --checkpointing_steps count PPO updates and must be >= 0")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    new_model_options = [f"--{name}" for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size",
+                                                    "unit_split", "gate", "sparsity_weight", "architecture")
+                         if getattr(args, name) != parser.get_default(name)]
+    if (args.model or args.learngene) and new_model_options:
+        parser.error(f"{', '.join(new_model_options)} describe a new controller; --model and --learngene bring their own")
+    if args.model:
+        config_file = Path(args.model) / "config.json"
+        if not config_file.is_file():
+            parser.error(f"--model {args.model}: no saved controller there (config.json is missing)")
+        if args.transfer == "tailors" and not json.loads(config_file.read_text()).get("factorized", True):
+            parser.error("--transfer tailors needs a DivMorph controller; this --model is the dense baseline, which "
+                         "has no tailors (use --transfer full)")
+    if args.learngene and not (Path(args.learngene) / "learngene_config.json").is_file():
+        parser.error(f"--learngene {args.learngene}: no DivMorph learngene there (learngene_config.json is missing)")
+    if not (args.model or args.learngene):
+        try:
+            args.controller_config = new_controller_config(args)
+        except ValueError as error:
+            parser.error(f"the controller options are inconsistent: {error}")
     try:
         args.ppo = PPOConfig(total_steps=args.total_steps, rollout_steps=args.rollout_steps, epochs=args.ppo_epochs,
                              minibatch_size=args.minibatch_size, learning_rate=args.learning_rate, gamma=args.gamma,
@@ -150,23 +182,23 @@ def parse_args(argv=None):
     return args
 
 
+def new_controller_config(args) -> DivMorphConfig:
+    return DivMorphConfig(token_dim=TOKEN_DIM, max_limbs=MAX_LIMBS, num_bodies=NUM_BODIES, num_tasks=NUM_TASKS,
+                          hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
+                          intermediate_size=args.intermediate_size, factorized=args.architecture == "divmorph",
+                          unit_split=args.unit_split, gate=args.gate,
+                          sparsity_weight=args.sparsity_weight if args.architecture == "divmorph" else 0.0)
+
+
 def make_controller(args) -> DivMorphForContinuousControl:
     if args.model:
         controller = DivMorphForContinuousControl.from_pretrained(args.model)
         if args.transfer == "tailors":
-            if not controller.config.factorized:
-                raise SystemExit("--transfer tailors needs a DivMorph controller; the baseline has no tailors "
-                                 "(use --transfer full)")
             controller.freeze_for_task_transfer()
         return controller
-    sizes = {"token_dim": TOKEN_DIM, "max_limbs": MAX_LIMBS, "num_bodies": NUM_BODIES, "num_tasks": NUM_TASKS}
     if args.learngene:
         return DivMorphForContinuousControl.from_learngene(args.learngene, NUM_BODIES, NUM_TASKS)
-    config = DivMorphConfig(**sizes, hidden_size=args.hidden_size, num_layers=args.num_layers,
-                            num_heads=args.num_heads, intermediate_size=args.intermediate_size,
-                            factorized=args.architecture == "divmorph", unit_split=args.unit_split, gate=args.gate,
-                            sparsity_weight=args.sparsity_weight if args.architecture == "divmorph" else 0.0)
-    return DivMorphForContinuousControl(config)
+    return DivMorphForContinuousControl(args.controller_config)
 
 
 def main(argv=None) -> dict:
@@ -180,8 +212,11 @@ def main(argv=None) -> dict:
     pairs = [(body, task) for body in args.bodies for task in args.tasks]
     env_fns = [lambda b=b, t=t: make_env(b, t, max_episode_steps=args.max_episode_steps)
                for b, t in pairs for _ in range(args.envs_per_pair)]
+    # a controller trained before keeps the input statistics it learned with (frozen)
+    stats = Path(args.model) / OBSERVATION_STATS if args.model else None
     trainer = PPOTrainer(controller, env_fns, args.ppo, output_dir, device=accelerator.device,
-                         show_progress=not args.no_progress_bar, tensorboard=args.report_to == "tensorboard")
+                         show_progress=not args.no_progress_bar, tensorboard=args.report_to == "tensorboard",
+                         observation_stats=stats if stats is not None and stats.is_file() else None)
     if args.resume_from_checkpoint:
         checkpoint = (latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest"
                       else Path(args.resume_from_checkpoint))
@@ -195,7 +230,11 @@ def main(argv=None) -> dict:
     if trainer.steps < args.total_steps:  # stopped early on purpose: leave a checkpoint to continue from
         trainer.save_checkpoint()
         return {"steps": trainer.steps, "stopped_early": True}
-    write_folder_atomically(output_dir / "model", lambda folder: controller.save_pretrained(folder))
+    def write_model(folder: Path) -> None:
+        controller.save_pretrained(folder)
+        trainer.save_observation_stats(folder / OBSERVATION_STATS)
+
+    write_folder_atomically(output_dir / "model", write_model)
     if controller.config.factorized:
         controller.save_learngene(output_dir / "learngene")
     last = [row["mean_return"] for row in history[-10:] if np.isfinite(row["mean_return"])]

@@ -1,5 +1,6 @@
 """recipes/morphology_control.py end to end on the real morphology suite, at a few PPO updates."""
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -11,13 +12,15 @@ from safetensors.torch import load_file
 sys.path.insert(0, str(Path(__file__).parents[1] / "recipes"))
 import morphology_control  # noqa: E402
 
-SMALL = ["--hidden_size", "32", "--num_layers", "1", "--num_heads", "2", "--intermediate_size", "64",
-         "--rollout_steps", "16", "--minibatch_size", "128", "--ppo_epochs", "2", "--max_episode_steps", "50",
-         "--no_progress_bar"]
+SMALL_MODEL = ["--hidden_size", "32", "--num_layers", "1", "--num_heads", "2", "--intermediate_size", "64"]
+SHORT_PPO = ["--rollout_steps", "16", "--minibatch_size", "128", "--ppo_epochs", "2", "--max_episode_steps", "50",
+             "--no_progress_bar"]
 
 
 def run(output_dir, *extra):
-    return morphology_control.main(["--output_dir", str(output_dir), *SMALL, *extra])
+    """A short run; a new controller is small (a --model brings its own sizes)."""
+    sizes = [] if "--model" in extra or "--learngene" in extra else SMALL_MODEL
+    return morphology_control.main(["--output_dir", str(output_dir), *sizes, *SHORT_PPO, *extra])
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -46,6 +49,9 @@ def test_transfer_of_the_tailors_leaves_learngenes_and_body_tailors_as_they_were
     results = run(tmp_path, "--model", str(folder / "model"), "--transfer", "tailors", "--tasks", "held_out",
                   "--bodies", "hopper,ant_three_legs", "--total_steps", "128")
     assert results["trainable_parameters"] < results["parameters"]
+    # the transfer normalised its inputs with the statistics the controller was trained with
+    assert torch.equal(load_file(str(folder / "model" / "observation_stats.safetensors"))["token_stats.mean"],
+                       load_file(str(tmp_path / "model" / "observation_stats.safetensors"))["token_stats.mean"])
     before, after = weights(folder / "model"), weights(tmp_path / "model")
     from hf_learngene import DivMorphForContinuousControl
 
@@ -72,6 +78,15 @@ def test_an_interrupted_run_resumes_exactly(tmp_path):
     a, b = weights(tmp_path / "straight" / "model"), weights(tmp_path / "sliced" / "model")
     for name in a:
         assert torch.equal(a[name], b[name]), name
+    stats = "model/observation_stats.safetensors"
+    assert (tmp_path / "straight" / stats).read_bytes() == (tmp_path / "sliced" / stats).read_bytes()
+    logs = []
+    for run_dir in ("straight", "sliced"):
+        with open(tmp_path / run_dir / "metrics.csv", newline="") as handle:
+            logs.append([{k: v for k, v in row.items() if k != "steps_per_second"} for row in csv.DictReader(handle)])
+    assert logs[0] == logs[1] and len(logs[0]) == 192 // (16 * 2)
+    straight, sliced = (json.loads((tmp_path / run / "results.json").read_text()) for run in ("straight", "sliced"))
+    assert straight["final_mean_return"] == sliced["final_mean_return"]
 
 
 @pytest.mark.parametrize("argv,named", [
@@ -82,6 +97,13 @@ def test_an_interrupted_run_resumes_exactly(tmp_path):
     (["--total_steps", "0"], "--total_steps"),
     (["--mixed_precision", "bf16"], "--mixed_precision"),
     (["--gamma", "1.5"], "gamma"),
+    (["--learning_rate", "inf"], "--learning_rate"),
+    (["--sparsity_weight", "-1"], "--sparsity_weight"),
+    (["--hidden_size", "30", "--num_heads", "4"], "controller options"),
+    (["--model", "/nonexistent", "--transfer", "full"], "--model"),
+    (["--learngene", "/nonexistent"], "--learngene"),
+    (["--model", "/nonexistent", "--transfer", "full", "--hidden_size", "64"], "--hidden_size"),
+    (["--seed", "-1"], "--seed"),
 ])
 def test_bad_arguments_exit_2_naming_the_option(argv, named, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:

@@ -175,3 +175,33 @@ def test_episode_seeds_make_environments_reproducible():
     np.testing.assert_array_equal(a.batch()["tokens"], b.batch()["tokens"])
     c = EnvPool([lambda: ReachEnv(0, 0)], seed=6)
     assert not np.array_equal(a.batch()["tokens"], c.batch()["tokens"])
+
+
+class ThreeStepEnv(ReachEnv):
+    """Reward 1 at every step; the episode ends after 3 steps, terminated or truncated."""
+
+    def __init__(self, terminate: bool):
+        super().__init__(0, 0)
+        self.terminate = terminate
+
+    def step(self, action):
+        observation, _, _, _, info = super().step(action)
+        done = self.t >= 3
+        return observation, 1.0, done and self.terminate, done and not self.terminate, info
+
+
+@pytest.mark.parametrize("terminate", [True, False])
+def test_returns_bootstrap_a_truncated_episode_and_not_a_terminated_one(terminate, tmp_path):
+    gamma, value = 0.5, 0.4
+    config = PPOConfig(total_steps=3, rollout_steps=3, gamma=gamma, gae_lambda=1.0, normalize_rewards=False)
+    run = PPOTrainer(TinyPolicy(TinyPolicyConfig()), [lambda: ThreeStepEnv(terminate)], config, tmp_path,
+                     show_progress=False)
+    with torch.no_grad():
+        run.policy.critic.weight.zero_()
+        run.policy.critic.bias.fill_(value)
+    rollout, finished = run.collect()
+    tail = 0.0 if terminate else gamma**3 * value  # the value after the last step, only when cut by the time limit
+    expected = torch.tensor([1 + gamma + gamma**2 + tail, 1 + gamma + tail / gamma, 1 + tail / gamma**2])
+    torch.testing.assert_close(rollout.returns[:, 0], expected)
+    torch.testing.assert_close(rollout.advantages[:, 0], expected - value)
+    assert len(finished) == 1 and finished[0]["length"] == 3 and finished[0]["return"] == 3.0

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 import time
@@ -37,6 +38,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..saving import write_folder_atomically
+
+logger = logging.getLogger(__name__)
 
 OBSERVATION_KEYS = ("tokens", "mask", "action_mask", "body", "task")
 LOG_FILE = "metrics.csv"
@@ -257,7 +260,11 @@ class PPOTrainer:
 
     def __init__(self, policy: nn.Module, env_fns: Sequence[Callable[[], Any]], config: PPOConfig,
                  output_dir: str | os.PathLike, device: str | torch.device = "cpu", show_progress: bool = True,
-                 tensorboard: bool = False):
+                 tensorboard: bool = False, observation_stats: str | os.PathLike | None = None):
+        if getattr(getattr(policy, "config", None), "dropout", 0) or any(
+                isinstance(m, nn.Dropout) and m.p > 0 for m in policy.modules()):
+            raise ValueError("PPO here needs a policy without dropout: actions are collected in eval mode and the "
+                             "ratio is taken in train mode, so dropout would bias every ratio (set dropout=0)")
         self.policy, self.config, self.device = policy.to(device), config, torch.device(device)
         self.output_dir = Path(output_dir)
         self.parameters = [p for p in policy.parameters() if p.requires_grad]
@@ -267,6 +274,13 @@ class PPOTrainer:
         self.envs = EnvPool(env_fns, config.seed)
         token_dim = self.envs.observations[0]["tokens"].shape[-1]
         self.token_stats = RunningMeanStd(token_dim)
+        # a policy trained before (a transfer) keeps the statistics its inputs were normalised with, frozen
+        self.frozen_stats = observation_stats is not None
+        if self.frozen_stats:
+            self.token_stats.load(load_file(str(observation_stats)), "token_stats")
+            if self.token_stats.mean.numel() != token_dim:
+                raise ValueError(f"{observation_stats} holds statistics of {self.token_stats.mean.numel()} token "
+                                 f"features, these environments give {token_dim}")
         self.return_stats = RunningMeanStd(1)
         self.discounted = np.zeros(len(self.envs))
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -280,7 +294,7 @@ class PPOTrainer:
         tokens = torch.as_tensor(batch["tokens"], dtype=torch.float32)
         mask = torch.as_tensor(batch["mask"]).bool()
         if self.config.normalize_observations:
-            if update_stats:
+            if update_stats and not self.frozen_stats:
                 self.token_stats.update(tokens[mask])
             mean, std = self.token_stats.mean.float(), self.token_stats.var.float().add(1e-8).sqrt()
             tokens = ((tokens - mean) / std).clamp(-10, 10) * mask[..., None]
@@ -447,6 +461,15 @@ class PPOTrainer:
 
         return SummaryWriter(str(self.output_dir / "tensorboard"))
 
+    def save_observation_stats(self, path: str | os.PathLike) -> None:
+        """The token statistics the policy's inputs are normalised with (what a deployment or a transfer
+        must apply: ``(tokens - mean) / sqrt(var + 1e-8)``, clipped to ±10, zero on padded limbs)."""
+        save_file({k: v.contiguous() for k, v in self.token_stats.state("token_stats").items()}, str(path))
+
+    def _environment_names(self) -> list[str]:
+        return [f"{env.spec.id}:{env.spec.max_episode_steps}" if getattr(env, "spec", None) else type(env).__name__
+                for env in self.envs.envs]
+
     def save_checkpoint(self, folder: str | os.PathLike | None = None) -> Path:
         """Everything a resume needs, written to a staging folder and renamed into place (by default
         ``output_dir/checkpoints/step-N``)."""
@@ -462,7 +485,8 @@ class PPOTrainer:
                        **self.envs.state(), "generator": self.generator.get_state(),
                        "discounted": torch.from_numpy(self.discounted.copy())}
             save_file({k: v.contiguous() for k, v in tensors.items()}, str(staging / "trainer_state.safetensors"))
-            meta = {"steps": self.steps, "updates": self.updates, "config": asdict(self.config)}
+            meta = {"steps": self.steps, "updates": self.updates, "config": asdict(self.config),
+                    "environments": self._environment_names()}
             (staging / "trainer_state.json").write_text(json.dumps(meta, indent=2))
 
         return write_folder_atomically(folder, write)
@@ -490,7 +514,13 @@ class PPOTrainer:
         if unexpected or [k for k in missing_keys if k not in _tied_keys(self.policy)]:
             raise ValueError(f"the checkpoint's model does not match the policy (missing {missing_keys}, "
                              f"unexpected {unexpected})")
-        self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+        saved_envs, envs = meta.get("environments"), self._environment_names()
+        if saved_envs != envs:
+            raise ValueError(f"the checkpoint was made with other environments: {saved_envs} (saved) vs {envs} (now)")
+        if meta["config"]["total_steps"] != self.config.total_steps:
+            logger.warning("total_steps changed from %s to %s: the learning-rate decay follows the new total",
+                           meta["config"]["total_steps"], self.config.total_steps)
+        self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu"))
         tensors = load_file(str(folder / "trainer_state.safetensors"))
         self.token_stats.load(tensors, "token_stats")
         self.return_stats.load(tensors, "return_stats")
@@ -502,6 +532,7 @@ class PPOTrainer:
         if log.exists():  # rows an interrupted run logged after this checkpoint are logged again
             with open(log, newline="") as handle:
                 rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= self.steps]
+            self.history = [{k: _number(v) for k, v in row.items()} for row in rows]
             if rows:
                 with open(log, "w", newline="") as handle:
                     out = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -509,6 +540,14 @@ class PPOTrainer:
                     out.writerows(rows)
             else:
                 log.unlink()
+
+
+def _number(text: str) -> Any:
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
 
 
 def _tied_keys(model: nn.Module) -> set[str]:
