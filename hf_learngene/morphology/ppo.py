@@ -124,6 +124,18 @@ class RunningMeanStd:
         self.var = (self.var * self.count + var * count + delta.square() * self.count * count / total) / total
         self.count = total
 
+    def normalize(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``(tokens - mean) / std`` clipped to ±10, zero on padded limbs: what a trained policy's
+        inputs are, in training and in deployment alike."""
+        mean, std = self.mean.float(), self.var.float().add(1e-8).sqrt()
+        return ((tokens - mean) / std).clamp(-10, 10) * mask[..., None].to(tokens.dtype)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, prefix: str = "token_stats") -> "RunningMeanStd":
+        stats = cls()
+        stats.load(load_file(str(path)), prefix)
+        return stats
+
     def state(self, prefix: str) -> dict[str, torch.Tensor]:
         return {f"{prefix}.mean": self.mean, f"{prefix}.var": self.var, f"{prefix}.count": self.count.reshape(1)}
 
@@ -277,7 +289,7 @@ class PPOTrainer:
         # a policy trained before (a transfer) keeps the statistics its inputs were normalised with, frozen
         self.frozen_stats = observation_stats is not None
         if self.frozen_stats:
-            self.token_stats.load(load_file(str(observation_stats)), "token_stats")
+            self.token_stats = RunningMeanStd.from_file(observation_stats)
             if self.token_stats.mean.numel() != token_dim:
                 raise ValueError(f"{observation_stats} holds statistics of {self.token_stats.mean.numel()} token "
                                  f"features, these environments give {token_dim}")
@@ -296,8 +308,7 @@ class PPOTrainer:
         if self.config.normalize_observations:
             if update_stats and not self.frozen_stats:
                 self.token_stats.update(tokens[mask])
-            mean, std = self.token_stats.mean.float(), self.token_stats.var.float().add(1e-8).sqrt()
-            tokens = ((tokens - mean) / std).clamp(-10, 10) * mask[..., None]
+            tokens = self.token_stats.normalize(tokens, mask)
         return {"tokens": tokens.to(self.device), "mask": mask.to(self.device),
                 "action_mask": torch.as_tensor(batch["action_mask"]).bool().to(self.device),
                 "body": torch.as_tensor(batch["body"], dtype=torch.long).to(self.device),

@@ -109,10 +109,15 @@ class DivMorphLinear(nn.Module):
             layer.set_gate(gate)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        out = self.bias.to(hidden.dtype)
-        for _, layer in self.groups():
-            out = out + layer(hidden)
-        return out
+        # the kinds' units side by side: two products for the whole layer instead of two per kind
+        # (the same sum Σ σ_i g_i u_i v_iᵀ x; small inner sizes per kind would waste the matmuls)
+        layers = [layer for _, layer in self.groups()]
+        scales = [layer.scales() for layer in layers]
+        batch = torch.broadcast_shapes(*(scale.shape[:-1] for scale in scales))
+        scale = torch.cat([scale.expand(*batch, scale.shape[-1]) for scale in scales], -1)
+        inner = F.linear(hidden, torch.cat([layer.factors.V for layer in layers], 1).T.to(hidden.dtype))
+        return F.linear(inner * scale.to(hidden.dtype), torch.cat([layer.u() for layer in layers], 1).to(hidden.dtype),
+                        self.bias.to(hidden.dtype))
 
     def units(self, morphology: torch.Tensor | None = None, task: torch.Tensor | None = None
               ) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
