@@ -5,9 +5,10 @@ Every run goes through ``recipes/morphology_control.py`` (the recipe users run),
 
 1. **Pre-training** on every train body × train task (12 × 3 pairs) for ``--pretrain-steps``
    environment steps: DivMorph, and the dense baseline (MetaMorph-style: the same Transformer with
-   plain linears) with the same PPO settings. Reported per body: the mean return of the episodes of
-   the last 20% of training (train tasks), and a deterministic evaluation (mean actions, one
-   episode per pair) on every train and held-out body.
+   plain linears and a task embedding) with the same PPO settings. Reported per body: the mean
+   return of the episodes of the last 20% of training (train tasks), and a deterministic
+   evaluation (mean actions, one episode per pair) on every train and held-out body (a held-out
+   body's never-trained embedding row is set to the train bodies' mean first).
 2. **Transfer** to the held-out task (``stand_tall``) on the train bodies for ``--transfer-steps``
    each: DivMorph with only its task tailors training (learngenes and body tailors frozen), the
    same controller fine-tuned whole, and a new DivMorph controller trained from scratch. Reported:
@@ -168,6 +169,12 @@ def main() -> None:
     stats = {name: RunningMeanStd.from_file(work / name / "model" / morphology_control.OBSERVATION_STATS)
              for name in curves}
     models = {name: DivMorphForContinuousControl.from_pretrained(work / name / "model").eval() for name in curves}
+    # a held-out body's embedding row was never trained: give it the train bodies' mean, as add_body does
+    with torch.no_grad():
+        embedding = models["divmorph"].gate_network.body_embedding.weight
+        train_rows = [BODIES.index(b) for b in TRAIN_BODIES]
+        for body in HELD_OUT_BODIES:
+            embedding[BODIES.index(body)] = embedding[train_rows].mean(0)
     eval_pairs = [(b, t) for b in TRAIN_BODIES + HELD_OUT_BODIES for t in TRAIN_TASKS]
     evaluation = {name: evaluate(controller_actions(models[name]), eval_pairs, stats[name], args.eval_episode_steps)
                   for name in curves}

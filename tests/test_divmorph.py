@@ -92,8 +92,10 @@ def test_a_new_controller_is_the_svd_of_a_dense_random_init_and_matches_the_dens
         for name, layer in model.factorized_linears().items():
             dense = baseline.get_submodule(name)
             layer.reset_from_dense(dense.weight, dense.bias)
+        baseline.task_embedding.weight.zero_()  # the baseline's only extra: how it reads the task
     dense_only = {k: v for k, v in baseline.state_dict().items()
-                  if not any(k.startswith(f"{name}.") for name in model.factorized_linears())}
+                  if not any(k.startswith(f"{name}.") for name in model.factorized_linears())
+                  and not k.startswith("task_embedding.")}
     missing, unexpected = model.load_state_dict(dense_only, strict=False)
     assert not unexpected and all(".layers." in k or "input_projection" in k or "gate_network" in k for k in missing)
     open_all_gates(model)
@@ -450,5 +452,8 @@ def test_the_dense_baseline_runs_and_trains():
     (out.action_mean.pow(2).mean() + out.value.pow(2).mean()).backward()
     assert all(p.grad is not None for name, p in model.named_parameters() if name != "log_std")
     assert model.num_parameters() < tiny_model().num_parameters()
+    # it has no gates, so it reads the task from its task embedding: the task changes what it does
+    other_task = model(tokens, mask, body_ids, (task_ids + 1) % model.config.num_tasks)
+    assert not torch.allclose(other_task.action_mean, out.action_mean)
     with pytest.raises(ValueError, match="no task tailors"):
         model.freeze_for_task_transfer()

@@ -17,7 +17,7 @@ from hf_learngene.morphology.tokens import TOKEN_SLICES  # noqa: E402
 
 # Pinned: a change of the generator, the table or gymnasium's hopper.xml changes this and must come with a new
 # SUITE_VERSION (and then a new pin).
-HOPPER_EXTRA_SHIN_SHA256 = "3085292d260fe51a1c86c3113cb4312f9faef5a9ebab45102827f845925b7289"
+HOPPER_EXTRA_SHIN_SHA256 = "9376fa2e42ac13301461c06e9a2c42e37241bd3859e48ae14c7d9f320af6dd3b"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -113,9 +113,16 @@ def test_edits_do_what_they_say():
     assert heavy.body_mass.sum() == pytest.approx(2.0 * stock.body_mass.sum(), rel=1e-4)
 
     narrow = _compile(M.generate_xml(M.BodySpec("t", "hopper", (M.ScaleRange(0.5),))))
-    widths = np.diff(stock.jnt_range, axis=1)
-    np.testing.assert_allclose(np.diff(narrow.jnt_range, axis=1), 0.5 * widths, rtol=1e-4)
-    np.testing.assert_allclose(narrow.jnt_range.mean(axis=1), stock.jnt_range.mean(axis=1), atol=1e-6)
+    widths, narrowed = np.diff(stock.jnt_range, axis=1), np.diff(narrow.jnt_range, axis=1)
+    # half as wide about the centre, unless that would leave out the rest angle 0, which stays inside
+    assert np.all(narrowed <= widths + 1e-6) and np.all(narrowed >= 0.5 * widths - 1e-6)
+    holds_rest = (stock.jnt_range[:, 0] <= 0) & (stock.jnt_range[:, 1] >= 0)
+    assert np.all(narrow.jnt_range[holds_rest, 0] <= 0) and np.all(narrow.jnt_range[holds_rest, 1] >= 0)
+    centred = holds_rest & (np.abs(stock.jnt_range.sum(axis=1)) < 1e-9)  # symmetric ranges: exactly half
+    np.testing.assert_allclose(narrowed[centred], 0.5 * widths[centred], rtol=1e-4)
+    assert centred.any() and (narrowed[~centred & holds_rest] > 0.5 * widths[~centred & holds_rest]).any()
+    np.testing.assert_allclose(narrow.jnt_range[centred].mean(axis=1), stock.jnt_range[centred].mean(axis=1),
+                               atol=1e-6)
 
     longer = _compile(M.generate_xml(M.BodySpec("t", "hopper", (M.DuplicateSegment("leg"),))))
     assert (longer.nu, longer.njnt) == (stock.nu + 1, stock.njnt + 1)
@@ -275,7 +282,7 @@ def test_registered_ids_make_through_gymnasium():
     assert len(ids) == len(set(ids)) == M.NUM_BODIES * M.NUM_TASKS
     assert M.register_envs() == ids  # idempotent
     assert all(name in gymnasium.registry for name in ids)
-    assert M.env_id("ant", "stand_tall") == "hf_learngene/Morph-ant-stand_tall-v1"
+    assert M.env_id("ant", "stand_tall") == "hf_learngene/Morph-ant-stand_tall-v2"
     for body in ("hopper", "walker2d_extra_shins", "half_cheetah", "ant_three_legs"):
         env = gymnasium.make(M.env_id(body, "target_speed"))
         assert env.spec.max_episode_steps == M.DEFAULT_MAX_EPISODE_STEPS == 1000
@@ -314,7 +321,7 @@ def test_vector_env_stacks_dict_observations():
 
 
 def test_splits_are_disjoint_and_pinned():
-    assert M.SUITE_VERSION == "1"
+    assert M.SUITE_VERSION == "2"
     assert M.TRAIN_BODIES == (
         "hopper", "hopper_extra_shin", "hopper_short_heavy", "walker2d", "walker2d_no_feet", "walker2d_long_wide",
         "half_cheetah", "half_cheetah_long_back", "half_cheetah_no_front_foot", "ant", "ant_three_legs",
@@ -429,3 +436,18 @@ def test_bad_table_rows_and_edits_are_refused():
         M.generate_xml(M.BodySpec("x", "hopper", (M.DuplicateSegment("foot"),)))
     with pytest.raises(M.MorphologyError, match="jitter"):
         M.BodySpec("x", "hopper", jitter=0.7)
+
+
+@pytest.mark.parametrize("body", M.BODIES)
+def test_every_body_stands_through_zero_actions(body):
+    """A body that falls by itself (a joint range that excludes the rest pose, a health height the body
+    outgrows) would make its returns meaningless: with zero actions each one lasts well past its start."""
+    env = M.make_env(body, "run_forward", max_episode_steps=60)
+    for seed in range(3):
+        env.reset(seed=seed)
+        for step in range(60):
+            _, _, terminated, truncated, _ = env.step(np.zeros(M.MAX_LIMBS))
+            assert not terminated, f"{body} fell at step {step} (seed {seed})"
+            if truncated:
+                break
+    env.close()

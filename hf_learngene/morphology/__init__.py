@@ -3,7 +3,7 @@
 What it is. Sixteen procedural bodies made from gymnasium's MuJoCo v5 hopper, walker2d, half_cheetah and ant
 (segments added or removed, lengths and masses scaled, joint ranges narrowed or widened; see ``bodies``) times
 four tasks (``run_forward``, ``run_backward``, ``target_speed``, ``stand_tall``; see ``tasks``). Every (body, task)
-pair is a gymnasium id, ``hf_learngene/Morph-<body>-<task>-v1``, registered when this package is imported; its
+pair is a gymnasium id, ``hf_learngene/Morph-<body>-<task>-v2``, registered when this package is imported; its
 observations are one token per limb, so one Transformer controller can drive every body.
 
 Why. DivMorph and its peers (MetaMorph, ModuMorph, HyperDistill) report on UNIMAL, which needs gym 0.17,
@@ -49,7 +49,7 @@ Splits: ``TRAIN_BODIES`` (12, three per family) and ``HELD_OUT_BODIES`` (4, one 
 out, so a controller trained on the train split with ``num_bodies=len(TRAIN_BODIES)`` grows its tables for the
 held-out ones.
 
-Version rule: ``SUITE_VERSION`` ("1") names everything here. Changing a body (its table row, the generator or the
+Version rule: ``SUITE_VERSION`` ("2"; version 1 narrowed a joint range past the rest pose and left the ant's health height unscaled) names everything here. Changing a body (its table row, the generator or the
 gymnasium asset it starts from), a task, the token layout or the episode rules means a new ``SUITE_VERSION`` (and
 new ids), so that numbers measured on one version are never compared with another. The tests pin the hash of a
 generated XML so that a silent change fails.

@@ -232,9 +232,8 @@ class Body:
             raise FileNotFoundError(f"Body XML {str(path)!r} does not exist.")
         if not isinstance(index, int) or index < 0:
             raise MorphologyError(f"A body index must be a non-negative int, got {index!r}.")
-        torso, lowest = _heights(mujoco.MjModel.from_xml_path(str(path)))
-        stock_torso, stock_lowest = _stock_heights(family)
-        return cls(name or path.stem, index, family, str(path), torso, (torso - lowest) / (stock_torso - stock_lowest))
+        model = mujoco.MjModel.from_xml_path(str(path))
+        return cls(name or path.stem, index, family, str(path), _heights(model)[0], _height_ratio(model, family))
 
 
 def get_body(name: str) -> Body:
@@ -259,7 +258,7 @@ def generate_xml(spec: BodySpec | str) -> str:
         xml.jitter(np.random.default_rng(spec.seed), spec.jitter)
     # Keep the stock model's clearance between the lowest geom and the floor at the initial pose.
     _, lowest = _heights(mujoco.MjModel.from_xml_string(xml.text()))
-    _, stock_lowest = _stock_heights(spec.family)
+    _, stock_lowest = _stock_heights(spec.family, clamped=False)
     xml.lift(stock_lowest - lowest)
     root.insert(0, ET.Comment(
         f" hf_learngene morphology suite v{SUITE_VERSION}: body {spec.name!r} of family {spec.family!r}, generated "
@@ -277,20 +276,34 @@ def body_xml_sha256(name: str) -> str:
 def _generated(name: str) -> tuple[str, float, float]:
     spec = get_body_spec(name)
     text = generate_xml(spec)
-    torso, lowest = _heights(mujoco.MjModel.from_xml_string(text))
-    stock_torso, stock_lowest = _stock_heights(spec.family)
-    return text, torso, (torso - lowest) / (stock_torso - stock_lowest)
+    model = mujoco.MjModel.from_xml_string(text)
+    torso = _heights(model)[0]
+    return text, torso, _height_ratio(model, spec.family)
+
+
+def _height_ratio(model: mujoco.MjModel, family: str) -> float:
+    """(torso height - lowest point) over the stock body's, both with every joint clamped into its range:
+    the pose the body settles into (the ant's legs start flat, outside their ankle ranges, and stand up)."""
+    torso, lowest = _heights(model, clamped=True)
+    stock_torso, stock_lowest = _stock_heights(family, clamped=True)
+    return (torso - lowest) / (stock_torso - stock_lowest)
 
 
 @functools.lru_cache(maxsize=None)
-def _stock_heights(family: str) -> tuple[float, float]:
+def _stock_heights(family: str, clamped: bool) -> tuple[float, float]:
     xml = _BodyXml(ET.parse(gymnasium_assets() / FAMILY_SPECS[family].xml_file).getroot())
-    return _heights(mujoco.MjModel.from_xml_string(xml.text()))
+    return _heights(mujoco.MjModel.from_xml_string(xml.text()), clamped)
 
 
-def _heights(model: mujoco.MjModel) -> tuple[float, float]:
-    """(torso origin height, lowest point of any robot geom) at the model's initial pose."""
+def _heights(model: mujoco.MjModel, clamped: bool = False) -> tuple[float, float]:
+    """(torso origin height, lowest point of any robot geom) at the model's initial pose, or with every
+    limited hinge clamped into its range (``clamped``)."""
     data = mujoco.MjData(model)
+    if clamped:
+        for j in range(model.njnt):
+            if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE and model.jnt_limited[j]:
+                address = model.jnt_qposadr[j]
+                data.qpos[address] = np.clip(data.qpos[address], *model.jnt_range[j])
     mujoco.mj_kinematics(model, data)
     lowest = np.inf
     capsule, cylinder = int(mujoco.mjtGeom.mjGEOM_CAPSULE), int(mujoco.mjtGeom.mjGEOM_CYLINDER)
@@ -472,7 +485,12 @@ class _BodyXml:
                 continue
             low, high = _vector(joint, "range", 2)
             centre, half = (low + high) / 2.0, (high - low) / 2.0
-            joint.set("range", _format([centre - factor * half, centre + factor * half]))
+            new_low, new_high = centre - factor * half, centre + factor * half
+            # a range that holds the rest angle (0) keeps holding it: a narrowed range that excluded it
+            # would fling the joint into its limit at every reset
+            if low <= 0.0 <= high:
+                new_low, new_high = min(new_low, 0.0), max(new_high, 0.0)
+            joint.set("range", _format([new_low, new_high]))
 
     def remove_body(self, body: ET.Element) -> None:
         if body is self.torso:

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import TooManyLimbsError, UnsupportedJointError
 
-SUITE_VERSION = "1"
+SUITE_VERSION = "2"
 """Version of the whole suite (bodies, tasks, token layout). Changing any of them means a new version."""
 
 MAX_LIMBS = 12

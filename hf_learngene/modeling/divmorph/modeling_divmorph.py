@@ -279,8 +279,11 @@ class DivMorphEncoder(nn.Module):
                                     for index in range(config.num_layers))
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """``condition`` (batch, hidden), when given, is added to every limb's input (the baseline's task)."""
         hidden = self.input_projection(tokens) + self.limb_position_embedding[: tokens.shape[1]].to(tokens.dtype)
+        if condition is not None:
+            hidden = hidden + condition[:, None].to(hidden.dtype)
         for layer in self.layers:
             hidden = layer(hidden, mask)
         return self.final_norm(hidden)
@@ -478,6 +481,9 @@ class DivMorphForContinuousControl(DivMorphPreTrainedModel):
         self.value_head = nn.Linear(config.hidden_size, 1)
         self.log_std = nn.Parameter(torch.full((config.max_limbs,), config.init_log_std))
         self.gate_network = DivMorphGateNetwork(config, self._gate_layout()) if config.factorized else None
+        # the dense baseline has no gates: it reads the task from an embedding added to every limb's input
+        # (its body it reads from the tokens, as MetaMorph's Transformer does)
+        self.task_embedding = None if config.factorized else nn.Embedding(config.num_tasks, config.hidden_size)
         self.post_init()
 
     # ---- structure
@@ -568,7 +574,8 @@ class DivMorphForContinuousControl(DivMorphPreTrainedModel):
             gates = self.gate_network(body_ids, task_ids)
             self._set_gates(gates)
         try:
-            hidden = self.encoder(tokens, mask)
+            condition = self.task_embedding(task_ids) if self.task_embedding is not None else None
+            hidden = self.encoder(tokens, mask, condition)
         finally:
             if gates is not None:
                 self._set_gates(None)  # no gate outlives its batch
