@@ -18,7 +18,8 @@ Every run goes through ``recipes/morphology_control.py`` (the recipe users run),
 3. **Single-agent deployment** of the pre-trained DivMorph controller for every train body on
    ``run_forward``: units whose gate passes ``config.gate_threshold`` merged into a gate-free
    policy; its parameters against the full controller's (the paper: 17× smaller) and its
-   deterministic return against the full controller's on the same episodes.
+   deterministic return against the full controller's on the same episodes — equal by
+   construction with hard (``top_k``) gates, so it is also compared with the dense baseline's.
 
 Budgets are sized for 2 CPU cores (``--pretrain-steps 400000 --transfer-steps 60000``: 0.98M steps in
 all); ``--scale`` multiplies every budget (e.g. on a GPU machine). Results:
@@ -58,8 +59,11 @@ from hf_learngene.morphology import (  # noqa: E402
 )
 from hf_learngene.morphology.ppo import EnvPool, RunningMeanStd  # noqa: E402
 
+# top_k gates: each agent opens 3% of every linear's tailor units (2 of 62 in a 128-wide layer) beside a
+# 3% learngene, which sizes a single agent at ~17x fewer parameters than the full controller; the
+# measured question is then the return at that size
 MODEL = ["--hidden_size", "128", "--num_layers", "3", "--num_heads", "2", "--intermediate_size", "256",
-         "--unit_split", "0.25,0.5,0.25", "--sparsity_weight", "0.01"]
+         "--unit_split", "0.03,0.485,0.485", "--gate", "top_k", "--gate_density", "0.03"]
 PPO = ["--rollout_steps", "128", "--minibatch_size", "512", "--ppo_epochs", "4", "--learning_rate", "3e-4",
        "--no_progress_bar", "--overwrite_output_dir"]
 TAIL = 0.2  # the share of the last updates whose returns are a run's final return
@@ -218,15 +222,33 @@ def main() -> None:
         summary = agent.deployment_summary()
         pair = [(body, "run_forward")]
         full_return = evaluate(controller_actions(full), pair, stats["divmorph"], args.eval_episode_steps)
+        baseline_return = evaluate(controller_actions(models["baseline"]), pair, stats["baseline"],
+                                   args.eval_episode_steps)
         agent_return = evaluate(lambda tokens, mask, action_mask, b, t: agent(tokens, mask, action_mask).action_mean,
                                 pair, stats["divmorph"], args.eval_episode_steps)
         rows.append({"body": body, "parameters": summary["parameters"], "full_parameters": summary["source_parameters"],
                      "compression": summary["compression"],
                      "max_relative_weight_change": summary["max_relative_weight_change"],
-                     "return": agent_return[f"{body}/run_forward"], "full_return": full_return[f"{body}/run_forward"]})
+                     "return": agent_return[f"{body}/run_forward"], "full_return": full_return[f"{body}/run_forward"],
+                     "baseline_return": baseline_return[f"{body}/run_forward"]})
         print(f"  {body:28s} {summary['parameters']:>8,} params ({summary['compression']:.1f}x smaller), return "
-              f"{rows[-1]['return']:.1f} vs full {rows[-1]['full_return']:.1f}")
+              f"{rows[-1]['return']:.1f} vs full {rows[-1]['full_return']:.1f}, "
+              f"dense baseline {rows[-1]['baseline_return']:.1f}")
     results["single_agent"] = rows
+
+    def kept(value: float, reference: float) -> bool:  # ">= 90% of the reference", meaningful for negative returns too
+        return value >= reference - 0.1 * abs(reference)
+
+    results["single_agent_summary"] = {
+        "rule": "return >= reference - 0.1 * |reference| (90% of it when positive)",
+        "min_compression": min(r["compression"] for r in rows),
+        "bodies": len(rows),
+        "at_90_percent_of_full": sum(kept(r["return"], r["full_return"]) for r in rows),
+        "at_90_percent_of_dense_baseline": sum(kept(r["return"], r["baseline_return"]) for r in rows),
+    }
+    print(f"  single agents: >= {results['single_agent_summary']['min_compression']:.1f}x smaller; at 90% of the "
+          f"full model's return on {results['single_agent_summary']['at_90_percent_of_full']}/{len(rows)} bodies, of "
+          f"the dense baseline's on {results['single_agent_summary']['at_90_percent_of_dense_baseline']}/{len(rows)}")
     results["seconds"] = time.perf_counter() - started
     results["complete"] = True
     out.write_text(json.dumps(results, indent=2))

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from training_loop import add_run_arguments, latest_checkpoint, start_run, write_text_atomically  # noqa: E402
 
 from hf_learngene import DivMorphConfig, DivMorphForContinuousControl  # noqa: E402
+from hf_learngene.modeling.divmorph.configuration_divmorph import GATE_TYPES  # noqa: E402
 from hf_learngene.morphology import (  # noqa: E402
     BODIES,
     HELD_OUT_BODIES,
@@ -93,6 +94,13 @@ def non_negative(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], got {text}")
+    return value
+
+
 def unit_split(text: str) -> dict[str, float]:
     parts = text.split(",")
     try:
@@ -127,7 +135,11 @@ def parse_args(argv=None):
     model.add_argument("--num_heads", type=positive(int), default=2)
     model.add_argument("--intermediate_size", type=positive(int), default=256)
     model.add_argument("--unit_split", type=unit_split, help="learngene,morphology,task fractions (default 0.5,0.25,0.25)")
-    model.add_argument("--gate", choices=("sigmoid", "straight_through"), default="sigmoid")
+    model.add_argument("--gate", choices=GATE_TYPES, default="sigmoid",
+                       help="sigmoid (soft, the paper's), straight_through (hard 0/1 from a threshold) or top_k (each "
+                            "agent opens a fixed share of every linear's tailor units)")
+    model.add_argument("--gate_density", type=fraction, default=0.1,
+                       help="with --gate top_k: the share of each linear's tailor units open per agent, in (0, 1]")
     model.add_argument("--sparsity_weight", type=non_negative, default=1e-3, help="L1 pressure on tailor gates")
     ppo = parser.add_argument_group("PPO")
     ppo.add_argument("--total_steps", type=positive(int), default=1_000_000, help="environment steps in all")
@@ -154,7 +166,8 @@ def parse_args(argv=None):
     if args.seed < 0:
         parser.error(f"--seed must be >= 0, got {args.seed}")
     new_model_options = [f"--{name}" for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size",
-                                                    "unit_split", "gate", "sparsity_weight", "architecture")
+                                                    "unit_split", "gate", "gate_density", "sparsity_weight",
+                                                    "architecture")
                          if getattr(args, name) != parser.get_default(name)]
     if (args.model or args.learngene) and new_model_options:
         parser.error(f"{', '.join(new_model_options)} describe a new controller; --model and --learngene bring their own")
@@ -186,7 +199,7 @@ def new_controller_config(args) -> DivMorphConfig:
     return DivMorphConfig(token_dim=TOKEN_DIM, max_limbs=MAX_LIMBS, num_bodies=NUM_BODIES, num_tasks=NUM_TASKS,
                           hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
                           intermediate_size=args.intermediate_size, factorized=args.architecture == "divmorph",
-                          unit_split=args.unit_split, gate=args.gate,
+                          unit_split=args.unit_split, gate=args.gate, gate_density=args.gate_density,
                           sparsity_weight=args.sparsity_weight if args.architecture == "divmorph" else 0.0)
 
 

@@ -211,6 +211,9 @@ def test_task_transfer_trains_only_the_task_tailors():
     assert not torch.equal(named["encoder.layers.1.attention.q_proj.task.sigma"],
                            before["encoder.layers.1.attention.q_proj.task.sigma"])
 
+    with pytest.raises(ValueError, match=r"add_task\(\) on a frozen controller"):
+        model.add_task()  # the trainable list above would miss the new table
+    assert model.config.num_tasks == 3
     model.freeze_for_task_transfer(train_task_factors=True)
     assert named["encoder.layers.0.mlp.fc1.task_factors.U"].requires_grad
     model.unfreeze()
@@ -218,6 +221,9 @@ def test_task_transfer_trains_only_the_task_tailors():
 
 
 def test_new_bodies_and_tasks_keep_the_existing_rows():
+    from hf_learngene.morphology.tokens import TOKEN_DIM as SUITE_TOKEN_DIM
+
+    assert DivMorphConfig().token_dim == SUITE_TOKEN_DIM  # the default fits the suite's limb tokens
     model = tiny_model()
     body_table = model.gate_network.body_embedding.weight.detach().clone()
     new_body = model.add_body(init="random")
@@ -288,6 +294,30 @@ def test_a_thresholded_single_agent_is_smaller_once_the_tailor_gates_are_sparse(
     else:  # soft gates below the threshold still contributed a little: a small, recorded approximation
         assert 1e-4 < change < 0.1
         assert 1e-5 < difference < 0.05
+
+
+def test_top_k_gates_open_a_fixed_budget_that_deploys_exactly():
+    model = tiny_model(gate="top_k", gate_density=0.25, unit_split={"learngene": 0.0, "morphology": 0.5, "task": 0.5})
+    gates = model.gate_values([0, 1, 2], [0, 1, 0])
+    for name, kind, start, stop in model.gate_slices():
+        opened = gates[:, start:stop].detach()
+        assert set(opened.unique().tolist()) <= {0.0, 1.0}
+        assert (opened.sum(-1) == max(1, round(0.25 * (stop - start)))).all(), (name, kind)
+    assert not torch.equal(gates[0], gates[1])  # each agent chooses its own units
+    tokens, mask, _, _ = batch()
+    model.train()
+    out = model(tokens, mask, torch.full((4,), 1), torch.full((4,), 0))
+    assert out.sparsity_loss == 0  # the budget is the sparsity: no pressure to add
+    out.action_mean.pow(2).mean().backward()
+    # units outside the budget still get a gradient through the sigmoid: they can win a place
+    assert model.gate_network.morphology_projections["layer_0"].weight.grad.abs().sum() > 0
+    model.eval()
+    small, everything = model.single_agent(1, 0), model.single_agent(1, 0, threshold=0.0)
+    assert small.config.max_relative_weight_change < 1e-12
+    # closed gates are exactly 0, so even threshold 0 drops them: the deployed size is the budget's
+    assert small.num_parameters() == everything.num_parameters() < model.num_parameters() / 3
+    reference = model(tokens, mask, torch.full((4,), 1), torch.full((4,), 0)).action_mean
+    assert torch.allclose(small(tokens, mask).action_mean, reference, atol=1e-5)
 
 
 def test_single_agent_arguments_are_checked():
@@ -422,7 +452,8 @@ def test_a_learngene_pushes_with_a_card_and_builds_from_the_hub(hub):
     ({"unit_split": {"learngene": 0.5, "morphology": 0.5}}, "unit_split needs exactly the keys"),
     ({"unit_split": {"learngene": 0.5, "morphology": 0.3, "task": 0.3}}, "must add up to 1"),
     ({"unit_split": {"learngene": 1.5, "morphology": -0.25, "task": -0.25}}, r"must be a fraction in \[0, 1\]"),
-    ({"gate": "hard"}, r"gate must be one of \['sigmoid', 'straight_through'\], got 'hard'"),
+    ({"gate": "hard"}, r"gate must be one of \['sigmoid', 'straight_through', 'top_k'\], got 'hard'"),
+    ({"gate_density": 0.0}, r"gate_density must be in \(0, 1\]"),
     ({"gate_threshold": 1.5}, r"gate_threshold must be in \[0, 1\]"),
     ({"sparsity_weight": -1.0}, "sparsity_weight must be >= 0"),
     ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),

@@ -99,6 +99,8 @@ def test_an_interrupted_run_resumes_exactly(tmp_path):
     (["--gamma", "1.5"], "gamma"),
     (["--learning_rate", "inf"], "--learning_rate"),
     (["--sparsity_weight", "-1"], "--sparsity_weight"),
+    (["--gate_density", "0"], "--gate_density"),
+    (["--gate", "hard"], "--gate"),
     (["--hidden_size", "30", "--num_heads", "4"], "controller options"),
     (["--model", "/nonexistent", "--transfer", "full"], "--model"),
     (["--learngene", "/nonexistent"], "--learngene"),

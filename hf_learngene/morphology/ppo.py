@@ -376,7 +376,7 @@ class PPOTrainer:
                 ("tokens", "mask", "action_mask", "body", "task", "actions", "log_probs", "values", "advantages", "returns")}
         total = len(flat["actions"])
         stats: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "entropy": [], "approx_kl": [],
-                                         "clip_fraction": []}
+                                         "clip_fraction": [], "mean_gate": []}
         for _ in range(self.config.epochs):
             order = torch.randperm(total, generator=self.generator)
             kls = []
@@ -412,6 +412,9 @@ class PPOTrainer:
                 stats["entropy"].append(entropy.mean().item())
                 stats["approx_kl"].append(kl)
                 stats["clip_fraction"].append(((ratio - 1).abs() > clip).float().mean().item())
+                gates = getattr(out, "gates", None)
+                stats["mean_gate"].append(gates.float().mean().item() if gates is not None and gates.numel()
+                                          else float("nan"))
             if self.config.target_kl is not None and np.mean(kls) > self.config.target_kl:
                 break
         self.updates += 1

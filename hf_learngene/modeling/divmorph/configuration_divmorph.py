@@ -8,7 +8,7 @@ from typing import Any
 from transformers import PretrainedConfig
 
 UNIT_KINDS = ("learngene", "morphology", "task")
-GATE_TYPES = ("sigmoid", "straight_through")
+GATE_TYPES = ("sigmoid", "straight_through", "top_k")
 DEFAULT_UNIT_SPLIT = {"learngene": 0.5, "morphology": 0.25, "task": 0.25}
 
 
@@ -78,6 +78,14 @@ class DivMorphConfig(PretrainedConfig):
             ``"straight_through"``: the forward pass uses the hard gate ``sigmoid(logit) >=
             gate_threshold`` (0 or 1) and the backward pass the sigmoid's gradient, so training
             sees exactly what deployment keeps.
+            ``"top_k"`` (ours): a budget instead of a pressure. For every agent, each linear opens
+            exactly its ``gate_density`` share of morphology units and of task units — those with
+            the largest gate logits — as hard 0/1 gates, with the sigmoid's gradient in the
+            backward pass (a unit outside the budget still learns whether it would help). The
+            size of a deployed single agent is then fixed by the configuration, and what it runs
+            is exactly what was trained; ``sparsity_weight`` has no effect.
+        gate_density: with ``gate="top_k"``, the share of each linear's morphology units (and of
+            its task units) open for one agent, in (0, 1]; at least one unit of each kind opens.
         gate_threshold: gate value at and above which a tailor unit counts as active (deployment
             and the straight-through gate); in [0, 1].
         gate_bias_init: initial bias of the gate projections; ``sigmoid(2.0) ≈ 0.88`` starts the
@@ -92,7 +100,7 @@ class DivMorphConfig(PretrainedConfig):
 
     def __init__(
         self,
-        token_dim: int = 32,
+        token_dim: int = 30,
         max_limbs: int = 12,
         num_bodies: int = 1,
         num_tasks: int = 1,
@@ -107,6 +115,7 @@ class DivMorphConfig(PretrainedConfig):
         unit_split: dict[str, float] | None = None,
         gate: str = "sigmoid",
         gate_threshold: float = 0.5,
+        gate_density: float = 0.1,
         gate_bias_init: float = 2.0,
         sparsity_weight: float = 1e-3,
         init_log_std: float = -0.5,
@@ -139,6 +148,9 @@ class DivMorphConfig(PretrainedConfig):
             raise ValueError(f"gate must be one of {list(GATE_TYPES)}, got {gate!r}")
         if not 0.0 <= _finite("gate_threshold", gate_threshold) <= 1.0:
             raise ValueError(f"gate_threshold must be in [0, 1] (it compares gate values), got {gate_threshold}")
+        if not 0.0 < _finite("gate_density", gate_density) <= 1.0:
+            raise ValueError(f"gate_density must be in (0, 1] (the share of tailor units open per agent), got "
+                             f"{gate_density}")
         if _finite("sparsity_weight", sparsity_weight) < 0:
             raise ValueError(f"sparsity_weight must be >= 0, got {sparsity_weight}")
         if _finite("layer_norm_eps", layer_norm_eps) <= 0:
@@ -161,6 +173,7 @@ class DivMorphConfig(PretrainedConfig):
         self.unit_split = {kind: float(unit_split[kind]) for kind in UNIT_KINDS}
         self.gate = gate
         self.gate_threshold = float(gate_threshold)
+        self.gate_density = float(gate_density)
         self.gate_bias_init = float(gate_bias_init)
         self.sparsity_weight = float(sparsity_weight)
         self.init_log_std = float(init_log_std)
@@ -188,7 +201,7 @@ class DivMorphSingleAgentConfig(PretrainedConfig):
 
     def __init__(
         self,
-        token_dim: int = 32,
+        token_dim: int = 30,
         max_limbs: int = 12,
         hidden_size: int = 128,
         num_layers: int = 3,

@@ -298,7 +298,7 @@ class DivMorphGateNetwork(nn.Module):
 
     def __init__(self, config: DivMorphConfig, layout: list[tuple[str, list[tuple[str, dict[str, int]]]]]):
         super().__init__()
-        self.gate, self.threshold = config.gate, config.gate_threshold
+        self.gate, self.threshold, self.density = config.gate, config.gate_threshold, config.gate_density
         self.layout = layout
         self.body_embedding = nn.Embedding(config.num_bodies, config.morphology_embedding_dim)
         self.task_embedding = nn.Embedding(config.num_tasks, config.task_embedding_dim)
@@ -331,10 +331,23 @@ class DivMorphGateNetwork(nn.Module):
             logits.extend(projections[block](embedding) for block, _ in self.layout if block in projections)
         if not logits:
             return self.body_embedding.weight.new_zeros(body_ids.shape[0], 0)
-        probabilities = torch.sigmoid(torch.cat(logits, dim=-1))
+        logits = torch.cat(logits, dim=-1)
+        probabilities = torch.sigmoid(logits)
         if self.gate == "straight_through":
             return _HardGate.apply(probabilities, self.threshold)
+        if self.gate == "top_k":
+            return probabilities + (self._top_k_mask(logits) - probabilities).detach()
         return probabilities
+
+    def _top_k_mask(self, logits: torch.Tensor) -> torch.Tensor:
+        """1 on each linear's ``density`` share (at least one) of morphology and of task units with
+        the largest logits, 0 elsewhere."""
+        mask = torch.zeros_like(logits)
+        for _, _, start, stop in self.slices():
+            k = max(1, round(self.density * (stop - start)))
+            chosen = logits[..., start:stop].topk(k, dim=-1).indices + start
+            mask.scatter_(-1, chosen, 1.0)
+        return mask
 
 
 # ---------------------------------------------------------------------------------------------- outputs
@@ -580,7 +593,7 @@ class DivMorphForContinuousControl(DivMorphPreTrainedModel):
             if gates is not None:
                 self._set_gates(None)  # no gate outlives its batch
         action_mean, action_log_std, value = _policy_outputs(self, hidden, mask, keep)
-        if gates is not None and gates.numel():
+        if gates is not None and gates.numel() and self.config.gate != "top_k":  # top_k opens a fixed budget
             sparsity_loss = self.config.sparsity_weight * gates.mean()
         else:
             sparsity_loss = hidden.new_zeros(())
@@ -623,6 +636,10 @@ class DivMorphForContinuousControl(DivMorphPreTrainedModel):
         if init_row not in ("mean", "random"):
             raise ValueError(f"init must be 'mean' (the average of the existing rows) or 'random', got {init_row!r}")
         count_field = "num_bodies" if table == "body_embedding" else "num_tasks"
+        if any(not p.requires_grad for p in self.parameters()):
+            # a new table is a new Parameter: a trainable list handed out by a freeze would miss it
+            raise ValueError(f"add_{'body' if table == 'body_embedding' else 'task'}() on a frozen controller: add "
+                             "bodies and tasks first, then call freeze_for_task_transfer() (or unfreeze() first)")
         index = getattr(self.config, count_field)
         if self.gate_network is not None:
             old = getattr(self.gate_network, table)
@@ -639,6 +656,7 @@ class DivMorphForContinuousControl(DivMorphPreTrainedModel):
 
         ``init="mean"`` starts it at the average body (its gates near the average pattern),
         ``"random"`` draws it like a fresh row. Rebuild the optimizer afterwards: the table is new.
+        Refused on a frozen controller: grow first, then :meth:`freeze_for_task_transfer`.
         """
         return self._grow("body_embedding", init)
 
