@@ -1,6 +1,7 @@
 """``hf-learngene``: extract, build and inspect learngenes from the command line.
 
     hf-learngene extract SOURCE --method front --out DIR [--keep 0.5] [--max-shard-size 5GB] [--storage-dtype bfloat16]
+    hf-learngene extract SOURCE --method hypercloning --snr-db 20 --out DIR   # each method's options: extract --help
     hf-learngene build LEARNGENE --size mini --task sequence-classification --num-labels 2 --out DIR [--dtype bfloat16]
     hf-learngene inspect DIR [--size tinyllama-1.1b --task causal-lm --dtype bfloat16]
 
@@ -11,6 +12,7 @@ or target in memory, so they run for 7-70B models on a machine with far less mem
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -20,6 +22,7 @@ from .auto import TASKS
 from .errors import LearngeneError
 from .learngene import Learngene
 from .methods import METHODS, RESCALING_POLICIES
+from .methods.options import add_option_arguments, options_from_arguments
 
 
 def parse_size(text: str | None) -> Any:
@@ -43,22 +46,11 @@ def parse_size(text: str | None) -> Any:
     return text
 
 
-def _method_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if args.method == "front" and args.keep is not None:
-        options["keep"] = args.keep
-    if args.method == "bot":
-        if args.wavelet is not None:
-            options["wavelet"] = args.wavelet
-        if args.levels is not None:
-            options["levels"] = args.levels
-    return options
-
-
 def _extract(args: argparse.Namespace) -> None:
+    options = options_from_arguments(args.method, args, list(METHODS), dashes=True)
     learngene = Learngene.extract(
         args.source, method=args.method, rescaling=args.rescaling, revision=args.revision, save_directory=args.out,
-        max_shard_size=args.max_shard_size, storage_dtype=args.storage_dtype, **_method_options(args),
+        max_shard_size=args.max_shard_size, storage_dtype=args.storage_dtype, **dataclasses.asdict(options),
     )
     info = learngene.summary()
     print(
@@ -129,13 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--out", required=True, help="folder to write the learngene to")
     extract.add_argument("--rescaling", choices=RESCALING_POLICIES, default=None,
                          help="default: the method's own (auto for front and bot, none for the peers)")
-    extract.add_argument("--keep", type=float, help="FRONT: ratio of DCT coefficients kept per axis (0, 1]")
-    extract.add_argument("--wavelet", help="BoT: PyWavelets wavelet name (default haar)")
-    extract.add_argument("--levels", type=int, help="BoT: decomposition levels stored (default 0)")
     extract.add_argument("--max-shard-size", help="shard the learngene's files at this size, e.g. 5GB (default: one file)")
     extract.add_argument("--storage-dtype", choices=["float32", "bfloat16", "float16"], default=None,
                          help="dtype the learngene is stored in (default float32; bfloat16 halves the bytes)")
     extract.add_argument("--revision")
+    add_option_arguments(extract, list(METHODS), dashes=True)
     extract.set_defaults(func=_extract)
 
     build = commands.add_parser("build", help="build a transformers model of a given size from a learngene, "

@@ -7,7 +7,7 @@ import pytest
 import torch
 from diffusers import DiTTransformer2DModel
 
-from hf_learngene import LearngeneConfigError
+from hf_learngene import LearngeneConfigError, UnsupportedArchitectureError
 from hf_learngene.modeling.factorized import FactorizedLinear, SharedFactors
 from hf_learngene.modeling.fine_dit import FACTORIZED_TYPES, FINEDiTTransformer2DModel
 
@@ -38,7 +38,7 @@ def test_factorized_linear_is_u_sigma_v():
     assert torch.linalg.matrix_rank(layer.weight().detach()) == 2
     with pytest.raises(ValueError, match="the gate needs 4 values"):
         layer.set_gate(torch.ones(3))
-    with pytest.raises(ValueError, match="rank must be between 1 and min"):
+    with pytest.raises(LearngeneConfigError, match="rank must be between 1 and min"):
         SharedFactors(4, 6, 5)
 
 
@@ -110,13 +110,13 @@ def test_learngene_rebuilds_the_source_depth_exactly_and_any_other_depth(model, 
     learngene = FINELearngene.extract(model)
     learngene.save_pretrained(tmp_path / "lg")
     learngene = FINELearngene.from_pretrained(tmp_path / "lg")
-    same = FINEDiTTransformer2DModel.from_learngene(learngene, num_layers=3).eval()
+    same = FINEDiTTransformer2DModel.from_learngene(learngene).eval()  # no size: the source's depth
     assert torch.allclose(denoise(same), denoise(model), atol=1e-6)
     for depth in (1, 2, 6):
         for how in ("interpolate", "linear", "identical", "random"):
-            built = FINEDiTTransformer2DModel.from_learngene(tmp_path / "lg", num_layers=depth, sigma_init=how).eval()
+            built = FINEDiTTransformer2DModel.from_learngene(tmp_path / "lg", {"layers": depth}, sigma_init=how).eval()
             assert len(built.transformer_blocks) == depth and torch.isfinite(denoise(built)).all()
-    middle = FINEDiTTransformer2DModel.from_learngene(learngene, num_layers=5)  # block 1 sits between source 0 and 1
+    middle = FINEDiTTransformer2DModel.from_learngene(learngene, {"num_layers": 5})  # block 1: between source 0 and 1
     expected = (model.transformer_blocks[0].ff.net[2].sigma + model.transformer_blocks[1].ff.net[2].sigma) / 2
     assert torch.allclose(middle.transformer_blocks[1].ff.net[2].sigma, expected)
     assert torch.equal(middle.factors["mlp_in"].U, model.factors["mlp_in"].U)
@@ -126,15 +126,30 @@ def test_learngene_bad_input(model, tmp_path):
     from hf_learngene.modeling.fine_learngene import FINELearngene
 
     learngene = FINELearngene.extract(model)
-    with pytest.raises(ValueError, match="num_layers must be a whole number ≥ 1, got 0"):
-        FINEDiTTransformer2DModel.from_learngene(learngene, num_layers=0)
-    with pytest.raises(ValueError, match="unknown sigma_init 'svd'"):
-        FINEDiTTransformer2DModel.from_learngene(learngene, num_layers=2, sigma_init="svd")
-    for field, value in (("attention_head_dim", 16), ("patch_size", 4), ("in_channels", 3)):
-        with pytest.raises(ValueError, match=f"this FINE learngene has {field}="):
-            FINEDiTTransformer2DModel.from_learngene(learngene, num_layers=2, **{field: value})
-    with pytest.raises(TypeError, match="comes from a FINEDiTTransformer2DModel"):
+    with pytest.raises(LearngeneConfigError, match=r"num_layers \(layers\) must be a positive integer .*got 0"):
+        FINEDiTTransformer2DModel.from_learngene(learngene, {"layers": 0})
+    with pytest.raises(LearngeneConfigError, match="unknown sigma_init 'svd'"):
+        FINEDiTTransformer2DModel.from_learngene(learngene, {"layers": 2}, sigma_init="svd")
+    for size in ({"head_dim": 16}, {"attention_head_dim": 16}, {"hidden": 32}, "B"):  # what the factors fix
+        with pytest.raises(LearngeneConfigError, match="this FINE learngene has .*only the depth"):
+            FINEDiTTransformer2DModel.from_learngene(learngene, size)
+    for field, value in (("patch_size", 4), ("in_channels", 3)):  # carried over, for every DiT learngene
+        with pytest.raises(LearngeneConfigError, match=f"cannot change {field} from"):
+            FINEDiTTransformer2DModel.from_learngene(learngene, {"layers": 2}, **{field: value})
+    with pytest.raises(LearngeneConfigError, match="size must be a preset name or a dict of sizes, got int"):
+        FINEDiTTransformer2DModel.from_learngene(learngene, 2)
+    with pytest.raises(UnsupportedArchitectureError, match="comes from a FINEDiTTransformer2DModel"):
         FINELearngene.extract(model.to_dense())
+
+
+def test_size_takes_a_config_as_every_from_learngene_does(model):
+    """A saved DiT's config (dense or FINE, with diffusers' "_" fields) names the depth too."""
+    from hf_learngene.modeling.fine_learngene import FINELearngene
+
+    learngene = FINELearngene.extract(model)
+    deeper = DiTTransformer2DModel(**{**TINY, "num_layers": 4})
+    built = FINEDiTTransformer2DModel.from_learngene(learngene, deeper.config)
+    assert len(built.transformer_blocks) == 4 and built.config.rank == model.config.rank
 
 
 def test_a_diffusion_pipeline_folder_loads_the_fine_model_by_library_name(model, tmp_path):
@@ -199,5 +214,5 @@ def test_a_fine_learngene_pushes_with_a_card_and_builds_from_the_hub(hub, model,
     assert card.data.library_name == "hf-learngene" and {"learngene", "learngene-fine", "dit"} <= set(card.data.tags)
     assert card.data.learngene["source_layers"] == model.config.num_layers
     assert 'from_learngene("tester/tiny-fine"' in card.text
-    built = FINEDiTTransformer2DModel.from_learngene("tester/tiny-fine", num_layers=model.config.num_layers)
+    built = FINEDiTTransformer2DModel.from_learngene("tester/tiny-fine", {"layers": model.config.num_layers})
     assert torch.allclose(denoise(built), denoise(model), atol=1e-6)

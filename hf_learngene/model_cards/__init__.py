@@ -3,6 +3,7 @@ beside this file (``learngene.md``, ``built_model.md``) with Hub metadata in the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -10,6 +11,8 @@ from string import Template
 from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
+
+from ..methods.options import METHOD_OPTIONS, method_options
 
 TEMPLATES = Path(__file__).parent
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -30,6 +33,18 @@ def _render(template: str, metadata: ModelCardData, **values: Any) -> ModelCard:
 def _source_line(source: str | None) -> str:
     repo = hub_id(source)
     return f"[`{repo}`](https://huggingface.co/{repo})" if repo else f"`{source or 'a local model'}`"
+
+
+def _options_rows(method: str, values: dict[str, Any]) -> str:
+    """The method's options as table rows (option, value, what it does), from their declaration."""
+    options = method_options(method, values)
+    rows = [f"| `{option.name}` | `{json.dumps(getattr(options, option.name))}` | {option.metadata['help']} |"
+            for option in dataclasses.fields(options)]
+    return "\n".join(rows) or "| (none) | | this method has no options |"
+
+
+def _method_title(method: str | None) -> str:
+    return METHOD_OPTIONS[method].title if method in METHOD_OPTIONS else str(method)
 
 
 def learngene_card(learngene, repo_id: str, tags: list[str] | None = None) -> ModelCard:
@@ -62,7 +77,7 @@ def learngene_card(learngene, repo_id: str, tags: list[str] | None = None) -> Mo
     return _render(
         "learngene.md", metadata,
         title=f"{repo_id.split('/')[-1]}",
-        method_title={"front": "FRONT (DCT)", "bot": "BoT (wavelet)"}.get(summary["method"], summary["method"]),
+        method_title=_method_title(summary["method"]),
         source_line=_source_line(summary["source"]),
         stored_values=f"{summary['stored_values']:,}",
         stored_size=f"{summary['stored_bytes'] / 2**20:.1f} MiB in float32",
@@ -71,7 +86,7 @@ def learngene_card(learngene, repo_id: str, tags: list[str] | None = None) -> Mo
         repo_id=repo_id,
         usage=usage,
         method=summary["method"],
-        method_options=json.dumps(summary["method_options"]),
+        option_rows=_options_rows(summary["method"], summary["method_options"]),
         rescaling=summary["rescaling"],
         model_type=summary["model_type"],
         source_sizes=", ".join(f"{k} {v}" for k, v in summary["source_sizes"].items()),
@@ -96,6 +111,7 @@ def built_model_card(model, repo_id: str, tags: list[str] | None = None) -> Mode
         model_class=type(model).__name__,
         sizes=sizes or "see config.json",
         method=origin.get("method"),
+        method_title=_method_title(origin.get("method")),
         learngene_line=_source_line(learngene) if learngene else "(built in memory)",
         learngene_name=_source_line(learngene) if learngene else "built in memory",
         source_line=_source_line(origin.get("source")),

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import LearngeneConfigError
+
 
 class SharedFactors(nn.Module):
     """``U⋆`` and ``V⋆`` of one matrix type, with orthonormal columns at initialisation."""
@@ -26,7 +28,8 @@ class SharedFactors(nn.Module):
     def __init__(self, out_features: int, in_features: int, rank: int):
         super().__init__()
         if not 1 <= rank <= min(out_features, in_features):
-            raise ValueError(f"rank must be between 1 and min(out, in) = {min(out_features, in_features)}, got {rank}")
+            raise LearngeneConfigError(
+                f"rank must be between 1 and min(out, in) = {min(out_features, in_features)}, got {rank}")
         self.U = nn.Parameter(torch.empty(out_features, rank))
         self.V = nn.Parameter(torch.empty(in_features, rank))
         self.reset_parameters()

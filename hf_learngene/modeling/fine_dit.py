@@ -10,13 +10,20 @@ embeddings, norms and the output layer stay ordinary. ``to_dense()`` returns the
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING, Any
+
 import torch
 from diffusers import DiTTransformer2DModel, ModelMixin  # noqa: F401 - DiffusionPipeline looks ModelMixin up here
 from diffusers.configuration_utils import register_to_config
 
+from ..architectures.sizing import SizeRequest
 from ..errors import LearngeneConfigError
 from .diffusers_io import AtomicSaveMixin
 from .factorized import FactorizedLinear, SharedFactors, matching_sigma
+
+if TYPE_CHECKING:
+    from .fine_learngene import FINELearngene
 
 # what freeze_learngenes(train=...) leaves trainable: σ alone, or everything but U⋆, V⋆
 FREEZE_CHOICES = ("sigma", "sigma_and_unshared")
@@ -75,7 +82,7 @@ class FINEDiTTransformer2DModel(AtomicSaveMixin, DiTTransformer2DModel):
             norm_type=norm_type, norm_elementwise_affine=norm_elementwise_affine, norm_eps=norm_eps,
         )
         if num_layers < 1:
-            raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+            raise LearngeneConfigError(f"num_layers must be at least 1, got {num_layers}")
         self.factors = torch.nn.ModuleDict()
         first = self.transformer_blocks[0]
         for kind, paths in FACTORIZED_TYPES.items():
@@ -98,25 +105,42 @@ class FINEDiTTransformer2DModel(AtomicSaveMixin, DiTTransformer2DModel):
 
     @classmethod
     @torch.no_grad()
-    def from_learngene(cls, learngene, num_layers: int, sigma_init: str = "interpolate", seed: int = 0,
-                       **config_overrides) -> "FINEDiTTransformer2DModel":
-        """A FINE DiT of ``num_layers`` blocks from a :class:`FINELearngene` (object, folder or Hub id).
+    def from_learngene(
+        cls,
+        learngene: "FINELearngene | str | os.PathLike",
+        size: SizeRequest = None,
+        *,
+        sigma_init: str = "interpolate",
+        seed: int = 0,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        token: str | bool | None = None,
+        local_files_only: bool = False,
+        **config_overrides: Any,
+    ) -> "FINEDiTTransformer2DModel":
+        """A FINE DiT of ``size`` from a :class:`FINELearngene` (object, folder or Hub id).
+
+        ``size`` is what every ``from_learngene`` takes: a DiT preset, a dict of axis names
+        (``{"layers": 10}``) or config fields (``{"num_layers": 10}``), a DiT config, or ``None``
+        for the source's depth. FINE's factors fix the width, heads, patch size, channels, image
+        size and classes, so only the depth may change; asking for more is refused.
 
         The shared factors are copied, each block's σ is initialised by ``sigma_init``
-        (``"interpolate"``, ``"linear"``, ``"identical"`` or ``"random"``), per-block ordinary
-        weights come from the nearest source block and the rest is copied. Train σ alone first
-        with :meth:`freeze_learngenes`, as FINE does, then everything (``freeze_learngenes(False)``).
+        (``"interpolate"``, ``"linear"``, ``"identical"`` or ``"random"``, drawn from ``seed``),
+        per-block ordinary weights come from the nearest source block and the rest is copied.
+        Train σ alone first with :meth:`freeze_learngenes`, as FINE does, then everything
+        (``freeze_learngenes(False)``). ``revision``, ``cache_dir``, ``token`` and
+        ``local_files_only`` apply to downloading a learngene from the Hub.
         """
         from .fine_learngene import SIGMA_INITS, FINELearngene
 
-        if not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"num_layers must be a whole number ≥ 1, got {num_layers!r}")
         if sigma_init not in SIGMA_INITS:
-            raise ValueError(f"unknown sigma_init '{sigma_init}'; choose one of {', '.join(SIGMA_INITS)}")
+            raise LearngeneConfigError(f"unknown sigma_init '{sigma_init}'; choose one of {', '.join(SIGMA_INITS)}")
         if not isinstance(learngene, FINELearngene):
-            learngene = FINELearngene.from_pretrained(learngene)
-        learngene.check_compatible(config_overrides)
-        config = {**learngene.config.dit_config, **config_overrides, "num_layers": num_layers}
+            learngene = FINELearngene.from_pretrained(learngene, revision=revision, cache_dir=cache_dir, token=token,
+                                                      local_files_only=local_files_only)
+        config = learngene.target_config(size, **config_overrides)
+        num_layers = config["num_layers"]
         model = cls(**config)
         for kind, factors in learngene.factors.items():
             model.factors[kind].load_state_dict(factors.state_dict())

@@ -2,7 +2,7 @@
 block, and the model's ordinary weights — everything needed to build a FINE DiT of any depth.
 
 ``FINELearngene.extract(model)`` takes a trained :class:`FINEDiTTransformer2DModel`;
-``FINEDiTTransformer2DModel.from_learngene(learngene, num_layers=L, sigma_init=...)`` builds one
+``FINEDiTTransformer2DModel.from_learngene(learngene, {"layers": L}, sigma_init=...)`` builds one
 of depth ``L``. How the new blocks' σ are initialised is FINE's ablation:
 
 * ``"interpolate"`` (default): block ``j`` of ``L`` takes the source σ at relative depth
@@ -18,10 +18,15 @@ error says so.
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 
+from ..architectures import architecture_for, resolve_target_config
+from ..architectures.sizing import SizeRequest
+from ..errors import LearngeneConfigError, UnsupportedArchitectureError
 from ..saving import push_folder
 from .diffusers_io import AtomicSaveMixin
 from .factorized import SharedFactors
@@ -53,7 +58,9 @@ class FINELearngene(AtomicSaveMixin, ModelMixin, ConfigMixin):
         from .fine_dit import FINEDiTTransformer2DModel
 
         if not isinstance(model, FINEDiTTransformer2DModel):
-            raise TypeError(f"a FINE learngene comes from a FINEDiTTransformer2DModel, not {type(model).__name__}")
+            raise UnsupportedArchitectureError(
+                f"a FINE learngene comes from a FINEDiTTransformer2DModel, not {type(model).__name__}; for other "
+                "models extract a FRONT or BoT learngene with Learngene.extract")
         state = model.state_dict()
         layers = model.config.num_layers
         per_block = {}
@@ -110,13 +117,23 @@ class FINELearngene(AtomicSaveMixin, ModelMixin, ConfigMixin):
         return push_folder(repo_id, write, what="FINE learngene", commit_message=commit_message or "Upload FINE learngene",
                            private=private, token=token, revision=revision, create_pr=create_pr)
 
-    def check_compatible(self, dit_config: dict) -> None:
+    def target_config(self, size: SizeRequest = None, **config_overrides: Any) -> dict[str, Any]:
+        """The config of the FINE DiT built for ``size``, resolved as every learngene's is (the DiT
+        table's axis names and presets); a size that changes what the factors fix is refused."""
+        if isinstance(size, Mapping):  # a saved DiT's config: its "_" fields are diffusers' bookkeeping
+            size = {key: value for key, value in size.items() if not key.startswith("_")}
+        source = {**self.config.dit_config, "_class_name": "DiTTransformer2DModel"}
+        target = resolve_target_config(architecture_for("DiTTransformer2DModel"), source, size, **config_overrides)
+        self.check_compatible(target)
+        return {key: value for key, value in target.items() if not key.startswith("_")}
+
+    def check_compatible(self, dit_config: Mapping[str, Any]) -> None:
         """A clear error when a target differs from the learngene in what FINE's factors fix."""
         for field in ("num_attention_heads", "attention_head_dim", "patch_size", "in_channels", "sample_size",
                       "num_embeds_ada_norm"):
             mine, theirs = self.config.dit_config.get(field), dit_config.get(field)
             if theirs is not None and mine != theirs:
-                raise ValueError(
+                raise LearngeneConfigError(
                     f"this FINE learngene has {field}={mine}, the target asks for {theirs}; a FINE learngene fixes "
                     "the width, heads, patch size, channels, image size and classes — only the depth (num_layers) "
                     "changes")
@@ -136,7 +153,8 @@ class FINELearngene(AtomicSaveMixin, ModelMixin, ConfigMixin):
         if how == "random":
             scale = source.abs().mean()
             return torch.randn(num_layers, source.shape[1], generator=generator, dtype=source.dtype) * scale
-        raise ValueError(f"unknown sigma_init '{how}'; choose one of {', '.join(SIGMA_INITS)} (source has {count} blocks)")
+        raise LearngeneConfigError(
+            f"unknown sigma_init '{how}'; choose one of {', '.join(SIGMA_INITS)} (source has {count} blocks)")
 
     def nearest_block(self, name: str, index: int, num_layers: int) -> torch.Tensor:
         source = self.blocks[_key(name)].detach()
