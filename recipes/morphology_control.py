@@ -41,38 +41,32 @@ from training_loop import add_run_arguments, latest_checkpoint, start_run, write
 from hf_learngene import DivMorphConfig, DivMorphForContinuousControl  # noqa: E402
 from hf_learngene.modeling.divmorph.configuration_divmorph import GATE_TYPES  # noqa: E402
 from hf_learngene.morphology import (  # noqa: E402
-    BODIES,
-    HELD_OUT_BODIES,
-    HELD_OUT_TASKS,
+    BODY_SPLIT,
     MAX_LIMBS,
     NUM_BODIES,
     NUM_TASKS,
-    TASKS,
+    TASK_SPLIT,
     TOKEN_DIM,
     TRAIN_BODIES,
     TRAIN_TASKS,
+    MorphologyError,
+    SuiteSplit,
     make_env,
 )
 from hf_learngene.morphology.ppo import PPOConfig, PPOTrainer  # noqa: E402
 from hf_learngene.saving import write_folder_atomically  # noqa: E402
 
 OBSERVATION_STATS = "observation_stats.safetensors"  # beside the controller: how its inputs are normalised
-SPLITS = {"bodies": {"train": TRAIN_BODIES, "held_out": HELD_OUT_BODIES, "all": BODIES},
-          "tasks": {"train": TRAIN_TASKS, "held_out": HELD_OUT_TASKS, "all": TASKS}}
 
 
-def names(kind: str, valid: tuple[str, ...]):
+def names(split: SuiteSplit):
     """An argparse type: a split name (train, held_out, all) or a comma list of names of the suite."""
 
     def parse(text: str) -> tuple[str, ...]:
-        if text in SPLITS[kind]:
-            return tuple(SPLITS[kind][text])
-        chosen = tuple(name.strip() for name in text.split(",") if name.strip())
-        unknown = [name for name in chosen if name not in valid]
-        if not chosen or unknown:
-            raise argparse.ArgumentTypeError(
-                f"unknown {kind} {unknown or text!r}: give train, held_out, all or a comma list of {', '.join(valid)}")
-        return chosen
+        try:
+            return split.select(text)
+        except MorphologyError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
     return parse
 
@@ -116,9 +110,9 @@ def unit_split(text: str) -> dict[str, float]:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     suite = parser.add_argument_group("bodies and tasks (the morphology suite)")
-    suite.add_argument("--bodies", type=names("bodies", BODIES), default=TRAIN_BODIES,
+    suite.add_argument("--bodies", type=names(BODY_SPLIT), default=TRAIN_BODIES,
                        help="train (default), held_out, all, or a comma list of body names")
-    suite.add_argument("--tasks", type=names("tasks", TASKS), default=TRAIN_TASKS,
+    suite.add_argument("--tasks", type=names(TASK_SPLIT), default=TRAIN_TASKS,
                        help="train (default), held_out, all, or a comma list of task names")
     suite.add_argument("--envs_per_pair", type=positive(int), default=1, help="environments per (body, task) pair")
     suite.add_argument("--max_episode_steps", type=positive(int), default=1000)

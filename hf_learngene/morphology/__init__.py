@@ -60,6 +60,7 @@ Install: ``pip install "hf-learngene[control]"`` (gymnasium >= 1.4, mujoco >= 3.
 from .bodies import (
     BODIES,
     BODY_SPECS,
+    BODY_SPLIT,
     FAMILY_SPECS,
     HELD_OUT_BODIES,
     HELD_OUT_BODY_SPECS,
@@ -89,6 +90,7 @@ from .errors import (
     UnknownTaskError,
     UnsupportedJointError,
 )
+from .splits import SuiteSplit
 from .suite import (
     DEFAULT_MAX_EPISODE_STEPS,
     TRAIN_PAIRS,
@@ -102,6 +104,7 @@ from .tasks import (
     HELD_OUT_TASKS,
     NUM_TASKS,
     TASK_SPECS,
+    TASK_SPLIT,
     TASKS,
     TRAIN_TASKS,
     TaskSpec,
@@ -122,9 +125,9 @@ from .tokens import (
 register_envs()
 
 __all__ = [
-    "BODIES", "BODY_SPECS", "DEFAULT_MAX_EPISODE_STEPS", "DYNAMIC_DIM", "FAMILIES", "FAMILY_SPECS",
+    "BODIES", "BODY_SPECS", "BODY_SPLIT", "DEFAULT_MAX_EPISODE_STEPS", "DYNAMIC_DIM", "FAMILIES", "FAMILY_SPECS",
     "HELD_OUT_BODIES", "HELD_OUT_BODY_SPECS", "HELD_OUT_TASKS", "MAX_LIMBS", "NUM_BODIES", "NUM_TASKS",
-    "SUITE_VERSION", "TASKS", "TASK_SPECS", "TOKEN_DIM", "TOKEN_FIELDS", "TOKEN_SLICES", "TRAIN_BODIES",
+    "SUITE_VERSION", "SuiteSplit", "TASKS", "TASK_SPECS", "TASK_SPLIT", "TOKEN_DIM", "TOKEN_FIELDS", "TOKEN_SLICES", "TRAIN_BODIES",
     "TRAIN_BODY_SPECS", "TRAIN_PAIRS", "TRAIN_TASKS", "Body", "BodySpec", "DuplicateSegment", "FamilySpec",
     "InvalidActionError", "LimbLayout", "MorphologyEnv", "MorphologyError", "RemoveBody", "ScaleLength", "ScaleMass",
     "ScaleRange", "TaskSpec", "TooManyLimbsError", "UnknownBodyError", "UnknownTaskError", "UnsupportedJointError",

@@ -24,6 +24,7 @@ import mujoco
 import numpy as np
 
 from .errors import MorphologyError, UnknownBodyError
+from .splits import SuiteSplit
 from .tokens import FAMILIES, SUITE_VERSION
 
 
@@ -189,14 +190,12 @@ BODIES: tuple[str, ...] = TRAIN_BODIES + HELD_OUT_BODIES
 NUM_BODIES = len(BODIES)
 
 
+BODY_SPLIT = SuiteSplit("body", TRAIN_BODIES, HELD_OUT_BODIES, UnknownBodyError)
+
+
 def body_index(name: str) -> int:
     """Index of a body in ``BODIES`` (the ``"body"`` entry of its observations)."""
-    if name not in BODIES:
-        raise UnknownBodyError(
-            f"Unknown body {name!r}. Train bodies: {', '.join(TRAIN_BODIES)}; held-out bodies: "
-            f"{', '.join(HELD_OUT_BODIES)}."
-        )
-    return BODIES.index(name)
+    return BODY_SPLIT.index(name)
 
 
 def get_body_spec(name: str) -> BodySpec:

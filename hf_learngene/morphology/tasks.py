@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import UnknownTaskError
+from .splits import SuiteSplit
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,12 @@ TASKS: tuple[str, ...] = TRAIN_TASKS + HELD_OUT_TASKS
 NUM_TASKS = len(TASKS)
 
 
+TASK_SPLIT = SuiteSplit("task", TRAIN_TASKS, HELD_OUT_TASKS, UnknownTaskError)
+
+
 def task_index(name: str) -> int:
     """Index of a task in ``TASKS`` (the ``"task"`` entry of observations)."""
-    if name not in TASKS:
-        raise UnknownTaskError(
-            f"Unknown task {name!r}. Train tasks: {', '.join(TRAIN_TASKS)}; held-out tasks: "
-            f"{', '.join(HELD_OUT_TASKS)}."
-        )
-    return TASKS.index(name)
+    return TASK_SPLIT.index(name)
 
 
 def get_task(name: str) -> TaskSpec:
