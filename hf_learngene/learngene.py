@@ -646,7 +646,7 @@ class Learngene(PreTrainedModel):
             model = self._instantiate_transformers(target, auto_class or AutoModel)
         target_sizes = arch.axis_sizes(target)
         groups = group_by_role(arch, canonical_state(model, keep_vars=True), f"target {type(model).__name__}", target)
-        self._record_provenance(model, target_sizes)
+        self._record_provenance(model, target_sizes, size if isinstance(size, str) else None)
         return model, target_sizes, self._decodable(model, groups)
 
     def _materialised(
@@ -824,12 +824,13 @@ class Learngene(PreTrainedModel):
         with init_empty_weights(include_buffers=False):  # weights are made once, when built
             return model_class.from_config(target)
 
-    def _record_provenance(self, model: nn.Module, target_sizes: dict[str, int]) -> None:
+    def _record_provenance(self, model: nn.Module, target_sizes: dict[str, int], preset: str | None = None) -> None:
         """Name the learngene in the model's config, tags and Hub card (plain transformers/diffusers still load it)."""
         provenance = {
             "learngene": self.name_or_path or None,
             "method": self.config.method,
             "source": self.config.source_name_or_path,
+            "preset": preset,
             "sizes": {k: v for k, v in target_sizes.items() if is_resizable(k)},
         }
         if self.config.family in ARCHITECTURES and self.architecture.library == "diffusers":

@@ -1,13 +1,20 @@
-"""Architecture tables, one per model family, and the lookup from a config's ``model_type``."""
+"""Architecture tables, one per model family, found in this package, and the lookup from a config's
+``model_type``.
+
+Every :class:`Architecture` defined at the top level of a module of this package is a family:
+dropping a new table file here registers it, with no other file to change.
+"""
 
 from __future__ import annotations
+
+import importlib
+import pkgutil
 
 from ..errors import UnsupportedArchitectureError
 from .base import (
     RESIZABLE_AXES,
     Architecture,
     Param,
-    SizeFields,
     expanded_shape,
     fan_in,
     full_tensor_shape,
@@ -15,16 +22,30 @@ from .base import (
     segment_index,
     tensor_shape,
 )
-from .bert import BERT
-from .dit import DIT
-from .gpt2 import GPT2
-from .llama import LLAMA
-from .pipmn import PIPMN
-from .unet import UNET
-from .vit import VIT
 from .sizing import config_as_dict, config_from_dict, model_type_of, resolve_target_config
 
-ARCHITECTURES: dict[str, Architecture] = {arch.family: arch for arch in (BERT, GPT2, LLAMA, VIT, PIPMN, DIT, UNET)}
+
+def _discover() -> dict[str, Architecture]:
+    """Every table in this package's modules, by family; a family or model type claimed twice is an error."""
+    found: dict[str, Architecture] = {}
+    owners: dict[str, str] = {}
+    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        for value in vars(module).values():
+            if not isinstance(value, Architecture):  # a table imported from another module is the same object
+                continue
+            if found.get(value.family, value) is not value:
+                raise ImportError(f"two architecture tables claim the family '{value.family}' ({module.__name__})")
+            found[value.family] = value
+            for model_type in value.model_types:
+                if owners.setdefault(model_type, value.family) != value.family:
+                    raise ImportError(
+                        f"model type '{model_type}' is claimed by the {owners[model_type]} and {value.family} tables"
+                    )
+    return found
+
+
+ARCHITECTURES: dict[str, Architecture] = _discover()
 
 
 def supported_model_types(library: str | None = None) -> list[str]:
@@ -53,7 +74,6 @@ __all__ = [
     "RESIZABLE_AXES",
     "Architecture",
     "Param",
-    "SizeFields",
     "architecture_for",
     "config_as_dict",
     "config_from_dict",

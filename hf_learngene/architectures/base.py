@@ -10,8 +10,14 @@ Resizable axes change with the target size; every other axis (vocabulary rows, p
 image channels, literal factors such as the 3 of a fused qkv) is carried over unchanged.
 
 A dimension that concatenates two signals (a UNet up-block resnet reads its input and a skip
-connection stacked on the channel axis) is described by one :class:`Segment` role per part, so
-each part is resized on its own axes and the parts are concatenated again when a model is built.
+connection stacked on the channel axis; Phi-3's ``qkv_proj`` stacks q, k and v) is described by
+one :class:`Segment` role per part, so each part is resized on its own axes and the parts are
+concatenated again when a model is built.
+
+A family is one :class:`Architecture`: its roles, and the mapping between its axis names and its
+config fields, written once. The size fields a request may name, the fields carried over from
+the source and the axis sizes of any config all follow from that mapping; the few things that do
+not (a UNet's block list, GPT-2's ``n_inner=None``) are small hooks the table names.
 """
 
 from __future__ import annotations
@@ -19,28 +25,43 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping
+from fractions import Fraction
+from typing import Any, Callable, Mapping
 
 from ..errors import LearngeneConfigError
 
 # Axes a method may resize. Everything else is carried over as it is.
 RESIZABLE_AXES = frozenset(
-    {"layers", "hidden", "heads", "kv_heads", "head_dim", "half_head_dim", "intermediate", "time_embed"}
+    {"layers", "hidden", "heads", "kv_heads", "head_dim", "half_head_dim", "rotary_unit", "intermediate",
+     "time_embed", "experts"}
 )
 _BLOCK_CHANNELS = re.compile(r"^channels\d+$")  # a UNet's per-block widths: channels0, channels1, ...
+# A size a request names as a list of per-level widths; the family's sizes hook expands it into
+# the axes channels0, channels1, ... (or channels1, channels2, ... for PIPMN).
+LEVEL_WIDTHS = "channels"
+# In a dims string: one head's dimensions laid out for rotary embeddings (see :func:`rotary_layout`).
+ROTARY = "{rotary}"
 
 
 def is_resizable(axis: str) -> bool:
     return axis in RESIZABLE_AXES or bool(_BLOCK_CHANNELS.match(axis))
 
 
-# How each size field of a target request is described to users.
+def is_size(axis: str) -> bool:
+    """Whether a size request may name ``axis`` (a resizable axis, or the list of level widths)."""
+    return is_resizable(axis) or axis == LEVEL_WIDTHS
+
+
+# How each size of a target request is described to users.
 SIZE_FIELD_DOC = {
     "layers": "number of blocks",
     "hidden": "model width",
     "heads": "attention heads",
     "kv_heads": "key/value heads (grouped-query attention)",
-    "intermediate": "MLP width",
+    "head_dim": "head size",
+    "intermediate": "MLP width (per expert in a mixture of experts)",
+    "experts": "experts per mixture-of-experts block",
+    "channels": "width of every resolution level",
 }
 
 
@@ -58,12 +79,16 @@ class Param:
     """One parameter role: its canonical name and what each of its dimensions means.
 
     ``fan_in`` is the index of the input dimension of a weight matrix (``1`` for
-    ``nn.Linear``, ``0`` for GPT-2's transposed ``Conv1D``); ``None`` for vectors and embeddings.
-    ``writes_residual`` marks the projections that write into the residual stream (attention
-    and MLP outputs): zeroed, they turn their block into an identity. ``tied_output`` marks an
-    input embedding that the output head shares (set by :meth:`Architecture.roles` when the
-    config ties them). ``head_groups`` marks attention roles whose heads are whole units, with
-    that many query heads per key/value head (see :class:`~hf_learngene.methods.SignalSpec`).
+    ``nn.Linear``, ``0`` for GPT-2's transposed ``Conv1D``, ``2`` for a stack of experts);
+    ``None`` for vectors and embeddings. ``writes_residual`` marks the projections that write into
+    the residual stream (attention and MLP outputs): zeroed, they turn their block into an
+    identity. ``tied_output`` marks an input embedding that the output head shares (set by
+    :meth:`Architecture.roles` when the config ties them). ``whole_heads`` marks attention roles
+    whose heads are whole units (rotary halves, grouped key/value heads); :meth:`Architecture.roles`
+    then sets ``head_groups``, the query heads per key/value head of the config (see
+    :class:`~hf_learngene.methods.SignalSpec`). ``scaled_by`` names the axis whose square root the
+    model multiplies this role's output by (Gemma's embeddings are scaled by √hidden): a
+    function-preserving build divides the role by the growth of that factor.
     """
 
     name: str
@@ -73,6 +98,8 @@ class Param:
     segment: Segment | None = None
     tied_output: bool = False
     head_groups: int | None = None
+    whole_heads: bool = False
+    scaled_by: str | None = None
 
     @property
     def role(self) -> str:
@@ -96,10 +123,13 @@ class Param:
         return re.compile("^" + re.escape(self.name).replace(r"\{layer\}", r"(\d+)") + "$")
 
 
-def linear(prefix: str, out_dims: str, in_dims: str, bias: bool = True, residual: bool = False) -> tuple[Param, ...]:
+def linear(
+    prefix: str, out_dims: str, in_dims: str, bias: bool = True, residual: bool = False, whole_heads: bool = False
+) -> tuple[Param, ...]:
     """The roles of an ``nn.Linear`` (weight stored as out × in)."""
-    weight = Param(f"{prefix}.weight", (out_dims, in_dims), fan_in=1, writes_residual=residual)
-    return (weight, Param(f"{prefix}.bias", (out_dims,), writes_residual=residual)) if bias else (weight,)
+    weight = Param(f"{prefix}.weight", (out_dims, in_dims), fan_in=1, writes_residual=residual, whole_heads=whole_heads)
+    bias_role = Param(f"{prefix}.bias", (out_dims,), writes_residual=residual, whole_heads=whole_heads)
+    return (weight, bias_role) if bias else (weight,)
 
 
 def conv1d(prefix: str, in_dims: str, out_dims: str, residual: bool = False) -> tuple[Param, ...]:
@@ -110,10 +140,30 @@ def conv1d(prefix: str, in_dims: str, out_dims: str, residual: bool = False) -> 
     )
 
 
-def norm(prefix: str, bias: bool = True) -> tuple[Param, ...]:
-    """The roles of a LayerNorm (or, without bias, an RMSNorm) over the hidden axis."""
-    weight = Param(f"{prefix}.weight", ("hidden",))
-    return (weight, Param(f"{prefix}.bias", ("hidden",))) if bias else (weight,)
+def norm(prefix: str, bias: bool = True, dims: str = "hidden") -> tuple[Param, ...]:
+    """The roles of a LayerNorm (or, without bias, an RMSNorm) over ``dims`` (the hidden axis)."""
+    weight = Param(f"{prefix}.weight", (dims,))
+    return (weight, Param(f"{prefix}.bias", (dims,))) if bias else (weight,)
+
+
+def rotary_attention(prefix: str, bias: bool = False, out: str = "o_proj") -> tuple[Param, ...]:
+    """q, k, v and output projections of a rotary attention with grouped key/value heads, as in
+    Llama: q and k rows are whole heads in the rotary layout, v rows whole heads."""
+    return (
+        *linear(f"{prefix}.q_proj", f"heads*{ROTARY}", "hidden", bias, whole_heads=True),
+        *linear(f"{prefix}.k_proj", f"kv_heads*{ROTARY}", "hidden", bias, whole_heads=True),
+        *linear(f"{prefix}.v_proj", "kv_heads*head_dim", "hidden", bias, whole_heads=True),
+        *linear(f"{prefix}.{out}", "hidden", "heads*head_dim", False, residual=True, whole_heads=True),
+    )
+
+
+def gated_mlp(prefix: str) -> tuple[Param, ...]:
+    """The bias-free gate, up and down projections of a gated (SwiGLU/GeGLU) MLP."""
+    return (
+        *linear(f"{prefix}.gate_proj", "intermediate", "hidden", bias=False),
+        *linear(f"{prefix}.up_proj", "intermediate", "hidden", bias=False),
+        *linear(f"{prefix}.down_proj", "hidden", "intermediate", bias=False, residual=True),
+    )
 
 
 def axis_size(axis: str, sizes: Mapping[str, int]) -> int:
@@ -121,7 +171,7 @@ def axis_size(axis: str, sizes: Mapping[str, int]) -> int:
         return int(axis)
     try:
         return sizes[axis]
-    except KeyError:  # a table names an axis its size function does not define
+    except KeyError:  # a table names an axis its config mapping does not define
         raise LearngeneConfigError(f"axis '{axis}' has no size in {dict(sizes)}") from None
 
 
@@ -157,8 +207,12 @@ def segment_index(param: Param, sizes: Mapping[str, int]) -> tuple[slice, ...]:
     return (slice(None),) * segment.dim + (slice(start, stop),)
 
 
-def fan_in(param: Param, sizes: Mapping[str, int]) -> int | None:
-    """The input width of the whole weight (all parts of a concatenated input counted)."""
+def fan_in(param: Param, sizes: Mapping[str, int]) -> float | None:
+    """The input width of the whole weight (all parts of a concatenated input counted): what a
+    function-preserving build divides the weight by the growth of. For a role the model scales
+    by the square root of an axis (``scaled_by``), that square root."""
+    if param.scaled_by is not None:
+        return math.sqrt(axis_size(param.scaled_by, sizes))
     if param.fan_in is None:
         return None
     return full_tensor_shape(param, sizes)[param.fan_in]
@@ -174,69 +228,143 @@ def concatenated(param: Param, dim: int, parts: tuple[str, ...]) -> tuple[Param,
     )
 
 
-@dataclass(frozen=True)
-class SizeFields:
-    """Which config attribute holds each resizable size of a family."""
-
-    layers: str
-    hidden: str
-    heads: str
-    intermediate: str
-    kv_heads: str | None = None
-
-    def as_dict(self) -> dict[str, str]:
-        out = {"layers": self.layers, "hidden": self.hidden, "heads": self.heads, "intermediate": self.intermediate}
-        if self.kv_heads:
-            out["kv_heads"] = self.kv_heads
-        return out
+def rotary_units(config: Any) -> int:
+    """Into how many equal units one head splits so that each rotary half and the part rotary
+    leaves alone are whole units: 2 for full rotary (``partial_rotary_factor`` 1), 8 for
+    Pythia's 0.25 (two halves of 1/8 and six units passed through), 8 for Phi-4-mini's 0.75."""
+    rope = config_value(config, "rope_parameters") or {}
+    rotary = Fraction(rope.get("partial_rotary_factor", 1.0) or 1.0).limit_denominator(64)
+    half, rest = rotary / 2, 1 - rotary
+    unit = half if rest == 0 else Fraction(math.gcd(half.numerator * rest.denominator, rest.numerator * half.denominator),
+                                           half.denominator * rest.denominator)
+    return int(1 / unit)
 
 
-@dataclass(frozen=True)
+def rotary_layout(units: int) -> str:
+    """One head's dims string in the rotary layout: ``2*half_head_dim`` for full rotary (the two
+    halves that rotary pairs are resized apart and never blended), ``units*rotary_unit`` otherwise."""
+    return "2*half_head_dim" if units == 2 else f"{units}*rotary_unit"
+
+
+def config_value(config: Any, name: str) -> Any:
+    """A field of a config object or of a config dict (diffusers configs, stored configs)."""
+    if isinstance(config, Mapping):
+        return config.get(name)
+    return getattr(config, name, None)
+
+
+SizesHook = Callable[[Any, dict[str, Any]], None]
+RolesHook = Callable[[Any], tuple[Param, ...]]
+RequestHook = Callable[[dict[str, Any], Mapping[str, Any]], None]
+TargetHook = Callable[[dict[str, Any], Mapping[str, Any], set[str]], None]
+
+
+@dataclass(frozen=True, eq=False)
 class Architecture:
-    """A model family described as data: the parameter roles and how sizes come from a config.
+    """A model family described as data: its parameter roles and its axes' config fields.
 
-    * ``params``: every parameter role a method resizes or carries.
+    * ``axes``: each axis name → the config field holding its size, written once. The resizable
+      axes among them (:data:`RESIZABLE_AXES`, and the list of level widths ``channels``) are what
+      a size request may name; the others (vocabulary, positions, image channels) are carried
+      over from the source unchanged. ``head_dim`` is ``hidden // heads`` where the config has no
+      such field, ``kv_heads`` is ``heads`` where it has none, and the rotary layout's axes follow
+      from ``head_dim``.
+    * ``params``: every parameter role a method resizes or carries. Dims may use ``{rotary}``
+      (:func:`rotary_layout`) for the rotary part of a head.
+    * ``presets``: named target sizes of real checkpoints, by axis name.
+    * ``carried_fields``: further config fields that must stay as in the source (image size,
+      a UNet's block types).
+    * ``layer_fields``: config lists with one entry per layer (``layer_types``); a depth change
+      repeats their pattern.
     * ``fresh``: regular expressions of task heads that are always freshly initialised
       (a classifier whose label set belongs to the new task).
-    * ``axis_sizes``: the size of every axis named in ``params`` for a given config.
-    * ``carried_fields``: config fields that must stay as in the source (vocabulary, positions).
-    * ``presets``: named target sizes, as config fields.
-    * ``library``: ``"transformers"`` (configs are ``PretrainedConfig``) or ``"diffusers"``
-      (``ConfigMixin`` models; ``model_types`` are then class names such as ``"UNet2DModel"``).
-    * ``params_for``: for a family whose roles depend on the config (a UNet's block list, Llama's
-      query heads per key/value head), the roles of one config; ``params`` is then empty.
-    * ``size_aliases`` / ``check_size``: for diffusers families, the names a size request may
-      use for config fields, and the validation of a target config (raising ``LearngeneConfigError``).
     * ``tied_embedding``: the input embedding role an output head shares when the config sets
       ``tie_word_embeddings`` (the untied head has a role of its own, with the hidden axis as fan-in).
     * ``tied_copies``: for each output-head role a tied source does not store, the role it shares
       (the head's weight: the word embeddings; BERT's decoder bias: ``cls.predictions.bias``), so a
       model built with ``tie_word_embeddings=False`` from a tied source gets every head tensor.
+    * ``library``: ``"transformers"`` (configs are ``PretrainedConfig``) or ``"diffusers"``
+      (``ConfigMixin`` models; ``model_types`` are then class names such as ``"UNet2DModel"``).
+
+    Hooks, for what a table cannot say as data:
+
+    * ``sizes_hook(config, sizes)``: fills irregular axis sizes in place (GPT-2's ``n_inner=None``
+      is 4 × hidden, a ViT's positions follow its image and patch sizes).
+    * ``roles_hook(config)``: roles that follow the config, added to ``params`` (a UNet's block
+      list, ModernBERT's attention norms that layer 0 lacks).
+    * ``request_hook(request, source)``: turns request names that are no config field into fields
+      (a DiT's ``hidden`` is heads × head size), in place.
+    * ``target_hook(target, source, asked)``: family rules and checks on the target's config fields
+      once the generic ones passed (Gemma's attention scale follows the head size; a Mixtral needs
+      ``num_experts_per_tok`` ≤ experts); raises ``LearngeneConfigError``.
     """
 
     family: str
     model_types: tuple[str, ...]
-    params: tuple[Param, ...]
-    size_fields: SizeFields | None
-    axis_sizes: Callable[[object], dict[str, int]]
-    carried_fields: tuple[str, ...]
-    presets: Mapping[str, Mapping[str, object]]
+    axes: Mapping[str, str]
+    params: tuple[Param, ...] = ()
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    carried_fields: tuple[str, ...] = ()
+    layer_fields: tuple[str, ...] = ()
     fresh: tuple[str, ...] = ()
-    library: str = "transformers"
-    params_for: Callable[[object], tuple[Param, ...]] | None = None
-    size_aliases: Mapping[str, str] = field(default_factory=dict)
-    check_size: Callable[[dict], None] | None = None
     tied_embedding: str | None = None
     tied_copies: Mapping[str, str] = field(default_factory=dict)
+    library: str = "transformers"
+    sizes_hook: SizesHook | None = None
+    roles_hook: RolesHook | None = None
+    request_hook: RequestHook | None = None
+    target_hook: TargetHook | None = None
 
-    def roles(self, config) -> tuple[Param, ...]:
+    @property
+    def size_fields(self) -> dict[str, str]:
+        """What a size request may name: each resizable axis → its config field."""
+        return {axis: name for axis, name in self.axes.items() if is_size(axis)}
+
+    @property
+    def size_aliases(self) -> dict[str, str]:
+        """:attr:`size_fields`, under the name model cards use for it."""
+        return self.size_fields
+
+    @property
+    def carried(self) -> tuple[str, ...]:
+        """Config fields carried over from the source unchanged."""
+        return tuple(name for axis, name in self.axes.items() if not is_size(axis)) + self.carried_fields
+
+    def uses_rotary(self) -> bool:
+        return any(ROTARY in dim for p in self.params for dim in p.dims)
+
+    def axis_sizes(self, config: Any) -> dict[str, Any]:
+        """The size of every axis the roles of a model with this config name."""
+        sizes = {axis: config_value(config, name) for axis, name in self.axes.items()}
+        if "heads" in sizes:
+            if "kv_heads" in sizes and sizes["kv_heads"] is None:
+                sizes["kv_heads"] = sizes["heads"]
+            if sizes.get("head_dim") is None and "hidden" in sizes:
+                sizes["head_dim"] = sizes["hidden"] // sizes["heads"]
+        if self.uses_rotary():
+            units = rotary_units(config)
+            sizes["half_head_dim" if units == 2 else "rotary_unit"] = sizes["head_dim"] // units
+        if self.sizes_hook:
+            self.sizes_hook(config, sizes)
+        return sizes
+
+    def roles(self, config: Any) -> tuple[Param, ...]:
         """Every parameter role of a model with this config."""
-        params = self.params_for(config) if self.params_for else self.params
-        if self.tied_embedding and getattr(config, "tie_word_embeddings", False):
+        params = self.params + (self.roles_hook(config) if self.roles_hook else ())
+        if self.uses_rotary():
+            layout = rotary_layout(rotary_units(config))
+            params = tuple(replace(p, dims=tuple(d.replace(ROTARY, layout) for d in p.dims)) for p in params)
+        if any(p.whole_heads for p in params):
+            heads, kv_heads = config_value(config, self.axes["heads"]), None
+            if "kv_heads" in self.axes:
+                kv_heads = config_value(config, self.axes["kv_heads"])
+            groups = max(1, heads // (kv_heads or heads))
+            params = tuple(replace(p, head_groups=groups) if p.whole_heads else p for p in params)
+        if self.tied_embedding and config_value(config, "tie_word_embeddings"):
             params = tuple(replace(p, tied_output=True) if p.name == self.tied_embedding else p for p in params)
         return params
 
-    def matches(self, canonical_name: str, config) -> list[tuple[Param, int | None]]:
+    def matches(self, canonical_name: str, config: Any) -> list[tuple[Param, int | None]]:
         """The roles a canonical parameter name holds (several for a concatenated dimension),
         each with its layer index for layered roles."""
         found = []

@@ -1,39 +1,43 @@
 """BERT-family encoders (BERT, MiniLM and other ``model_type == "bert"`` checkpoints)."""
 
-from .base import Architecture, Param, SizeFields, linear, norm
+from .base import Architecture, Param, linear, norm
 
 _LAYER = "encoder.layer.{layer}."
 
-
-def _bert_axis_sizes(config) -> dict[str, int]:
-    return {
-        "layers": config.num_hidden_layers,
-        "hidden": config.hidden_size,
-        "heads": config.num_attention_heads,
-        "head_dim": config.hidden_size // config.num_attention_heads,
-        "intermediate": config.intermediate_size,
-        "vocab": config.vocab_size,
-        "positions": config.max_position_embeddings,
-        "type_vocab": config.type_vocab_size,
-    }
-
+# The post-LN encoder layer BERT, RoBERTa and XLM-R share.
+ENCODER_LAYER = (
+    *linear(_LAYER + "attention.self.query", "heads*head_dim", "hidden"),
+    *linear(_LAYER + "attention.self.key", "heads*head_dim", "hidden"),
+    *linear(_LAYER + "attention.self.value", "heads*head_dim", "hidden"),
+    *linear(_LAYER + "attention.output.dense", "hidden", "heads*head_dim", residual=True),
+    *norm(_LAYER + "attention.output.LayerNorm"),
+    *linear(_LAYER + "intermediate.dense", "intermediate", "hidden"),
+    *linear(_LAYER + "output.dense", "hidden", "intermediate", residual=True),
+    *norm(_LAYER + "output.LayerNorm"),
+)
+EMBEDDINGS = (
+    Param("embeddings.word_embeddings.weight", ("vocab", "hidden")),
+    Param("embeddings.position_embeddings.weight", ("positions", "hidden")),
+    Param("embeddings.token_type_embeddings.weight", ("type_vocab", "hidden")),
+    *norm("embeddings.LayerNorm"),
+)
+AXES = {
+    "layers": "num_hidden_layers",
+    "hidden": "hidden_size",
+    "heads": "num_attention_heads",
+    "intermediate": "intermediate_size",
+    "vocab": "vocab_size",
+    "positions": "max_position_embeddings",
+    "type_vocab": "type_vocab_size",
+}
 
 BERT = Architecture(
     family="bert",
     model_types=("bert",),
+    axes=AXES,
     params=(
-        Param("embeddings.word_embeddings.weight", ("vocab", "hidden")),
-        Param("embeddings.position_embeddings.weight", ("positions", "hidden")),
-        Param("embeddings.token_type_embeddings.weight", ("type_vocab", "hidden")),
-        *norm("embeddings.LayerNorm"),
-        *linear(_LAYER + "attention.self.query", "heads*head_dim", "hidden"),
-        *linear(_LAYER + "attention.self.key", "heads*head_dim", "hidden"),
-        *linear(_LAYER + "attention.self.value", "heads*head_dim", "hidden"),
-        *linear(_LAYER + "attention.output.dense", "hidden", "heads*head_dim", residual=True),
-        *norm(_LAYER + "attention.output.LayerNorm"),
-        *linear(_LAYER + "intermediate.dense", "intermediate", "hidden"),
-        *linear(_LAYER + "output.dense", "hidden", "intermediate", residual=True),
-        *norm(_LAYER + "output.LayerNorm"),
+        *EMBEDDINGS,
+        *ENCODER_LAYER,
         *linear("pooler.dense", "hidden", "hidden"),
         # masked-LM head; its decoder weight is tied to the word embeddings unless the config unties it
         *linear("cls.predictions.transform.dense", "hidden", "hidden"),
@@ -41,11 +45,6 @@ BERT = Architecture(
         Param("cls.predictions.bias", ("vocab",)),
         *linear("cls.predictions.decoder", "vocab", "hidden"),
     ),
-    size_fields=SizeFields(
-        layers="num_hidden_layers", hidden="hidden_size", heads="num_attention_heads", intermediate="intermediate_size"
-    ),
-    axis_sizes=_bert_axis_sizes,
-    carried_fields=("vocab_size", "max_position_embeddings", "type_vocab_size"),
     # Sizes of Google's BERT release (Turc et al., 2019) and the original base/large.
     presets={
         "tiny": {"layers": 2, "hidden": 128, "heads": 2, "intermediate": 512},

@@ -1,26 +1,24 @@
 """GPT-2. Its ``Conv1D`` stores weights as (in, out), and ``c_attn`` fuses q, k and v on the
 output axis: ``3*heads*head_dim`` keeps the three blocks and every head apart while resizing."""
 
-from .base import Architecture, Param, SizeFields, conv1d, linear, norm
+from typing import Any
+
+from .base import Architecture, Param, config_value, conv1d, linear, norm
 
 _LAYER = "h.{layer}."
 
 
-def _gpt2_axis_sizes(config) -> dict[str, int]:
-    return {
-        "layers": config.n_layer,
-        "hidden": config.n_embd,
-        "heads": config.n_head,
-        "head_dim": config.n_embd // config.n_head,
-        "intermediate": config.n_inner if config.n_inner is not None else 4 * config.n_embd,
-        "vocab": config.vocab_size,
-        "positions": config.n_positions,
-    }
+def _mlp_width(config: Any, sizes: dict[str, Any]) -> None:
+    """``n_inner=None`` is GPT-2's default MLP width, 4 × hidden."""
+    if config_value(config, "n_inner") is None:
+        sizes["intermediate"] = 4 * sizes["hidden"]
 
 
 GPT2 = Architecture(
     family="gpt2",
     model_types=("gpt2",),
+    axes={"layers": "n_layer", "hidden": "n_embd", "heads": "n_head", "intermediate": "n_inner",
+          "vocab": "vocab_size", "positions": "n_positions"},
     params=(
         Param("wte.weight", ("vocab", "hidden")),
         Param("wpe.weight", ("positions", "hidden")),
@@ -34,9 +32,7 @@ GPT2 = Architecture(
         # only when not tied to wte: an nn.Linear reading the hidden axis, so that is its fan-in
         *linear("lm_head", "vocab", "hidden", bias=False),
     ),
-    size_fields=SizeFields(layers="n_layer", hidden="n_embd", heads="n_head", intermediate="n_inner"),
-    axis_sizes=_gpt2_axis_sizes,
-    carried_fields=("vocab_size", "n_positions"),
+    sizes_hook=_mlp_width,
     presets={
         "small": {"layers": 12, "hidden": 768, "heads": 12, "intermediate": 3072},
         "medium": {"layers": 24, "hidden": 1024, "heads": 16, "intermediate": 4096},

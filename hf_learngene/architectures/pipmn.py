@@ -8,24 +8,25 @@ encoder block and its paired decoder block together. The feature count (100) and
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from ..errors import LearngeneConfigError
-from .base import Architecture, Param, linear
+from .base import Architecture, Param, config_value, linear
 
 
-def _widths(config) -> list[str]:
+def _widths(config: Any) -> list[str]:
     """Axis names along the pyramid: features, channels1..channelsN, back down to features."""
-    encoder = [f"channels{i + 1}" for i in range(len(config.encoder_channels))]
+    encoder = [f"channels{i + 1}" for i in range(len(config_value(config, "encoder_channels")))]
     return ["features", *encoder, *reversed(encoder[:-1]), "features"]
 
 
-def _pipmn_axis_sizes(config) -> dict[str, int]:
-    sizes = {f"channels{i + 1}": width for i, width in enumerate(config.encoder_channels)}
-    sizes.update(features=config.num_features, tokens=config.num_tokens,
-                 token_hidden=config.num_tokens * config.token_mlp_ratio, kernel=config.token_conv_kernel)
-    return sizes
+def _pipmn_sizes(config: Any, sizes: dict[str, Any]) -> None:
+    """The encoder widths as the axes channels1..channelsN, and the token MLP's width."""
+    sizes.update({f"channels{i + 1}": width for i, width in enumerate(sizes.pop("channels"))})
+    sizes["token_hidden"] = sizes["tokens"] * config_value(config, "token_mlp_ratio")
 
 
-def _pipmn_params(config) -> tuple[Param, ...]:
+def _pipmn_params(config: Any) -> tuple[Param, ...]:
     widths = _widths(config)
     roles = [Param("input_skip_scale", ("features",)), Param("norm.weight", ("features",)),
              Param("norm.bias", ("features",))]
@@ -48,7 +49,7 @@ def _pipmn_params(config) -> tuple[Param, ...]:
     return tuple(roles)
 
 
-def _check_pipmn_size(target: dict) -> None:
+def _check_pipmn_size(target: dict[str, Any], source: Mapping[str, Any], asked: set[str]) -> None:
     if target.get("num_features") is None or target.get("num_tokens") is None:
         raise LearngeneConfigError("a PIPMN target needs num_features and num_tokens")
 
@@ -56,13 +57,12 @@ def _check_pipmn_size(target: dict) -> None:
 PIPMN = Architecture(
     family="pipmn",
     model_types=("pipmn",),
-    params=(),
-    params_for=_pipmn_params,
-    size_fields=None,
-    size_aliases={"channels": "encoder_channels"},
-    check_size=_check_pipmn_size,
-    axis_sizes=_pipmn_axis_sizes,
-    carried_fields=("num_features", "num_tokens", "token_mlp_ratio", "token_conv_kernel"),
+    axes={"channels": "encoder_channels", "features": "num_features", "tokens": "num_tokens",
+          "kernel": "token_conv_kernel"},
+    roles_hook=_pipmn_params,
+    sizes_hook=_pipmn_sizes,
+    target_hook=_check_pipmn_size,
+    carried_fields=("token_mlp_ratio",),
     presets={
         "tiny": {"channels": [100, 200]},
         "small": {"channels": [200, 400]},

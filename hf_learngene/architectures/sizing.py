@@ -1,4 +1,12 @@
-"""Turn a size request (a preset name, a dict of fields, or a whole config) into a target config.
+"""One sizing path: a size request becomes the config of the model to build.
+
+A request is a preset name, a dict (axis names such as ``layers`` or config fields such as
+``num_hidden_layers``) or a whole config. :func:`resolve_target_config` passes each representation
+once: the request as a dict (:func:`_request`), its config fields (:func:`_as_fields`), the
+target's fields — the source's with the request applied and the source's proportions kept where
+the request is silent (:func:`_follow_source`) —, one validation (:func:`_check`), the family's
+hook, and the config object (:func:`_config`). The axis sizes of the built model are then read
+from that config by :meth:`~hf_learngene.architectures.Architecture.axis_sizes`.
 
 transformers families have ``PretrainedConfig`` configs; diffusers families have the frozen
 config dict of a ``ConfigMixin`` model, which the learngene stores with its ``_class_name``.
@@ -6,6 +14,7 @@ config dict of a ``ConfigMixin`` model, which the learngene stores with its ``_c
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, Mapping, Union
 
 from huggingface_hub.errors import StrictDataclassError
@@ -13,7 +22,7 @@ from transformers import AutoConfig, PretrainedConfig
 from transformers.utils import logging
 
 from ..errors import FamilyMismatchError, LearngeneConfigError
-from .base import Architecture
+from .base import LEVEL_WIDTHS, Architecture, rotary_units
 
 logger = logging.get_logger(__name__)
 
@@ -52,82 +61,134 @@ def config_from_dict(fields: Mapping[str, Any]) -> Any:
     return AutoConfig.for_model(fields.pop("model_type"), **fields)
 
 
-def _size_updates(arch: Architecture, size: SizeRequest) -> dict[str, Any]:
-    """Config-field updates asked for by ``size``; axis names are mapped to the family's fields."""
-    if size is None:
-        return {}
-    if isinstance(size, str):
-        if size not in arch.presets:
-            raise LearngeneConfigError(
-                f"unknown size preset '{size}' for the {arch.family} family; valid presets: "
-                f"{', '.join(arch.presets)} (or pass a dict such as "
-                "{'layers': 4, 'hidden': 256, 'heads': 4}, or a full config)"
-            )
-        size = arch.presets[size]
-    if not isinstance(size, Mapping):
-        raise LearngeneConfigError(
-            f"size must be a preset name, a dict of config fields or a PretrainedConfig, got {type(size).__name__}"
-        )
-    fields = arch.size_fields.as_dict()
-    updates = {}
-    for key, value in size.items():
-        updates[fields.get(key, key)] = value
-    return updates
+def _fields_of(config: Any) -> dict[str, Any]:
+    """A config's fields as a plain dict, without the bookkeeping a config file adds."""
+    fields = config.to_dict() if isinstance(config, PretrainedConfig) else dict(config)
+    return {k: v for k, v in fields.items() if k not in _NOT_STORED}
 
 
-def resolve_target_config(
-    arch: Architecture, source_config: PretrainedConfig, size: SizeRequest = None, **overrides: Any
-) -> PretrainedConfig:
+def resolve_target_config(arch: Architecture, source_config: Any, size: SizeRequest = None, **overrides: Any) -> Any:
     """The config of the model to build: the source's config with the requested sizes applied.
 
-    Fields not named keep the source's values. When the width changes and the MLP width is
-    not given, the source's MLP ratio is kept; when the head count changes and a Llama
-    ``head_dim`` is not given, it becomes ``hidden // heads``; ``kv_heads`` keeps the source's
-    grouping when it divides the new head count, and is otherwise the head count (full multi-head
-    attention), with a warning saying so.
+    ``size`` is a preset name, a dict of axis names or config fields, or a whole config of the
+    family; ``overrides`` are further fields (``num_labels=2``), applied the same way. Fields not
+    named keep the source's values; where a request names some sizes and not others, the source's
+    proportions are kept (see :func:`_follow_source`). A whole config is taken as it is.
     """
-    if arch.size_fields is None:
-        return _resolve_by_aliases(arch, source_config, size, **overrides)
-    fields = arch.size_fields
+    source = _fields_of(source_config)
     if isinstance(size, PretrainedConfig):
-        if size.model_type not in arch.model_types:
-            raise FamilyMismatchError(
-                f"this learngene is of the {arch.family} family ({', '.join(arch.model_types)}) and cannot build "
-                f"a '{size.model_type}' model; pass a config of model_type {' or '.join(arch.model_types)}"
-            )
-        target = size.to_dict()
-        requested = set()
+        _check_family(arch, size.model_type)
+        target, asked = _fields_of(size), _as_fields(arch, overrides)
     else:
-        updates = _size_updates(arch, size)
-        if "model_type" in updates and updates["model_type"] not in arch.model_types:
-            raise FamilyMismatchError(
-                f"this learngene is of the {arch.family} family and cannot build a '{updates['model_type']}' model"
+        request = _request(arch, size)
+        asked = _as_fields(arch, {**request, **overrides})
+        if arch.request_hook:
+            arch.request_hook(asked, source)
+        # diffusers configs have only their own fields; a transformers config takes any further
+        # attribute as an override (as from_pretrained's kwargs do), so only its size is checked
+        named = asked if arch.library == "diffusers" else _as_fields(arch, request)
+        _check_known(arch, source_config, source, [key for key in named if key in asked])
+        target = dict(source)
+    if "model_type" in asked:
+        _check_family(arch, asked["model_type"])
+    if "num_labels" in asked:  # a config makes its label maps from num_labels
+        target.pop("id2label", None), target.pop("label2id", None)
+    target.update(asked)
+    if not isinstance(size, PretrainedConfig):
+        _follow_source(arch, source_config, target, set(asked))
+    _check(arch, source, target)
+    if arch.target_hook:
+        arch.target_hook(target, source, set(asked))
+    return _config(arch, target)
+
+
+def _request(arch: Architecture, size: SizeRequest) -> dict[str, Any]:
+    """A size request as a dict: a preset's sizes, or the dict given."""
+    if size is None:
+        return {}
+    names = ", ".join(arch.size_fields)
+    if isinstance(size, str):
+        if size not in arch.presets:
+            valid = f"valid presets: {', '.join(arch.presets)}" if arch.presets else "this family has no presets"
+            whole = ", or a full config" if arch.library == "transformers" else ""
+            raise LearngeneConfigError(
+                f"unknown size preset '{size}' for the {arch.family} family; {valid} (or pass a dict of sizes "
+                f"naming {names} or config fields{whole})"
             )
-        requested = set(updates)
-        target = source_config.to_dict()
-        target.update(updates)
-        source_sizes = arch.axis_sizes(source_config)
-        if fields.intermediate not in requested and fields.hidden in requested:
-            ratio = source_sizes["intermediate"] / source_sizes["hidden"]
-            target[fields.intermediate] = int(round(target[fields.hidden] * ratio))
-        kv_asked = fields.kv_heads in requested or fields.kv_heads in overrides
-        if fields.kv_heads and not kv_asked and fields.heads in requested:
-            target[fields.kv_heads] = _kv_heads_for(source_sizes, target[fields.heads], fields.kv_heads)
-        if "head_dim" in target and "head_dim" not in requested and (requested & {fields.hidden, fields.heads}):
-            target["head_dim"] = None  # recomputed below from hidden // heads
-    target.update(overrides)
-    _validate(arch, source_config, target, requested | set(overrides))
-    if "head_dim" in target and target["head_dim"] is None:
-        target["head_dim"] = target[fields.hidden] // target[fields.heads]
-    for name in ("_name_or_path", "transformers_version"):
-        target.pop(name, None)
-    target["architectures"] = []  # set by save_pretrained; transformers' auto mapping needs a list
-    model_type = target.pop("model_type", source_config.model_type)
-    try:
-        return AutoConfig.for_model(model_type, **target)
-    except (ValueError, TypeError, StrictDataclassError) as error:  # transformers' own checks (e.g. an odd rotary head size)
-        reason = str(getattr(error, "__cause__", None) or error).strip().splitlines()[-1].strip()
-        raise LearngeneConfigError(f"transformers refuses this {model_type} size: {reason}") from None
+        return dict(arch.presets[size])
+    if not isinstance(size, Mapping):
+        whole = f"; a whole {arch.family} config is taken as it is" if arch.library == "transformers" else ""
+        raise LearngeneConfigError(
+            f"size must be a preset name or a dict of sizes, got {type(size).__name__}; a dict names {names} or "
+            f"config fields{whole}"
+        )
+    return dict(size)
+
+
+def _as_fields(arch: Architecture, request: Mapping[str, Any]) -> dict[str, Any]:
+    """A request with its axis names replaced by the family's config fields."""
+    return {arch.axes.get(key, key): value for key, value in request.items()}
+
+
+def _check_family(arch: Architecture, model_type: str) -> None:
+    if model_type not in arch.model_types:
+        raise FamilyMismatchError(
+            f"this learngene is of the {arch.family} family ({', '.join(arch.model_types)}) and cannot build "
+            f"a '{model_type}' model; pass a config of model_type {' or '.join(arch.model_types)}"
+        )
+
+
+def _check_known(arch: Architecture, source_config: Any, source: Mapping[str, Any], names: list[str]) -> None:
+    unknown = [name for name in names if name not in source and not hasattr(source_config, name)]
+    if unknown:
+        model_type = source.get("_class_name") or source.get("model_type")
+        examples = ", ".join(sorted(k for k in source if not k.startswith("_"))[:6])
+        raise LearngeneConfigError(
+            f"{', '.join(sorted(unknown))} is not a field of {model_type}; a size request names "
+            f"{', '.join(arch.size_fields)} or config fields such as {examples}"
+        )
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _follow_source(arch: Architecture, source_config: Any, target: dict[str, Any], asked: set[str]) -> None:
+    """Keep the source's proportions where the request names some sizes and not others.
+
+    * a new width without an MLP width keeps the source's MLP ratio;
+    * new heads without ``kv_heads`` keep the source's grouping where it divides them (else full
+      multi-head attention, with a warning saying so);
+    * a new width or head count changes a ``head_dim`` that the source has as ``hidden // heads``;
+      an explicit head size that differs from it (Qwen3, Gemma) is kept;
+    * a new depth repeats the pattern of the per-layer lists (``layer_types``).
+    Values a request gets wrong are left for :func:`_check` to report.
+    """
+    fields, sizes = arch.size_fields, arch.axis_sizes(source_config)
+    hidden, intermediate = fields.get("hidden"), fields.get("intermediate")
+    if hidden in asked and intermediate and intermediate not in asked and _is_count(target[hidden]):
+        target[intermediate] = int(round(target[hidden] * sizes["intermediate"] / sizes["hidden"]))
+    heads, kv_heads = fields.get("heads"), fields.get("kv_heads")
+    if kv_heads and heads in asked and kv_heads not in asked and _is_count(target[heads]):
+        target[kv_heads] = _kv_heads_for(sizes, target[heads], kv_heads)
+    head_dim = fields.get("head_dim")
+    follows = hidden and head_dim and sizes["head_dim"] == sizes["hidden"] // sizes["heads"]
+    if follows and head_dim not in asked and (hidden in asked or heads in asked):
+        target[head_dim] = None  # hidden // heads, once they are checked
+    layers = fields.get("layers")
+    if layers in asked and _is_count(target[layers]):
+        for name in arch.layer_fields:
+            if name not in asked and isinstance(target.get(name), list):
+                target[name] = _repeat_pattern(target[name], target[layers])
+
+
+def _repeat_pattern(values: list, length: int) -> list:
+    """``values`` at ``length`` entries, repeating its shortest period (ModernBERT's every third
+    layer global, Gemma 3's five local layers and one global stay so at any depth)."""
+    if not values:
+        return values
+    period = next(p for p in range(1, len(values) + 1) if all(v == values[i % p] for i, v in enumerate(values)))
+    return [values[i % period] for i in range(length)]
 
 
 def _kv_heads_for(source_sizes: Mapping[str, int], heads: int, field: str) -> int:
@@ -147,88 +208,76 @@ def _kv_heads_for(source_sizes: Mapping[str, int], heads: int, field: str) -> in
     return heads
 
 
-def _validate(arch: Architecture, source_config: PretrainedConfig, target: dict, requested: set[str]) -> None:
-    fields = arch.size_fields.as_dict()
+def _check(arch: Architecture, source: Mapping[str, Any], target: dict[str, Any]) -> None:
+    """Every size of the target, checked once: positive counts, heads that divide the width,
+    key/value heads that divide the heads, a head size the rotary layout splits, level lists
+    of the source's length, and carried fields as in the source. A ``head_dim`` left to follow
+    the width is filled in."""
+    fields = arch.size_fields
     for axis, name in fields.items():
         value = target.get(name)
-        if axis == "intermediate" and value is None:  # GPT-2's n_inner=None means 4 × hidden
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise LearngeneConfigError(f"{name} ({axis}) must be a positive integer, got {value!r}")
-    hidden, heads = target[fields["hidden"]], target[fields["heads"]]
-    explicit_head_dim = target.get("head_dim")
-    if explicit_head_dim is None and hidden % heads:
-        raise LearngeneConfigError(
-            f"hidden size {hidden} is not divisible by the head count {heads}; choose a head count that divides "
-            f"{hidden} (e.g. {', '.join(str(h) for h in range(1, min(hidden, 64) + 1) if hidden % h == 0)})"
-        )
-    if "kv_heads" in fields:
-        kv = target[fields["kv_heads"]]
-        if heads % kv:
-            raise LearngeneConfigError(f"{fields['kv_heads']}={kv} must divide num_attention_heads={heads}")
-    for name in arch.carried_fields:
-        source_value = getattr(source_config, name)
-        if name in target and target[name] != source_value:
+        if axis == LEVEL_WIDTHS:
+            _check_levels(name, value, source[name])
+            target[name] = list(value)
+        elif value is None and (axis == "head_dim" or source.get(name) is None):
+            continue  # the config derives it (head_dim from the width, GPT-2's n_inner as 4 × hidden)
+        elif not _is_count(value):
+            raise LearngeneConfigError(f"{name} ({axis}) must be a positive integer (a count), got {value!r}")
+    head_dim = fields.get("head_dim")
+    if "hidden" in fields and "heads" in fields and (head_dim is None or target.get(head_dim) is None):
+        hidden, heads = target[fields["hidden"]], target[fields["heads"]]
+        if hidden % heads:
+            divisors = ", ".join(str(h) for h in range(1, min(hidden, 64) + 1) if hidden % h == 0)
+            raise LearngeneConfigError(
+                f"hidden size {hidden} is not divisible by the head count {heads}; choose a head count that divides "
+                f"{hidden} (e.g. {divisors})"
+            )
+        if head_dim:
+            target[head_dim] = hidden // heads
+    if "kv_heads" in fields and target.get(fields["kv_heads"]) is not None:
+        heads, kv_heads = target[fields["heads"]], target[fields["kv_heads"]]
+        if heads % kv_heads:
+            raise LearngeneConfigError(f"{fields['kv_heads']}={kv_heads} must divide {fields['heads']}={heads}")
+    if arch.uses_rotary():
+        units, size = rotary_units(SimpleNamespace(**target)), arch.axis_sizes(SimpleNamespace(**target))["head_dim"]
+        if size % units:
+            need, what = ("even", "its two rotary halves") if units == 2 else (
+                f"a multiple of {units}", f"{units} equal units (the rotary halves and the rest)")
+            raise LearngeneConfigError(
+                f"the head size {size} must be {need}: the {arch.family} table splits a head into {what}; choose a "
+                "head size (hidden / heads, or head_dim) that is"
+            )
+    for name in arch.carried:
+        if name in target and name in source and _listed(target[name]) != _listed(source[name]):
             what = "vocabulary size" if name == "vocab_size" else name
             raise LearngeneConfigError(
-                f"cannot change {what} from {source_value} to {target[name]}: {name} is carried over from the source "
-                "unchanged (its rows are reused as they are); leave it out of the size request"
+                f"cannot change {what} from {source[name]!r} to {target[name]!r}: {name} is carried over from the "
+                "source unchanged (its rows are reused as they are); leave it out of the size request"
             )
 
 
-def _resolve_by_aliases(arch: Architecture, source_config: Any, size: Any, **overrides: Any) -> Any:
-    """The target config of a family sized by named config fields (diffusers models, PIPMN): the
-    source's fields with the requested sizes applied."""
-    if isinstance(source_config, PretrainedConfig):
-        source_config = source_config.to_dict()
-    if isinstance(size, str):
-        if size not in arch.presets:
-            hint = f"valid presets: {', '.join(arch.presets)}" if arch.presets else "this family has no presets"
-            raise LearngeneConfigError(
-                f"unknown size preset '{size}' for the {arch.family} family; {hint} (or pass a dict of sizes)"
-            )
-        size = arch.presets[size]
-    if size is not None and not isinstance(size, Mapping):
-        raise LearngeneConfigError(f"size must be a preset name or a dict of sizes, got {type(size).__name__}")
-    updates = {arch.size_aliases.get(key, key): value for key, value in {**(size or {}), **overrides}.items()}
-    target = {k: v for k, v in dict(source_config).items() if k not in _NOT_STORED}
-    if "hidden" in updates:  # a DiT's width is heads × head_dim: the head size follows from the width
-        hidden = updates.pop("hidden")
-        heads = updates.get("num_attention_heads", target["num_attention_heads"])
-        if not isinstance(hidden, int) or hidden < 1 or hidden % heads:
-            raise LearngeneConfigError(
-                f"hidden size {hidden!r} must be a positive multiple of the head count {heads}"
-            )
-        updates["attention_head_dim"] = hidden // heads
-    if "num_labels" in updates:  # a transformers config makes its label maps from num_labels
-        target.pop("id2label", None), target.pop("label2id", None)
-        target["num_labels"] = updates["num_labels"]
-    unknown = sorted(set(updates) - set(target))
-    if unknown:
+def _check_levels(name: str, value: Any, source_value: Any) -> None:
+    if not isinstance(value, (list, tuple)) or not value or not all(_is_count(v) for v in value):
+        raise LearngeneConfigError(f"{name} must be a list of positive integers (one width per level), got {value!r}")
+    if len(value) != len(source_value):
         raise LearngeneConfigError(
-            f"{', '.join(unknown)} is not a field of {model_type_of(target)}; size requests take "
-            f"{', '.join(arch.size_aliases)} or config fields such as {', '.join(sorted(k for k in target if not k.startswith('_'))[:6])}"
+            f"{name} must keep the source's {len(source_value)} levels, got {list(value)}; the block structure is "
+            "carried over"
         )
-    for name, value in updates.items():
-        if name in arch.carried_fields and value != source_config[name]:
-            raise LearngeneConfigError(
-                f"cannot change {name} from {source_config[name]!r} to {value!r}: it is carried over from the source "
-                "unchanged; leave it out of the size request"
-            )
-    target.update(updates)
-    for name, axis in arch.size_aliases.items():
-        value = target[axis]
-        values = value if isinstance(value, (list, tuple)) else [value]
-        if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
-            raise LearngeneConfigError(f"{axis} ({name}) must be a positive integer or a list of them, got {value!r}")
-    for field in arch.size_aliases.values():  # a list of widths keeps the source's structure
-        if isinstance(target[field], (list, tuple)):
-            if len(target[field]) != len(source_config[field]):
-                raise LearngeneConfigError(
-                    f"{field} must keep the source's {len(source_config[field])} levels, got {list(target[field])}; "
-                    "the block structure is carried over"
-                )
-            target[field] = list(target[field])
-    if arch.check_size:
-        arch.check_size(target)
-    return config_from_dict(target)
+
+
+def _listed(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _config(arch: Architecture, target: dict[str, Any]) -> Any:
+    """The config object of the target's fields."""
+    if arch.library == "diffusers":
+        return config_from_dict(target)
+    target["architectures"] = []  # set by save_pretrained; transformers' auto mapping needs a list
+    model_type = target.pop("model_type")
+    try:
+        return AutoConfig.for_model(model_type, **target)
+    except (ValueError, TypeError, StrictDataclassError) as error:  # transformers' own checks (e.g. an odd rotary head size)
+        reason = str(getattr(error, "__cause__", None) or error).strip().splitlines()[-1].strip()
+        raise LearngeneConfigError(f"transformers refuses this {model_type} size: {reason}") from None

@@ -14,26 +14,25 @@ plain and attention down/up blocks (``DownBlock2D``, ``AttnDownBlock2D``, ``UpBl
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from ..errors import LearngeneConfigError
-from .base import Architecture, Param, concatenated, linear
+from .base import Architecture, Param, concatenated, config_value, linear
 
 _BLOCK_TYPES = {"DownBlock2D", "AttnDownBlock2D", "UpBlock2D", "AttnUpBlock2D"}
 
 
-def _channels(config) -> list[str]:
-    return [f"channels{i}" for i in range(len(config.block_out_channels))]
+def _channels(config: Any) -> list[str]:
+    return [f"channels{i}" for i in range(len(config_value(config, "block_out_channels")))]
 
 
-def _unet_axis_sizes(config) -> dict[str, int]:
-    sizes = {axis: width for axis, width in zip(_channels(config), config.block_out_channels)}
-    sizes.update(
-        time_embed=config.time_embedding_dim or 4 * config.block_out_channels[0],
-        in_channels=config.in_channels,
-        out_channels=config.out_channels,
-        classes=config.num_class_embeds or 0,
-        kernel=3,
-    )
-    return sizes
+def _unet_sizes(config: Any, sizes: dict[str, Any]) -> None:
+    """Each level's width as its own axis, the time embedding's width, the conv kernel."""
+    widths = sizes.pop("channels")
+    sizes.update(zip(_channels(config), widths))
+    sizes["time_embed"] = config_value(config, "time_embedding_dim") or 4 * widths[0]
+    sizes["classes"] = config_value(config, "num_class_embeds") or 0
+    sizes["kernel"] = 3
 
 
 def _conv(prefix: str, out_dims: str, in_dims: tuple[str, ...], kernel: str = "kernel") -> tuple[Param, ...]:
@@ -69,7 +68,7 @@ def _attention(prefix: str, width: str) -> tuple[Param, ...]:
     )
 
 
-def _unet_params(config) -> tuple[Param, ...]:
+def _unet_params(config: Any) -> tuple[Param, ...]:
     unsupported = [t for t in (*config.down_block_types, *config.up_block_types) if t not in _BLOCK_TYPES]
     if unsupported or config.mid_block_type not in ("UNetMidBlock2D", None):
         raise LearngeneConfigError(
@@ -119,10 +118,9 @@ def _unet_params(config) -> tuple[Param, ...]:
     return tuple(roles)
 
 
-def _check_unet_size(target: dict) -> None:
+def _check_unet_size(target: dict[str, Any], source: Mapping[str, Any], asked: set[str]) -> None:
+    """Widths the UNet's group norms and attention heads divide, and the variants the table covers."""
     widths = target["block_out_channels"]
-    if not all(isinstance(w, int) and w > 0 for w in widths):
-        raise LearngeneConfigError(f"block_out_channels must be positive integers, got {list(widths)}")
     groups = target.get("norm_num_groups") or 32
     if any(w % groups for w in widths):
         raise LearngeneConfigError(
@@ -146,15 +144,11 @@ UNET = Architecture(
     family="unet",
     model_types=("UNet2DModel",),
     library="diffusers",
-    params=(),
-    params_for=_unet_params,
-    size_fields=None,
-    size_aliases={"channels": "block_out_channels"},
-    check_size=_check_unet_size,
-    axis_sizes=_unet_axis_sizes,
+    axes={"channels": "block_out_channels", "in_channels": "in_channels", "out_channels": "out_channels"},
+    roles_hook=_unet_params,
+    sizes_hook=_unet_sizes,
+    target_hook=_check_unet_size,
     carried_fields=(
-        "in_channels", "out_channels", "sample_size", "num_class_embeds", "layers_per_block", "down_block_types",
-        "up_block_types", "mid_block_type",
+        "sample_size", "num_class_embeds", "layers_per_block", "down_block_types", "up_block_types", "mid_block_type",
     ),
-    presets={},
 )

@@ -1,34 +1,30 @@
 """ViT and DeiT image classifiers. Patch size, image size and channels are carried over, so
 position embeddings and the patch projection keep their grids and only their width changes."""
 
-from .base import Architecture, Param, SizeFields, linear, norm
+from typing import Any
+
+from .base import Architecture, Param, config_value, linear, norm
 
 _LAYER = "layers.{layer}."
 
 
-def _vit_axis_sizes(config) -> dict[str, int]:
-    extra_tokens = 2 if config.model_type == "deit" else 1  # [CLS] (+ DeiT's distillation token)
-    return {
-        "layers": config.num_hidden_layers,
-        "hidden": config.hidden_size,
-        "heads": config.num_attention_heads,
-        "head_dim": config.hidden_size // config.num_attention_heads,
-        "intermediate": config.intermediate_size,
-        "positions": (config.image_size // config.patch_size) ** 2 + extra_tokens,
-        "channels": config.num_channels,
-        "patch": config.patch_size,
-    }
+def _positions(config: Any, sizes: dict[str, Any]) -> None:
+    """One position per patch, plus the [CLS] token (and DeiT's distillation token)."""
+    extra_tokens = 2 if config_value(config, "model_type") == "deit" else 1
+    sizes["positions"] = (config_value(config, "image_size") // sizes["patch"]) ** 2 + extra_tokens
 
 
 VIT = Architecture(
     family="vit",
     model_types=("vit", "deit"),
+    axes={"layers": "num_hidden_layers", "hidden": "hidden_size", "heads": "num_attention_heads",
+          "intermediate": "intermediate_size", "in_channels": "num_channels", "patch": "patch_size"},
     params=(
         Param("embeddings.cls_token", ("1", "1", "hidden")),
         Param("embeddings.distillation_token", ("1", "1", "hidden")),
         Param("embeddings.mask_token", ("1", "1", "hidden")),
         Param("embeddings.position_embeddings", ("1", "positions", "hidden")),
-        Param("embeddings.patch_embeddings.projection.weight", ("hidden", "channels", "patch", "patch")),
+        Param("embeddings.patch_embeddings.projection.weight", ("hidden", "in_channels", "patch", "patch")),
         Param("embeddings.patch_embeddings.projection.bias", ("hidden",)),
         *linear(_LAYER + "attention.q_proj", "heads*head_dim", "hidden"),
         *linear(_LAYER + "attention.k_proj", "heads*head_dim", "hidden"),
@@ -41,11 +37,8 @@ VIT = Architecture(
         *norm("layernorm"),
         *linear("pooler.dense", "hidden", "hidden"),
     ),
-    size_fields=SizeFields(
-        layers="num_hidden_layers", hidden="hidden_size", heads="num_attention_heads", intermediate="intermediate_size"
-    ),
-    axis_sizes=_vit_axis_sizes,
-    carried_fields=("image_size", "patch_size", "num_channels"),
+    sizes_hook=_positions,
+    carried_fields=("image_size",),
     # DeiT sizes (Touvron et al., 2021); ViT-Base/Large share the base/large shapes.
     presets={
         "tiny": {"layers": 12, "hidden": 192, "heads": 3, "intermediate": 768},
