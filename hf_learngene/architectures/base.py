@@ -166,6 +166,38 @@ def gated_mlp(prefix: str) -> tuple[Param, ...]:
     )
 
 
+def llama_layer(prefix: str, attention_bias: bool = False) -> tuple[Param, ...]:
+    """A Llama decoder layer: rotary attention, gated MLP and the RMSNorm before each."""
+    return (
+        *rotary_attention(f"{prefix}.self_attn", attention_bias),
+        *gated_mlp(f"{prefix}.mlp"),
+        *norm(f"{prefix}.input_layernorm", bias=False),
+        *norm(f"{prefix}.post_attention_layernorm", bias=False),
+    )
+
+
+def decoder_ends(embedding: Param | None = None) -> tuple[Param, ...]:
+    """The word embeddings, final RMSNorm and output head around a Llama-style decoder's layers
+    (the head is stored only when the config does not tie it to the embeddings: an ``nn.Linear``
+    reading the hidden axis, so that is its fan-in)."""
+    return (
+        embedding or Param("embed_tokens.weight", ("vocab", "hidden")),
+        *norm("norm", bias=False),
+        *linear("lm_head", "vocab", "hidden", bias=False),
+    )
+
+
+# The config fields of the sizes transformers' Llama-style decoders share.
+DECODER_AXES = {
+    "layers": "num_hidden_layers",
+    "hidden": "hidden_size",
+    "heads": "num_attention_heads",
+    "kv_heads": "num_key_value_heads",
+    "intermediate": "intermediate_size",
+    "vocab": "vocab_size",
+}
+
+
 def axis_size(axis: str, sizes: Mapping[str, int]) -> int:
     if axis.isdigit():
         return int(axis)

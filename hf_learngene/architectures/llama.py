@@ -7,35 +7,13 @@ resized separately and never blended into each other. Heads are whole units here
 query heads with its key/value head.
 """
 
-from .base import Architecture, Param, gated_mlp, linear, norm, rotary_attention
-
-_LAYER = "layers.{layer}."
-
-# The axes of every Llama-style config (Qwen, Mistral, Mixtral and Gemma name theirs the same).
-AXES = {
-    "layers": "num_hidden_layers",
-    "hidden": "hidden_size",
-    "heads": "num_attention_heads",
-    "kv_heads": "num_key_value_heads",
-    "head_dim": "head_dim",
-    "intermediate": "intermediate_size",
-    "vocab": "vocab_size",
-}
+from .base import DECODER_AXES, Architecture, decoder_ends, llama_layer
 
 LLAMA = Architecture(
     family="llama",
     model_types=("llama", "mistral"),
-    axes=AXES,
-    params=(
-        Param("embed_tokens.weight", ("vocab", "hidden")),
-        *rotary_attention(_LAYER + "self_attn"),
-        *gated_mlp(_LAYER + "mlp"),
-        *norm(_LAYER + "input_layernorm", bias=False),
-        *norm(_LAYER + "post_attention_layernorm", bias=False),
-        *norm("norm", bias=False),
-        # only when not tied to embed_tokens: an nn.Linear reading the hidden axis, so that is its fan-in
-        *linear("lm_head", "vocab", "hidden", bias=False),
-    ),
+    axes={**DECODER_AXES, "head_dim": "head_dim"},
+    params=(*decoder_ends(), *llama_layer("layers.{layer}")),
     # Shapes of public checkpoints of this family (vocabulary stays the source's).
     presets={
         "smollm-135m": {"layers": 30, "hidden": 576, "heads": 9, "kv_heads": 3, "intermediate": 1536},
