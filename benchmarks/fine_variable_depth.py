@@ -106,8 +106,9 @@ def train_feature_net(settings: Settings, device: str) -> tuple[FeatureNet, floa
 
 def recipe_arguments(settings: Settings) -> list[str]:
     """What every training run shares (the recipe places the model on the GPU itself, through accelerate)."""
-    return ["--heads", str(settings.heads), "--head_dim", str(settings.head_dim), "--batch_size", str(settings.batch),
-            "--lr", str(settings.lr), "--seed", str(settings.seed), "--sampling_steps", "2", "--report_to", "none",
+    return ["--heads", str(settings.heads), "--head_dim", str(settings.head_dim),
+            "--per_device_train_batch_size", str(settings.batch), "--learning_rate", str(settings.lr),
+            "--seed", str(settings.seed), "--sampling_steps", "2", "--report_to", "none",
             "--checkpointing_steps", "1000000", "--no_progress_bar"]
 
 
@@ -176,8 +177,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"feature network: test accuracy {feature_accuracy:.3f}", flush=True)
 
     for kind in ("fine", "dit"):
-        diffusion_pretraining.main(common + ["--model", kind, "--layers", str(settings.source_layers), "--rank",
-                                             str(settings.rank), "--steps", str(settings.source_steps),
+        diffusion_pretraining.main(common + ["--model_type", kind, "--layers", str(settings.source_layers), "--rank",
+                                             str(settings.rank), "--max_train_steps", str(settings.source_steps),
                                              "--sample_every", str(settings.source_steps),
                                              "--output_dir", str(work / f"source-{kind}")])
     dense_source = DiTTransformer2DModel.from_pretrained(work / "source-dit" / "model")
@@ -196,13 +197,14 @@ def main(argv: list[str] | None = None) -> dict:
             "fine": (True, ["--learngene", str(work / "source-fine" / "learngene"),
                             "--sigma_only_steps", str(settings.sigma_only_steps),
                             "--sigma_only_train", settings.sigma_only_train]),
-            "random": (False, ["--model", "dit"]),
-            "svd": (False, ["--model", "dit", "--init_from", str(svd_dir)]),
-            "front": (False, ["--model", "dit", "--init_from", str(front_dir)]),
+            "random": (False, ["--model_type", "dit"]),
+            "svd": (False, ["--model_type", "dit", "--model_name_or_path", str(svd_dir)]),
+            "front": (False, ["--model_type", "dit", "--model_name_or_path", str(front_dir)]),
         }
         for method, (fine, extra) in runs.items():
             run_dir = work / f"L{layers}-{method}"
-            report = diffusion_pretraining.main(common + ["--layers", str(layers), "--steps", str(settings.steps),
+            report = diffusion_pretraining.main(common + ["--layers", str(layers),
+                                                          "--max_train_steps", str(settings.steps),
                                                           "--sample_every", str(settings.steps),
                                                           "--output_dir", str(run_dir)] + extra)
             fid, images = fid_of(run_dir / "model", fine, settings, net, reference, args.device)

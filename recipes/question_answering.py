@@ -1,18 +1,19 @@
 """Fine-tune an extractive question-answering model on SQuAD v1.1 / v2.0 or local SQuAD files.
 
     # from the Hub (needs internet)
-    accelerate launch recipes/question_answering.py --dataset squad_v2 --learngene me/minilm-front \\
+    accelerate launch recipes/question_answering.py --dataset_name squad_v2 --learngene me/minilm-front \\
         --size small --output_dir out/squad2
     # offline, on SQuAD-format JSON files
     python recipes/question_answering.py --train_file train-v1.1.json --validation_file dev-v1.1.json \\
-        --model out/squad-small/last --output_dir out/squad-more
+        --model_name_or_path out/squad-small/last --output_dir out/squad-more
 
 The standard processing: question and context are tokenised together; a context longer than
-``--max_length`` is cut into windows overlapping by ``--doc_stride`` tokens, each window labelled
-with the answer's token span (or the [CLS] token when the answer lies outside it). Predictions
-take, per question, the best-scoring span over all its windows (``--n_best`` start and end
-candidates, at most ``--max_answer_length`` tokens, inside the context); with SQuAD v2.0 the
-empty answer wins when the [CLS] score beats the best span by ``--null_threshold``. Exact match
+``--max_seq_length`` is cut into windows overlapping by ``--doc_stride`` tokens, each window
+labelled with the answer's token span (or the [CLS] token when the answer lies outside it).
+Predictions take, per question, the best-scoring span over all its windows (``--n_best_size``
+start and end candidates, at most ``--max_answer_length`` tokens, inside the context); with SQuAD
+v2.0 the empty answer wins when the [CLS] score beats the best span by
+``--null_score_diff_threshold``. Exact match
 and F1 use the official answer normalisation (``hf_learngene.metrics.squad``). The last epoch is
 reported and kept in ``OUTPUT_DIR/last`` (no epoch is chosen on the evaluation set).
 """
@@ -49,25 +50,25 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     data = parser.add_argument_group("data")
     source = data.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", choices=list(HUB_DATASETS), help="SQuAD v1.1 or v2.0 from the Hub")
+    source.add_argument("--dataset_name", choices=list(HUB_DATASETS), help="SQuAD v1.1 or v2.0 from the Hub")
     source.add_argument("--train_file", help="SQuAD-format JSON (the official nested layout, or flat JSON lines)")
     data.add_argument("--validation_file")
     data.add_argument("--version_2_with_negative", action="store_true",
                       help="questions may have no answer (set automatically for squad_v2 and is_impossible data)")
+    data.add_argument("--max_seq_length", type=int, default=256, help="tokens per window of question and context")
     data.add_argument("--doc_stride", type=int, default=32)
-    data.add_argument("--n_best", type=int, default=20)
+    data.add_argument("--n_best_size", type=int, default=20)
     data.add_argument("--max_answer_length", type=int, default=30)
-    data.add_argument("--null_threshold", type=float, default=0.0)
-    data.add_argument("--max_train_examples", type=int)
-    data.add_argument("--max_eval_examples", type=int)
+    data.add_argument("--null_score_diff_threshold", type=float, default=0.0)
+    data.add_argument("--max_train_samples", type=int)
+    data.add_argument("--max_eval_samples", type=int)
     add_model_arguments(parser)
-    add_training_arguments(parser)
-    parser.set_defaults(max_length=256, lr=5e-5, epochs=2)
+    add_training_arguments(parser, learning_rate=5e-5, num_train_epochs=2)
     args = parser.parse_args(argv)
     if args.train_file and not args.validation_file:
         parser.error("--train_file needs --validation_file")
-    if args.doc_stride >= args.max_length // 2:
-        parser.error(f"--doc_stride ({args.doc_stride}) must be well below --max_length ({args.max_length})")
+    if args.doc_stride >= args.max_seq_length // 2:
+        parser.error(f"--doc_stride ({args.doc_stride}) must be well below --max_seq_length ({args.max_seq_length})")
     return args
 
 
@@ -109,12 +110,12 @@ def read_squad_file(path: str) -> tuple[list[dict], bool]:
 def load_splits(args):
     import datasets
 
-    if args.dataset:
-        raw = datasets.load_dataset(HUB_DATASETS[args.dataset])
+    if args.dataset_name:
+        raw = datasets.load_dataset(HUB_DATASETS[args.dataset_name])
         train_raw, eval_raw = raw["train"], raw["validation"]
         for split, name in ((train_raw, "train"), (eval_raw, "validation")):
-            check_columns(split, COLUMNS, f"{args.dataset} {name}")
-        return train_raw, eval_raw, args.dataset == "squad_v2" or args.version_2_with_negative
+            check_columns(split, COLUMNS, f"{args.dataset_name} {name}")
+        return train_raw, eval_raw, args.dataset_name == "squad_v2" or args.version_2_with_negative
     (train_records, train_v2), (eval_records, eval_v2) = map(read_squad_file, (args.train_file, args.validation_file))
     return (datasets.Dataset.from_list(train_records), datasets.Dataset.from_list(eval_records),
             args.version_2_with_negative or train_v2 or eval_v2)
@@ -123,7 +124,7 @@ def load_splits(args):
 def train_features(examples, tokenizer, args):
     """Windows over each context, labelled with the answer's token span or [CLS] (index 0)."""
     encoded = tokenizer(examples["question"], examples["context"], truncation="only_second",
-                        max_length=args.max_length, stride=args.doc_stride, return_overflowing_tokens=True,
+                        max_length=args.max_seq_length, stride=args.doc_stride, return_overflowing_tokens=True,
                         return_offsets_mapping=True, padding="max_length")
     starts, ends = [], []
     for i, offsets in enumerate(encoded["offset_mapping"]):
@@ -151,7 +152,7 @@ def train_features(examples, tokenizer, args):
 def eval_features(examples, tokenizer, args):
     """Windows with their example id and offsets (None outside the context) for post-processing."""
     encoded = tokenizer(examples["question"], examples["context"], truncation="only_second",
-                        max_length=args.max_length, stride=args.doc_stride, return_overflowing_tokens=True,
+                        max_length=args.max_seq_length, stride=args.doc_stride, return_overflowing_tokens=True,
                         return_offsets_mapping=True, padding="max_length")
     encoded["example_id"] = [examples["id"][k] for k in encoded["overflow_to_sample_mapping"]]
     encoded["offset_mapping"] = [[o if s == 1 else None for o, s in zip(offsets, encoded.sequence_ids(i))]
@@ -171,15 +172,15 @@ def best_answers(examples, features, start_logits, end_logits, args, with_negati
         for index in windows[example["id"]]:
             starts, ends, offsets = start_logits[index], end_logits[index], features["offset_mapping"][index]
             null_score = min(null_score, starts[0] + ends[0])
-            for s in np.argsort(starts)[-args.n_best:][::-1]:
-                for e in np.argsort(ends)[-args.n_best:][::-1]:
+            for s in np.argsort(starts)[-args.n_best_size:][::-1]:
+                for e in np.argsort(ends)[-args.n_best_size:][::-1]:
                     if offsets[s] is None or offsets[e] is None or e < s or e - s + 1 > args.max_answer_length:
                         continue
                     score = starts[s] + ends[e]
                     if score > best_score:
                         best_score = score
                         best_text = example["context"][offsets[s][0] : offsets[e][1]]
-        if with_negative and null_score > best_score + args.null_threshold:
+        if with_negative and null_score > best_score + args.null_score_diff_threshold:
             best_text = ""
         predictions[example["id"]] = best_text
     return predictions
@@ -189,10 +190,10 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     accelerator = start_run(args)
     train_raw, eval_raw, with_negative = load_splits(args)
-    if args.max_train_examples:
-        train_raw = train_raw.select(range(min(args.max_train_examples, len(train_raw))))
-    if args.max_eval_examples:
-        eval_raw = eval_raw.select(range(min(args.max_eval_examples, len(eval_raw))))
+    if args.max_train_samples:
+        train_raw = train_raw.select(range(min(args.max_train_samples, len(train_raw))))
+    if args.max_eval_samples:
+        eval_raw = eval_raw.select(range(min(args.max_eval_samples, len(eval_raw))))
     model, tokenizer = load_model(args, hf_learngene.AutoModelForQuestionAnswering, accelerator)
     if not getattr(tokenizer, "is_fast", False):
         raise SystemExit("question answering needs a fast tokenizer (offset mappings); this one is not")
@@ -207,7 +208,8 @@ def main(argv=None) -> dict:
 
     def evaluate(model, accelerator):
         loader = accelerator.prepare_data_loader(torch.utils.data.DataLoader(
-            features.select_columns(model_inputs), batch_size=args.eval_batch_size, collate_fn=collate))
+            features.select_columns(model_inputs), batch_size=args.per_device_eval_batch_size,
+            collate_fn=collate))
         model.eval()
         starts, ends = [], []
         with torch.no_grad():

@@ -1,11 +1,11 @@
 """Fine-tune a text classifier (or regressor) on GLUE or on local CSV/JSON files, with accelerate.
 
     # a model built from a learngene, on a GLUE task (needs the Hub)
-    accelerate launch recipes/text_classification.py --task mrpc --learngene me/minilm-front --size mini \\
+    accelerate launch recipes/text_classification.py --task_name mrpc --learngene me/minilm-front --size mini \\
         --output_dir out/mrpc
     # offline, on local files, against the same architecture from random init
     python recipes/text_classification.py --train_file train.csv --validation_file dev.csv \\
-        --text_columns text --label_column label --learngene out/minilm/learngene-front --size mini \\
+        --text_column_names text --label_column_name label --learngene out/minilm/learngene-front --size mini \\
         --init random --output_dir out/imdb-random
 
 Each GLUE task is scored with its official metrics (accuracy, F1, Matthews correlation,
@@ -41,20 +41,22 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     data = parser.add_argument_group("data")
     source = data.add_mutually_exclusive_group(required=True)
-    source.add_argument("--task", help=f"a GLUE task: {', '.join(GLUE_TASKS)}")
+    source.add_argument("--task_name", help=f"a GLUE task: {', '.join(GLUE_TASKS)}")
     source.add_argument("--train_file", help="a local .csv, .json or .jsonl file")
     data.add_argument("--validation_file", help="with --train_file")
-    data.add_argument("--text_columns", nargs="+", default=["text"], help="one column, or two for sentence pairs")
-    data.add_argument("--label_column", default="label")
-    data.add_argument("--max_train_examples", type=int)
-    data.add_argument("--max_eval_examples", type=int)
+    data.add_argument("--text_column_names", default="text",
+                      help="one column, or two for sentence pairs, separated by a comma (sentence1,sentence2)")
+    data.add_argument("--label_column_name", default="label")
+    data.add_argument("--max_train_samples", type=int)
+    data.add_argument("--max_eval_samples", type=int)
+    data.add_argument("--max_length", type=int, default=128, help="inputs are truncated to this many tokens")
     data.add_argument("--selection_fraction", type=float, default=0.1,
                       help="share of the training data held out to choose the epoch (0: report the last epoch)")
     add_model_arguments(parser)
     add_training_arguments(parser)
     args = parser.parse_args(argv)
-    if args.task is not None and args.task.lower() not in GLUE_TASKS:
-        parser.error(f"'{args.task}' is not a GLUE task; choose one of {', '.join(GLUE_TASKS)}")
+    if args.task_name is not None and args.task_name.lower() not in GLUE_TASKS:
+        parser.error(f"'{args.task_name}' is not a GLUE task; choose one of {', '.join(GLUE_TASKS)}")
     if args.train_file and not args.validation_file:
         parser.error("--train_file needs --validation_file")
     if not 0.0 <= args.selection_fraction < 1.0:
@@ -66,10 +68,10 @@ def load_splits(args):
     """(train, validation, text columns, task name or None) as ``datasets.Dataset`` objects."""
     import datasets
 
-    if args.task:
-        task = GLUE_TASKS[args.task.lower()]
-        raw = datasets.load_dataset("nyu-mll/glue", args.task.lower())
-        return raw["train"], raw[task.validation_split], list(task.text_columns), "label", args.task.lower()
+    if args.task_name:
+        task = GLUE_TASKS[args.task_name.lower()]
+        raw = datasets.load_dataset("nyu-mll/glue", args.task_name.lower())
+        return raw["train"], raw[task.validation_split], list(task.text_columns), "label", args.task_name.lower()
     files = {"train": args.train_file, "validation": args.validation_file}
     for path in files.values():
         if not Path(path).is_file():
@@ -79,11 +81,12 @@ def load_splits(args):
     if kind is None:
         raise SystemExit(f"{args.train_file}: local data must be .csv, .json or .jsonl, not '{suffix}'")
     raw = datasets.load_dataset(kind, data_files=files)
+    text_columns = [name.strip() for name in args.text_column_names.split(",")]
     for split in ("train", "validation"):
-        check_columns(raw[split], args.text_columns + [args.label_column], files[split])
-    if len(args.text_columns) > 2:
-        raise SystemExit(f"--text_columns takes one column or a pair, got {args.text_columns}")
-    return raw["train"], raw["validation"], args.text_columns, args.label_column, None
+        check_columns(raw[split], text_columns + [args.label_column_name], files[split])
+    if len(text_columns) > 2:
+        raise SystemExit(f"--text_column_names takes one column or a pair, got {text_columns}")
+    return raw["train"], raw["validation"], text_columns, args.label_column_name, None
 
 
 def label_scheme(train, label_column: str, task: str | None):
@@ -107,10 +110,10 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     accelerator = start_run(args)
     train_raw, eval_raw, text_columns, label_column, task = load_splits(args)
-    if args.max_train_examples:
-        train_raw = train_raw.select(range(min(args.max_train_examples, len(train_raw))))
-    if args.max_eval_examples:
-        eval_raw = eval_raw.select(range(min(args.max_eval_examples, len(eval_raw))))
+    if args.max_train_samples:
+        train_raw = train_raw.select(range(min(args.max_train_samples, len(train_raw))))
+    if args.max_eval_samples:
+        eval_raw = eval_raw.select(range(min(args.max_eval_samples, len(eval_raw))))
     num_labels, label_ids, id2label = label_scheme(train_raw, label_column, task)
     overrides = {"num_labels": num_labels}
     if id2label:
@@ -145,7 +148,7 @@ def main(argv=None) -> dict:
 
     def score(model, accelerator, dataset):
         loader = accelerator.prepare_data_loader(torch.utils.data.DataLoader(
-            dataset, batch_size=args.eval_batch_size, collate_fn=collate))
+            dataset, batch_size=args.per_device_eval_batch_size, collate_fn=collate))
         model.eval()
         predictions, references = [], []
         with torch.no_grad():

@@ -3,13 +3,15 @@ with evaluation every epoch, model selection on held-out training data, resumabl
 logging and a progress bar. Each recipe supplies its data, its collator and its evaluation.
 
 The model comes from ``--learngene DIR_OR_REPO --size SIZE`` (built by hf_learngene; ``--init
-random`` gives the same architecture from random init, the baseline) or ``--model DIR_OR_REPO``
-(any transformers checkpoint).
+random`` gives the same architecture from random init, the baseline) or ``--model_name_or_path
+DIR_OR_REPO`` (any transformers checkpoint). Flags take the names of transformers'
+``examples/pytorch/*_no_trainer.py`` scripts wherever those have one.
 
 Under several processes (``accelerate launch`` or ``torchrun``) every count is one of *global*
-optimizer steps: ``--batch_size`` is per process, the data are sharded across processes, and the
-learning-rate schedule, warmup and step counts are those of one process with
-``batch_size × processes``. The model is built once, by the main process, and loaded by the others.
+optimizer steps: ``--per_device_train_batch_size`` is per process, the data are sharded across
+processes, and the learning-rate schedule, warmup and step counts are those of one process with
+``per_device_train_batch_size × processes``. The model is built once, by the main process, and
+loaded by the others.
 """
 
 from __future__ import annotations
@@ -42,18 +44,20 @@ from hf_learngene.saving import write_folder_atomically
 STATE_FILE = "recipe_state.json"
 EXTRA_FILE = "extra.safetensors"  # tensors a recipe adds to its checkpoints (an EMA)
 KEEP_CHECKPOINTS = 2  # the newest resumable checkpoints kept; the best model is kept apart in best/
+SCHEDULER_TYPES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     source = group.add_mutually_exclusive_group(required=True)
     source.add_argument("--learngene", help="a learngene folder or Hub repo to build the model from")
-    source.add_argument("--model", help="a transformers model folder or Hub repo to fine-tune as it is")
+    source.add_argument("--model_name_or_path", help="a transformers model folder or Hub repo to fine-tune as it is")
     group.add_argument("--size", help="with --learngene: a preset (e.g. mini) or layers=4,hidden=256,heads=4")
     group.add_argument("--init", choices=("learngene", "random"), default="learngene",
                        help="with --learngene: 'random' builds the same architecture from random init (baseline)")
-    group.add_argument("--revision", help="Hub revision of --learngene or --model")
-    group.add_argument("--tokenizer", help="a tokenizer folder or Hub repo (default: the one shipped with the model)")
+    group.add_argument("--revision", help="Hub revision of --learngene or --model_name_or_path")
+    group.add_argument("--tokenizer_name",
+                       help="a tokenizer folder or Hub repo (default: the one shipped with the model)")
 
 
 def add_run_arguments(group) -> None:
@@ -73,20 +77,21 @@ def add_run_arguments(group) -> None:
     group.add_argument("--no_progress_bar", action="store_true")
 
 
-def add_training_arguments(parser: argparse.ArgumentParser, sequence_length: bool = True, **defaults) -> None:
-    """The run arguments plus the optimisation ones; a recipe sets its own ``defaults`` (e.g. ``lr=1e-3``)
-    and leaves out ``--max_length`` when its inputs are not token sequences."""
+def add_training_arguments(parser: argparse.ArgumentParser, warmup_fraction: float = 0.1, **defaults) -> None:
+    """The run arguments plus the optimisation ones; a recipe sets its own ``defaults`` (e.g.
+    ``learning_rate=1e-3``) and the share of the steps it warms up for when ``--num_warmup_steps``
+    is not given."""
     group = parser.add_argument_group("training")
     add_run_arguments(group)
-    group.add_argument("--epochs", type=int, default=3)
-    group.add_argument("--batch_size", type=int, default=16)
-    group.add_argument("--eval_batch_size", type=int, default=64)
-    group.add_argument("--lr", type=float, default=1e-4)
+    group.add_argument("--num_train_epochs", type=int, default=3)
+    group.add_argument("--per_device_train_batch_size", type=int, default=16)
+    group.add_argument("--per_device_eval_batch_size", type=int, default=64)
+    group.add_argument("--learning_rate", type=float, default=1e-4)
     group.add_argument("--weight_decay", type=float, default=0.01)
-    group.add_argument("--warmup", type=float, default=0.1, help="fraction of the steps spent warming up")
-    if sequence_length:
-        group.add_argument("--max_length", type=int, default=128)
-    parser.set_defaults(**defaults)
+    group.add_argument("--lr_scheduler_type", choices=SCHEDULER_TYPES, default="linear")
+    group.add_argument("--num_warmup_steps", type=int,
+                       help=f"optimizer steps of warmup (default: {warmup_fraction * 100:g}%% of the steps)")
+    parser.set_defaults(warmup_fraction=warmup_fraction, **defaults)
 
 
 def start_run(args, find_unused_parameters: bool = False) -> Accelerator:
@@ -184,17 +189,19 @@ def load_model(args, auto_class, accelerator: Accelerator, **config_overrides):
     baseline, is built by the main process only.
     """
     plain_class = getattr(transformers, auto_class.__name__)
-    if args.model:
-        model = plain_class.from_pretrained(args.model, revision=args.revision, **config_overrides)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(args.tokenizer or args.model, revision=args.revision)
+    if args.model_name_or_path:
+        model = plain_class.from_pretrained(args.model_name_or_path, revision=args.revision, **config_overrides)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(args.tokenizer_name or args.model_name_or_path,
+                                                               revision=args.revision)
         return model, tokenizer
     if not args.size:
         raise SystemExit("--learngene needs --size: a preset such as 'mini' or 'layers=4,hidden=256,heads=4'")
     learngene = Learngene.from_pretrained(args.learngene, revision=args.revision)
     size = parse_size(args.size)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(args.tokenizer) if args.tokenizer else learngene.processor
+    tokenizer = (transformers.AutoTokenizer.from_pretrained(args.tokenizer_name) if args.tokenizer_name
+                 else learngene.processor)
     if tokenizer is None:
-        raise SystemExit(f"{args.learngene} ships no tokenizer; pass --tokenizer NAME_OR_PATH")
+        raise SystemExit(f"{args.learngene} ships no tokenizer; pass --tokenizer_name NAME_OR_PATH")
 
     target = learngene.target_config(size, **config_overrides)  # a bad size fails on every rank, before any wait
 
@@ -283,20 +290,22 @@ def train(args, accelerator: Accelerator, model, tokenizer, train_dataset, colla
     output_dir = Path(args.output_dir)
 
     def epoch_loader(epoch: int):
-        return accelerator.prepare_data_loader(DataLoader(train_dataset, batch_size=args.batch_size,
+        return accelerator.prepare_data_loader(DataLoader(train_dataset, batch_size=args.per_device_train_batch_size,
                                                           sampler=EpochOrder(len(train_dataset), args.seed, epoch),
                                                           collate_fn=collate))
 
     steps_per_epoch = len(epoch_loader(0))  # per-process batches, dealt across processes: global steps
-    total_steps = steps_per_epoch * args.epochs
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    total_steps = steps_per_epoch * args.num_train_epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    warmup = args.num_warmup_steps if args.num_warmup_steps is not None else int(args.warmup_fraction * total_steps)
     # The schedule is stepped by hand once per optimizer step: accelerate would step a prepared one
     # once per process, ending it after 1/N of training on N processes.
-    schedule = transformers.get_linear_schedule_with_warmup(optimizer, int(args.warmup * total_steps), total_steps)
+    schedule = transformers.get_scheduler(args.lr_scheduler_type, optimizer, num_warmup_steps=warmup,
+                                         num_training_steps=total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(schedule)
 
-    geometry = {"processes": accelerator.num_processes, "batch_size": args.batch_size,
+    geometry = {"processes": accelerator.num_processes, "batch_size": args.per_device_train_batch_size,
                 "steps_per_epoch": steps_per_epoch, "total_steps": total_steps}
     state = {"step": 0, "selected": None, "selected_epoch": None, "history": [], "geometry": geometry}
     checkpoint = resume_point(args, output_dir)
@@ -309,7 +318,8 @@ def train(args, accelerator: Accelerator, model, tokenizer, train_dataset, colla
     progress = transformers.utils.logging.tqdm(total=total_steps, initial=state["step"], desc="training",
                                                disable=args.no_progress_bar or not accelerator.is_local_main_process)
     steps_this_run = 0
-    for epoch in range(len(state["history"]), args.epochs):  # an epoch trained to its end but not evaluated resumes
+    # an epoch trained to its end but not evaluated resumes
+    for epoch in range(len(state["history"]), args.num_train_epochs):
         done_in_epoch = state["step"] - epoch * steps_per_epoch
         loader = epoch_loader(epoch)
         if done_in_epoch:
@@ -376,7 +386,7 @@ def check_same_geometry(saved: dict | None, now: dict, checkpoint: Path) -> None
     changed = [f"{key}: {saved.get(key)} then, {value} now" for key, value in now.items() if saved.get(key) != value]
     if changed:
         raise SystemExit(f"{checkpoint} was written by a run with other settings ({'; '.join(changed)}); resume with "
-                         "the same number of processes, --batch_size and length, or start afresh")
+                         "the same number of processes, --per_device_train_batch_size and length, or start afresh")
 
 
 def is_better(value: float, best: float | None, greater_is_better: bool) -> bool:
@@ -457,4 +467,4 @@ def check_columns(dataset, needed: list[str], where: str) -> None:
     missing = [c for c in needed if c not in dataset.column_names]
     if missing:
         raise SystemExit(f"{where} has no column(s) {missing}; it has {dataset.column_names}. "
-                         "Name the right ones with --text_columns / --label_column")
+                         "Name the right ones with --text_column_names / --label_column_name")

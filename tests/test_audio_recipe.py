@@ -69,8 +69,8 @@ def test_features_are_cached_by_clip_list_and_extractor(tmp_path):
 
 def test_the_recipe_cross_validates_checkpoints_and_resumes(tmp_path):
     folder = drum_audiofolder(tmp_path / "drums")
-    common = ["--dataset", str(folder), "--folds", "2", "--epochs", "2", "--batch_size", "4",
-              "--encoder_channels", "32", "64", "--no_progress_bar"]
+    common = ["--dataset_name", str(folder), "--folds", "2", "--num_train_epochs", "2",
+              "--per_device_train_batch_size", "4", "--encoder_channels", "32", "64", "--no_progress_bar"]
     full = audio_classification.main(common + ["--output_dir", str(tmp_path / "full")])
     assert len(full["fold_accuracy"]) == 2 and full["skipped_unreadable"] == 1
     assert 0 <= full["accuracy_mean"] <= 1 and full["accuracy_std"] >= 0
@@ -93,7 +93,7 @@ def test_a_dataset_folder_without_classes_says_so(tmp_path):
 
 
 def test_esc50_by_name_through_the_hub_keeps_its_official_folds(hub, tmp_path):
-    """The online path: `--dataset esc50` loads ashraq/esc50 (here from the local Hub server, where a
+    """The online path: `--dataset_name esc50` loads ashraq/esc50 (here from the local Hub server, where a
     small ESC-50-shaped set of real drum clips is pushed first) and uses its `fold` column as folds."""
     import datasets
 
@@ -110,7 +110,8 @@ def test_esc50_by_name_through_the_hub_keeps_its_official_folds(hub, tmp_path):
     features = datasets.Features({"audio": audio, "category": datasets.Value("string"),
                                   "fold": datasets.Value("int64")})
     datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows, features=features)}).push_to_hub("ashraq/esc50")
-    report = audio_classification.main(["--dataset", "esc50", "--folds", "5", "--epochs", "1", "--batch_size", "4",
+    report = audio_classification.main(["--dataset_name", "esc50", "--folds", "5", "--num_train_epochs", "1",
+                                        "--per_device_train_batch_size", "4",
                                         "--encoder_channels", "16", "32", "--output_dir", str(tmp_path / "esc50"),
                                         "--no_progress_bar"])
     assert report["classes"] == ["hi-hat", "kick"] and len(report["fold_accuracy"]) == 5

@@ -11,21 +11,22 @@ import torch
 from diffusers import DDIMScheduler, DiTTransformer2DModel
 from PIL import Image
 
+from hf_learngene import LearngeneConfigError
 from hf_learngene.modeling.fine_dit import FINEDiTTransformer2DModel
 from hf_learngene.pipelines import ClassConditionalImagePipeline
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "recipes"))
 import diffusion_pretraining  # noqa: E402
 
-TINY = ["--max_train_images", "64", "--heldout_images", "32", "--layers", "2", "--heads", "2", "--head_dim", "8",
-        "--batch_size", "8", "--sampling_steps", "2", "--no_progress_bar"]
+TINY = ["--max_train_samples", "64", "--max_eval_samples", "32", "--layers", "2", "--heads", "2", "--head_dim", "8",
+        "--per_device_train_batch_size", "8", "--sampling_steps", "2", "--no_progress_bar"]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fine")
-    report = diffusion_pretraining.main(TINY + ["--steps", "6", "--sample_every", "3", "--checkpointing_steps", "3",
-                                                "--output_dir", str(folder)])
+    report = diffusion_pretraining.main(TINY + ["--max_train_steps", "6", "--sample_every", "3",
+                                                "--checkpointing_steps", "3", "--output_dir", str(folder)])
     return folder, report
 
 
@@ -60,7 +61,7 @@ def test_pipeline_samples_from_either(trained, which):
 
 def test_resume_repeats_the_uninterrupted_run(trained, tmp_path):
     folder, _ = trained
-    arguments = TINY + ["--steps", "6", "--sample_every", "3", "--checkpointing_steps", "3"]
+    arguments = TINY + ["--max_train_steps", "6", "--sample_every", "3", "--checkpointing_steps", "3"]
     diffusion_pretraining.main(arguments + ["--output_dir", str(tmp_path), "--stop_after_steps", "2"])
     diffusion_pretraining.main(arguments + ["--output_dir", str(tmp_path), "--resume_from_checkpoint", "latest"])
     whole = FINEDiTTransformer2DModel.from_pretrained(folder / "model").state_dict()
@@ -72,22 +73,22 @@ def test_resume_repeats_the_uninterrupted_run(trained, tmp_path):
 def test_other_depth_from_the_learngene_with_sigma_only_steps(trained, tmp_path):
     folder, _ = trained
     report = diffusion_pretraining.main(TINY[:4] + TINY[6:] + [
-        "--layers", "3", "--learngene", str(folder / "learngene"), "--sigma_only_steps", "2", "--steps", "3",
-        "--sample_every", "3", "--output_dir", str(tmp_path)])
+        "--layers", "3", "--learngene", str(folder / "learngene"), "--sigma_only_steps", "2",
+        "--max_train_steps", "3", "--sample_every", "3", "--output_dir", str(tmp_path)])
     assert report["steps"] == 3
     assert len(FINEDiTTransformer2DModel.from_pretrained(tmp_path / "model").transformer_blocks) == 3
 
 
 @pytest.mark.parametrize("source,error,message", [
-    ("learngene", ValueError, "this FINE learngene has attention_head_dim=8, the target asks for 16"),
-    ("init_from", SystemExit, "does not match the requested model: {'attention_head_dim': \\(8, 16\\)}"),
+    ("learngene", LearngeneConfigError, "this FINE learngene has attention_head_dim=8, the target asks for 16"),
+    ("model_name_or_path", SystemExit, "does not match the requested model: {'attention_head_dim': \\(8, 16\\)}"),
 ])
 def test_a_start_of_another_width_is_refused(trained, tmp_path, source, error, message):
     folder, _ = trained
     saved = folder / ("learngene" if source == "learngene" else "dense")
     with pytest.raises(error, match=message):
         diffusion_pretraining.main(TINY[:8] + ["--head_dim", "16", f"--{source}", str(saved),
-                                               "--steps", "1", "--output_dir", str(tmp_path)])
+                                               "--max_train_steps", "1", "--output_dir", str(tmp_path)])
 
 
 def test_imagefolder_with_rgb_images_is_converted(tmp_path):
@@ -97,14 +98,15 @@ def test_imagefolder_with_rgb_images_is_converted(tmp_path):
         for i in range(6):
             pixels = rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)
             Image.fromarray(pixels, "RGB").save(tmp_path / "data" / "train" / label / f"{i}.png")
-    report = diffusion_pretraining.main(["--dataset", str(tmp_path / "data"), "--image_size", "16", "--patch_size", "4",
-                                         "--heldout_images", "4", "--layers", "1", "--heads", "2", "--head_dim", "8",
-                                         "--batch_size", "4", "--steps", "2", "--sample_every", "2",
-                                         "--sampling_steps", "2", "--no_progress_bar", "--output_dir", str(tmp_path / "out")])
+    report = diffusion_pretraining.main(["--dataset_name", str(tmp_path / "data"), "--image_size", "16",
+                                         "--patch_size", "4", "--max_eval_samples", "4", "--layers", "1",
+                                         "--heads", "2", "--head_dim", "8", "--per_device_train_batch_size", "4",
+                                         "--max_train_steps", "2", "--sample_every", "2", "--sampling_steps", "2",
+                                         "--no_progress_bar", "--output_dir", str(tmp_path / "out")])
     assert report["classes"] == ["circle", "square"]
     with pytest.raises(SystemExit, match="converted to 1 \\(grey\\) or 3 \\(RGB\\) channels, not 2"):
-        diffusion_pretraining.main(["--dataset", str(tmp_path / "data"), "--image_size", "16", "--channels", "2",
-                                    "--steps", "1", "--output_dir", str(tmp_path / "bad")])
+        diffusion_pretraining.main(["--dataset_name", str(tmp_path / "data"), "--image_size", "16", "--channels", "2",
+                                    "--max_train_steps", "1", "--output_dir", str(tmp_path / "bad")])
 
 
 def test_bad_sizes_are_refused(tmp_path, capsys):
@@ -120,15 +122,15 @@ def test_a_rebuilt_depth_beats_random_init_after_the_same_steps(tmp_path):
     """FINE's claim at CI size: pre-train a 2-block FINE DiT, rebuild it with 3 blocks from its
     learngene (σ alone for the first 10 steps), and compare held-out denoising loss with the same
     3-block architecture from random init after the same 40 steps."""
-    common = ["--max_train_images", "2000", "--heldout_images", "256", "--heads", "2", "--head_dim", "16",
-              "--batch_size", "32", "--lr", "1e-3", "--sampling_steps", "2", "--checkpointing_steps", "1000",
-              "--report_to", "none", "--no_progress_bar"]
-    diffusion_pretraining.main(common + ["--layers", "2", "--steps", "300", "--sample_every", "300",
+    common = ["--max_train_samples", "2000", "--max_eval_samples", "256", "--heads", "2", "--head_dim", "16",
+              "--per_device_train_batch_size", "32", "--learning_rate", "1e-3", "--sampling_steps", "2",
+              "--checkpointing_steps", "1000", "--report_to", "none", "--no_progress_bar"]
+    diffusion_pretraining.main(common + ["--layers", "2", "--max_train_steps", "300", "--sample_every", "300",
                                          "--output_dir", str(tmp_path / "source")])
     losses = {}
     for name, extra in (("learngene", ["--learngene", str(tmp_path / "source" / "learngene"), "--sigma_only_steps", "10"]),
-                        ("random", ["--model", "fine"])):
-        report = diffusion_pretraining.main(common + ["--layers", "3", "--steps", "40", "--sample_every", "40",
+                        ("random", ["--model_type", "fine"])):
+        report = diffusion_pretraining.main(common + ["--layers", "3", "--max_train_steps", "40", "--sample_every", "40",
                                                       "--output_dir", str(tmp_path / name)] + extra)
         losses[name] = report["heldout_denoising_loss"][-1]["loss"]
     print(losses)

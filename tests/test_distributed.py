@@ -54,12 +54,13 @@ def test_two_processes_follow_the_schedule_of_one_with_twice_the_batch(review_fi
     number of optimizer steps, as 1 process with batch 8 (accelerate would step a prepared
     schedule once per process, ending it halfway)."""
     two = tmp_path / "two"
-    arguments = classification_args(review_files, learngene_dir, two, "--selection_fraction", "0", "--warmup", "0.2")
-    arguments[arguments.index("--batch_size") + 1] = "4"
+    arguments = classification_args(review_files, learngene_dir, two, "--selection_fraction", "0",
+                                    "--num_warmup_steps", "2")
+    arguments[arguments.index("--per_device_train_batch_size") + 1] = "4"
     torchrun("text_classification.py", arguments)
     one = tmp_path / "one"
     text_classification.main(classification_args(review_files, learngene_dir, one, "--selection_fraction", "0",
-                                                 "--warmup", "0.2"))
+                                                 "--num_warmup_steps", "2"))
     lr_two, lr_one = logged(two, "train/lr"), logged(one, "train/lr")
     assert [step for step, _ in lr_one] == list(range(1, 11))  # 40 reviews, batch 8, 2 epochs
     assert [step for step, _ in lr_two] == [step for step, _ in lr_one]
@@ -79,14 +80,15 @@ def test_ranks_draw_disjoint_parts_of_the_global_batch():
 def fine_learngene(tmp_path_factory):
     """The FINE learngene of a tiny 2-block FINE DiT trained for 4 steps (one process)."""
     folder = tmp_path_factory.mktemp("fine-source")
-    diffusion_pretraining.main(["--max_train_images", "64", "--heldout_images", "16", "--layers", "2", "--heads", "2",
-                                "--head_dim", "8", "--batch_size", "8", "--sampling_steps", "1", "--steps", "4",
-                                "--sample_every", "4", "--no_progress_bar", "--output_dir", str(folder)])
+    diffusion_pretraining.main(["--max_train_samples", "64", "--max_eval_samples", "16", "--layers", "2",
+                                "--heads", "2", "--head_dim", "8", "--per_device_train_batch_size", "8",
+                                "--sampling_steps", "1", "--max_train_steps", "4", "--sample_every", "4",
+                                "--no_progress_bar", "--output_dir", str(folder)])
     return folder / "learngene"
 
 
-TINY_DIT = ["--max_train_images", "64", "--heldout_images", "16", "--heads", "2", "--head_dim", "8",
-            "--batch_size", "4", "--sampling_steps", "1", "--no_progress_bar"]
+TINY_DIT = ["--max_train_samples", "64", "--max_eval_samples", "16", "--heads", "2", "--head_dim", "8",
+            "--per_device_train_batch_size", "4", "--sampling_steps", "1", "--no_progress_bar"]
 
 
 def test_fine_sigma_only_stage_under_ddp(fine_learngene, tmp_path):
@@ -97,10 +99,11 @@ def test_fine_sigma_only_stage_under_ddp(fine_learngene, tmp_path):
 
     out = tmp_path / "ddp"
     torchrun("diffusion_pretraining.py", TINY_DIT + ["--learngene", str(fine_learngene), "--layers", "3",
-                                                     "--sigma_only_steps", "2", "--steps", "4", "--sample_every", "4",
-                                                     "--checkpointing_steps", "2", "--output_dir", str(out)])
-    start = FINEDiTTransformer2DModel.from_learngene(FINELearngene.from_pretrained(fine_learngene), 3, "interpolate",
-                                                     seed=0).state_dict()
+                                                     "--sigma_only_steps", "2", "--max_train_steps", "4",
+                                                     "--sample_every", "4", "--checkpointing_steps", "2",
+                                                     "--output_dir", str(out)])
+    start = FINEDiTTransformer2DModel.from_learngene(FINELearngene.from_pretrained(fine_learngene), {"layers": 3},
+                                                     sigma_init="interpolate", seed=0).state_dict()
     after_sigma = load_file(out / "checkpoints" / "step-2" / "model.safetensors")
     after_all = load_file(out / "checkpoints" / "step-4" / "model.safetensors")
     sigma = [name for name in start if name.endswith(".sigma")]
@@ -117,7 +120,7 @@ def test_fsdp_text_classification_saves_full_weights_and_resumes(review_files, l
     (``fsdp_cpu_ram_efficient_loading``, as recipes/accelerate_configs/fsdp2.yaml asks)."""
     out = tmp_path / "fsdp"
     env = {**FSDP_ENV, "FSDP_CPU_RAM_EFFICIENT_LOADING": "true"}
-    arguments = classification_args(review_files, learngene_dir, out, "--batch_size", "4")
+    arguments = classification_args(review_files, learngene_dir, out, "--per_device_train_batch_size", "4")
     torchrun("text_classification.py", arguments + ["--stop_after_steps", "3"], env=env)
     checkpoint = out / "checkpoints" / "step-3"
     assert any("fsdp" in p.name for p in checkpoint.iterdir())  # sharded by FSDP, not replicated by DDP
@@ -135,7 +138,7 @@ def test_fsdp_diffusion_training_saves_the_ema_model_and_resumes(tmp_path):
     from diffusers import DiTTransformer2DModel
 
     out = tmp_path / "fsdp-dit"
-    arguments = TINY_DIT + ["--model", "dit", "--layers", "2", "--steps", "4", "--sample_every", "4",
+    arguments = TINY_DIT + ["--model_type", "dit", "--layers", "2", "--max_train_steps", "4", "--sample_every", "4",
                             "--checkpointing_steps", "2", "--output_dir", str(out)]
     torchrun("diffusion_pretraining.py", arguments + ["--stop_after_steps", "2"], env=FSDP_ENV)
     assert (out / "checkpoints" / "step-2" / "extra.safetensors").is_file()  # the EMA, gathered whole

@@ -43,7 +43,7 @@ def test_flags_are_made_from_the_declarations():
     arguments = parser.parse_args(["--identity-copies", "--order", "repeat"])
     assert options_from_arguments("stack", arguments, list(METHODS)) == StackOptions("repeat", identity_copies=True)
     assert options_from_arguments("front", parser.parse_args([]), list(METHODS)) == method_options("front")
-    with pytest.raises(LearngeneConfigError, match="--wavelet: not an option of --method front; its options are --keep"):
+    with pytest.raises(LearngeneConfigError, match="--wavelet: not an option of --method front;"):
         options_from_arguments("front", parser.parse_args(["--wavelet", "db2"]), list(METHODS), dashes=True)
     with pytest.raises(SystemExit):  # choices come from the methods' own lists
         parser.parse_args(["--order", "shuffle"])

@@ -48,9 +48,10 @@ def review_files(tmp_path_factory):
 
 def classification_args(review_files, learngene_dir, output_dir, *extra):
     train, dev = review_files
-    return ["--train_file", str(train), "--validation_file", str(dev), "--text_columns", "review",
-            "--label_column", "sentiment", "--learngene", str(learngene_dir), "--size", SIZE, "--epochs", "2",
-            "--batch_size", "8", "--max_length", "64", "--output_dir", str(output_dir), "--no_progress_bar", *extra]
+    return ["--train_file", str(train), "--validation_file", str(dev), "--text_column_names", "review",
+            "--label_column_name", "sentiment", "--learngene", str(learngene_dir), "--size", SIZE,
+            "--num_train_epochs", "2", "--per_device_train_batch_size", "8", "--max_length", "64",
+            "--output_dir", str(output_dir), "--no_progress_bar", *extra]
 
 
 def test_text_classification_end_to_end(review_files, learngene_dir, tmp_path):
@@ -67,7 +68,7 @@ def test_the_epoch_is_chosen_on_held_out_training_data_not_on_the_reported_set(r
     """The reported number is the evaluation set's score at the epoch the held-out part of the
     *training* data picked; 4 of the 40 training reviews are held out (10%), none of the 16 evaluated."""
     report = text_classification.main(classification_args(review_files, learngene_dir, tmp_path / "run",
-                                                           "--epochs", "3"))
+                                                           "--num_train_epochs", "3"))
     assert report["selection"] == "best epoch on held-out training data"
     chosen = [h["selection"]["accuracy"] for h in report["history"]]
     assert report["epoch"] == 1 + chosen.index(max(chosen))  # the first epoch reaching the best held-out score
@@ -111,11 +112,11 @@ def test_a_resume_at_the_end_of_an_epoch_still_evaluates_that_epoch(review_files
 def test_the_random_init_baseline_is_seeded(review_files, learngene_dir, tmp_path):
     """Two runs with the same seed start from the same random weights and give the same numbers."""
     reports = [text_classification.main(classification_args(review_files, learngene_dir, tmp_path / f"random-{i}",
-                                                             "--init", "random", "--epochs", "1"))
+                                                             "--init", "random", "--num_train_epochs", "1"))
                for i in range(2)]
     torch.manual_seed(1234)  # whatever the global RNG holds before the run
     reports.append(text_classification.main(classification_args(review_files, learngene_dir, tmp_path / "random-2",
-                                                                 "--init", "random", "--epochs", "1")))
+                                                                 "--init", "random", "--num_train_epochs", "1")))
     assert reports[0]["history"] == reports[1]["history"] == reports[2]["history"]
     weights = [transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / f"random-{i}" / "last")
                .state_dict() for i in range(3)]
@@ -125,10 +126,20 @@ def test_the_random_init_baseline_is_seeded(review_files, learngene_dir, tmp_pat
 
 def test_random_init_baseline_with_tensorboard(review_files, learngene_dir, tmp_path):
     report = text_classification.main(classification_args(review_files, learngene_dir, tmp_path / "random",
-                                                           "--init", "random", "--epochs", "1",
+                                                           "--init", "random", "--num_train_epochs", "1",
                                                            "--report_to", "tensorboard"))
     assert len(report["history"]) == 1
     assert list((tmp_path / "random" / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_schedule_flags_as_in_transformers_examples(review_files, learngene_dir, tmp_path):
+    """--lr_scheduler_type and --num_warmup_steps choose the schedule, as in run_glue_no_trainer.py."""
+    text_classification.main(classification_args(review_files, learngene_dir, tmp_path / "constant",
+                                                 "--num_train_epochs", "1", "--lr_scheduler_type", "constant_with_warmup",
+                                                 "--num_warmup_steps", "2", "--learning_rate", "3e-4"))
+    rates = [float(line.split(",")[2]) for line in (tmp_path / "constant" / "metrics.csv").read_text().splitlines()
+             if ",train/lr," in line]
+    assert rates == pytest.approx([1.5e-4, 3e-4, 3e-4, 3e-4, 3e-4])  # 5 steps: two of warmup, then constant
 
 
 def test_missing_columns_are_named(review_files, learngene_dir, tmp_path):
@@ -140,7 +151,7 @@ def test_missing_columns_are_named(review_files, learngene_dir, tmp_path):
 
 def test_unknown_glue_task_lists_the_tasks(learngene_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
-        text_classification.main(["--task", "sst5", "--learngene", str(learngene_dir), "--size", SIZE,
+        text_classification.main(["--task_name", "sst5", "--learngene", str(learngene_dir), "--size", SIZE,
                                   "--output_dir", str(tmp_path)])
     assert "'sst5' is not a GLUE task; choose one of cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli" in \
         capsys.readouterr().err
@@ -183,8 +194,9 @@ def squad_files(tmp_path_factory):
 
 def qa_args(squad_files, version, learngene_dir, output_dir, *extra):
     return ["--train_file", str(squad_files["train", version]), "--validation_file", str(squad_files["dev", version]),
-            "--learngene", str(learngene_dir), "--size", SIZE, "--epochs", "2", "--batch_size", "8",
-            "--max_length", "96", "--doc_stride", "24", "--output_dir", str(output_dir), "--no_progress_bar", *extra]
+            "--learngene", str(learngene_dir), "--size", SIZE, "--num_train_epochs", "2",
+            "--per_device_train_batch_size", "8", "--max_seq_length", "96", "--doc_stride", "24",
+            "--output_dir", str(output_dir), "--no_progress_bar", *extra]
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
@@ -213,7 +225,7 @@ def test_long_contexts_become_overlapping_windows(squad_files, learngene_dir):
 
 
 def test_post_processing_picks_the_best_span_and_the_null_answer():
-    args = question_answering.parse_args(["--train_file", "t", "--validation_file", "v", "--model", "m",
+    args = question_answering.parse_args(["--train_file", "t", "--validation_file", "v", "--model_name_or_path", "m",
                                           "--output_dir", "o"])
     context = "Ada was born in Lisbon."
     examples = [{"id": "q", "context": context}]
@@ -237,7 +249,7 @@ def test_squad_file_without_the_fields(tmp_path, learngene_dir):
 
 
 def test_glue_task_by_name_through_the_hub(hub, learngene_dir, tmp_path):
-    """The online path: `--task mrpc` loads nyu-mll/glue from the Hub (here the local server, where
+    """The online path: `--task_name mrpc` loads nyu-mll/glue from the Hub (here the local server, where
     a small MRPC-shaped dataset is pushed first) and scores with accuracy and F1."""
     import datasets
 
@@ -251,8 +263,9 @@ def test_glue_task_by_name_through_the_hub(hub, learngene_dir, tmp_path):
     glue = datasets.DatasetDict({split: datasets.Dataset.from_dict(rows, features=features)
                                  for split in ("train", "validation", "test")})
     glue.push_to_hub("nyu-mll/glue", config_name="mrpc")
-    report = text_classification.main(["--task", "mrpc", "--learngene", str(learngene_dir), "--size", SIZE,
-                                       "--epochs", "1", "--batch_size", "8", "--max_length", "32",
+    report = text_classification.main(["--task_name", "mrpc", "--learngene", str(learngene_dir), "--size", SIZE,
+                                       "--num_train_epochs", "1", "--per_device_train_batch_size", "8",
+                                       "--max_length", "32",
                                        "--output_dir", str(tmp_path / "mrpc"), "--no_progress_bar"])
     assert set(report["history"][0]) >= {"accuracy", "f1"}
     best = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "mrpc" / "best")
@@ -266,8 +279,9 @@ def test_squad_by_name_through_the_hub(hub, squad_files, learngene_dir, tmp_path
     squad = datasets.DatasetDict({"train": datasets.Dataset.from_list(records),
                                   "validation": datasets.Dataset.from_list(records[:6])})
     squad.push_to_hub("rajpurkar/squad")
-    report = question_answering.main(["--dataset", "squad", "--learngene", str(learngene_dir), "--size", SIZE,
-                                      "--epochs", "1", "--batch_size", "8", "--max_length", "96", "--doc_stride", "24",
+    report = question_answering.main(["--dataset_name", "squad", "--learngene", str(learngene_dir), "--size", SIZE,
+                                      "--num_train_epochs", "1", "--per_device_train_batch_size", "8",
+                                      "--max_seq_length", "96", "--doc_stride", "24",
                                       "--output_dir", str(tmp_path / "squad"), "--no_progress_bar"])
     assert report["history"][0]["total"] == 6 and "NoAns_total" not in report["history"][0]
 
@@ -277,17 +291,17 @@ def test_a_learngene_without_tokenizer_needs_one(review_files, learngene_dir, tm
     learngene = Learngene.from_pretrained(learngene_dir)
     learngene.processor = None
     learngene.save_pretrained(bare)
-    arguments = classification_args(review_files, bare, tmp_path / "run", "--epochs", "1")
-    with pytest.raises(SystemExit, match="ships no tokenizer; pass --tokenizer NAME_OR_PATH"):
+    arguments = classification_args(review_files, bare, tmp_path / "run", "--num_train_epochs", "1")
+    with pytest.raises(SystemExit, match="ships no tokenizer; pass --tokenizer_name NAME_OR_PATH"):
         text_classification.main(arguments)
-    report = text_classification.main(arguments + ["--tokenizer", str(learngene_dir)])
+    report = text_classification.main(arguments + ["--tokenizer_name", str(learngene_dir)])
     assert len(report["history"]) == 1
 
 
 def test_an_earlier_run_in_the_output_folder_is_never_mixed_with_a_new_one(review_files, learngene_dir, tmp_path):
     """A fresh run where one already ran would append to its logs and, its checkpoints having higher
     steps, prune its own: it is refused unless the user resumes or overwrites."""
-    arguments = classification_args(review_files, learngene_dir, tmp_path / "run", "--epochs", "1")
+    arguments = classification_args(review_files, learngene_dir, tmp_path / "run", "--num_train_epochs", "1")
     text_classification.main(arguments)
     with pytest.raises(SystemExit, match="holds an earlier run .*--resume_from_checkpoint latest.*--overwrite_output_dir"):
         text_classification.main(arguments)
@@ -300,6 +314,6 @@ def test_an_earlier_run_in_the_output_folder_is_never_mixed_with_a_new_one(revie
 def test_resuming_with_another_batch_size_is_refused(review_files, learngene_dir, tmp_path):
     arguments = classification_args(review_files, learngene_dir, tmp_path / "run")
     text_classification.main(arguments + ["--stop_after_steps", "2"])
-    arguments[arguments.index("--batch_size") + 1] = "4"
+    arguments[arguments.index("--per_device_train_batch_size") + 1] = "4"
     with pytest.raises(SystemExit, match=r"other settings \(batch_size: 8 then, 4 now; steps_per_epoch: 5 then, 9 now"):
         text_classification.main(arguments + ["--resume_from_checkpoint", "latest"])
