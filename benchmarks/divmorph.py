@@ -25,7 +25,7 @@ Budgets are sized for 2 CPU cores (``--pretrain-steps 400000 --transfer-steps 60
 all); ``--scale`` multiplies every budget (e.g. on a GPU machine). Results:
 ``benchmarks/results/divmorph.json`` (with the exact command) and ``divmorph_*.png``.
 
-    python benchmarks/divmorph.py [--pretrain-steps N] [--transfer-steps N] [--scale F] [--workdir DIR]
+    python benchmarks/divmorph.py [--pretrain-steps N] [--transfer-steps N] [--scale F] [--threads N] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -152,10 +152,12 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--max-episode-steps", type=int, default=1000)
     parser.add_argument("--eval-episode-steps", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads (1 runs steadier on a machine whose other cores are busy)")
     parser.add_argument("--workdir", default="/tmp/hf-learngene-divmorph")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "divmorph.json"))
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     work, out = Path(args.workdir), Path(args.out)
     pretrain, transfer = int(args.pretrain_steps * args.scale), int(args.transfer_steps * args.scale)
     episode = ["--max_episode_steps", str(args.max_episode_steps)]
@@ -163,7 +165,7 @@ def main() -> None:
     results: dict = {"command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
                      "environment": {"git_commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT,
                                                                   capture_output=True, text=True).stdout.strip(),
-                                     "torch": torch.__version__, "python": platform.python_version(), "threads": 2},
+                                     "torch": torch.__version__, "python": platform.python_version(), "threads": args.threads},
                      "model": MODEL, "ppo": PPO, "budgets": {"pretrain_steps": pretrain, "transfer_steps": transfer}}
 
     print(f"pre-training on {len(TRAIN_BODIES)} bodies x {len(TRAIN_TASKS)} tasks, {pretrain} steps each model")
