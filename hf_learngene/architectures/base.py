@@ -146,30 +146,32 @@ def norm(prefix: str, bias: bool = True, dims: str = "hidden") -> tuple[Param, .
     return (weight, Param(f"{prefix}.bias", (dims,))) if bias else (weight,)
 
 
-def rotary_attention(prefix: str, bias: bool = False, out: str = "o_proj") -> tuple[Param, ...]:
+def rotary_attention(prefix: str) -> tuple[Param, ...]:
     """q, k, v and output projections of a rotary attention with grouped key/value heads, as in
-    Llama: q and k rows are whole heads in the rotary layout, v rows whole heads."""
+    Llama: q and k rows are whole heads in the rotary layout, v rows whole heads. The biases are
+    roles too, for the configs that have them (Qwen2's q/k/v, ``attention_bias=True``)."""
     return (
-        *linear(f"{prefix}.q_proj", f"heads*{ROTARY}", "hidden", bias, whole_heads=True),
-        *linear(f"{prefix}.k_proj", f"kv_heads*{ROTARY}", "hidden", bias, whole_heads=True),
-        *linear(f"{prefix}.v_proj", "kv_heads*head_dim", "hidden", bias, whole_heads=True),
-        *linear(f"{prefix}.{out}", "hidden", "heads*head_dim", False, residual=True, whole_heads=True),
+        *linear(f"{prefix}.q_proj", f"heads*{ROTARY}", "hidden", whole_heads=True),
+        *linear(f"{prefix}.k_proj", f"kv_heads*{ROTARY}", "hidden", whole_heads=True),
+        *linear(f"{prefix}.v_proj", "kv_heads*head_dim", "hidden", whole_heads=True),
+        *linear(f"{prefix}.o_proj", "hidden", "heads*head_dim", residual=True, whole_heads=True),
     )
 
 
 def gated_mlp(prefix: str) -> tuple[Param, ...]:
-    """The bias-free gate, up and down projections of a gated (SwiGLU/GeGLU) MLP."""
+    """The gate, up and down projections of a gated (SwiGLU/GeGLU) MLP (biases where
+    ``mlp_bias=True``)."""
     return (
-        *linear(f"{prefix}.gate_proj", "intermediate", "hidden", bias=False),
-        *linear(f"{prefix}.up_proj", "intermediate", "hidden", bias=False),
-        *linear(f"{prefix}.down_proj", "hidden", "intermediate", bias=False, residual=True),
+        *linear(f"{prefix}.gate_proj", "intermediate", "hidden"),
+        *linear(f"{prefix}.up_proj", "intermediate", "hidden"),
+        *linear(f"{prefix}.down_proj", "hidden", "intermediate", residual=True),
     )
 
 
-def llama_layer(prefix: str, attention_bias: bool = False) -> tuple[Param, ...]:
+def llama_layer(prefix: str) -> tuple[Param, ...]:
     """A Llama decoder layer: rotary attention, gated MLP and the RMSNorm before each."""
     return (
-        *rotary_attention(f"{prefix}.self_attn", attention_bias),
+        *rotary_attention(f"{prefix}.self_attn"),
         *gated_mlp(f"{prefix}.mlp"),
         *norm(f"{prefix}.input_layernorm", bias=False),
         *norm(f"{prefix}.post_attention_layernorm", bias=False),

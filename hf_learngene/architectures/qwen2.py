@@ -1,4 +1,4 @@
-"""Qwen2 and Qwen2.5 decoders: Llama's layout with biases on the q, k and v projections."""
+"""Qwen2 and Qwen2.5 decoders: Llama's layout, with biases on the q, k and v projections."""
 
 from .base import DECODER_AXES, Architecture, decoder_ends, llama_layer
 
@@ -6,7 +6,7 @@ QWEN2 = Architecture(
     family="qwen2",
     model_types=("qwen2",),
     axes=DECODER_AXES,
-    params=(*decoder_ends(), *llama_layer("layers.{layer}", attention_bias=True)),
+    params=(*decoder_ends(), *llama_layer("layers.{layer}")),
     layer_fields=("layer_types",),
     # Shapes of the Qwen2.5 base checkpoints (Qwen2-0.5B/1.5B share the first two).
     presets={

@@ -1,0 +1,233 @@
+"""The families described as tables, on tiny random configs of transformers' own config classes
+(no downloads): exact at the source size, any size loads strictly into the plain transformers
+class and trains, twice the width keeps the logits where the method claims it, and what a family
+cannot change is refused with a clear error."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+import hf_learngene
+from hf_learngene import Learngene, LearngeneConfigError
+from hf_learngene.architectures import ARCHITECTURES, architecture_for
+from hf_learngene.learngene import canonical_state
+
+from conftest import METHODS
+
+VOCAB = 61
+TOKENS = dict(pad_token_id=0, bos_token_id=0, eos_token_id=0)
+
+
+def tiny_config(family: str, layers: int = 2, heads: int = 4, head_dim: int = 4, intermediate: int = 24,
+                kv_heads: int | None = None, tied: bool = False) -> transformers.PretrainedConfig:
+    """A tiny config of ``family``: width ``heads × head_dim``; families with their own head size
+    get ``head_dim + 2`` (so it differs from hidden / heads)."""
+    hidden, kv_heads = heads * head_dim, kv_heads or heads
+    decoder = dict(vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                   intermediate_size=intermediate, max_position_embeddings=64, tie_word_embeddings=tied, **TOKENS)
+    encoder = dict(vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                   intermediate_size=intermediate, max_position_embeddings=40, tie_word_embeddings=tied,
+                   pad_token_id=1)
+    if family == "qwen2":
+        return transformers.Qwen2Config(num_key_value_heads=kv_heads, **decoder)
+    if family == "qwen3":
+        return transformers.Qwen3Config(num_key_value_heads=kv_heads, head_dim=head_dim + 2, **decoder)
+    if family == "roberta":
+        return transformers.RobertaConfig(**encoder)
+    if family == "xlm-roberta":
+        return transformers.XLMRobertaConfig(**encoder)
+    if family == "distilbert":
+        return transformers.DistilBertConfig(vocab_size=VOCAB, dim=hidden, n_layers=layers, n_heads=heads,
+                                             hidden_dim=intermediate, max_position_embeddings=40,
+                                             tie_word_embeddings=tied)
+    raise ValueError(family)
+
+
+DECODERS = ("qwen2", "qwen3")
+ENCODERS = ("roberta", "xlm-roberta", "distilbert")
+FAMILIES = DECODERS + ENCODERS
+GROUPED = {"qwen2", "qwen3"}  # a kv_heads axis
+OWN_HEAD_DIM = {"qwen3"}  # a head_dim field of their own
+
+
+def source_class(family: str):
+    return transformers.AutoModelForCausalLM if family in DECODERS else transformers.AutoModelForMaskedLM
+
+
+def tiny_model(config: transformers.PretrainedConfig, seed: int = 0) -> transformers.PreTrainedModel:
+    torch.manual_seed(seed)
+    model = source_class(config.model_type).from_config(config)
+    with torch.no_grad():  # norms away from their init, so that rebuilding them is a real check
+        for name, parameter in model.named_parameters():
+            if "norm" in name.lower():
+                parameter.add_(0.1 * torch.randn_like(parameter))
+    return model.eval()
+
+
+def train_step(model: transformers.PreTrainedModel) -> None:
+    """One forward and backward: a finite loss, and a finite gradient for every parameter that the
+    plain transformers model of the same config trains (an untied RoBERTa leaves ``lm_head.bias`` unused)."""
+    ids = torch.randint(2, VOCAB, (2, 7), generator=torch.Generator().manual_seed(1))
+    reference = type(model)(model.config)
+    for each in (model, reference):
+        loss = each.train()(input_ids=ids, labels=ids).loss
+        loss.backward()
+        assert torch.isfinite(loss)
+    trained = {name for name, parameter in reference.named_parameters() if parameter.grad is not None}
+    for name, parameter in model.named_parameters():
+        if name in trained:
+            assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+
+
+def logits(model, ids=None) -> torch.Tensor:
+    ids = torch.randint(2, VOCAB, (2, 7), generator=torch.Generator().manual_seed(0)) if ids is None else ids
+    with torch.no_grad():
+        return model.eval()(input_ids=ids).logits
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("method", METHODS)
+def test_the_source_size_reproduces_every_tensor(family, method):
+    source = tiny_model(tiny_config(family, layers=3, kv_heads=2))
+    learngene = Learngene.extract(source, method=method, show_progress=False)
+    rebuilt = learngene.build(None, auto_class=type(source), show_progress=False)
+    assert type(rebuilt) is type(source)
+    expected, got = canonical_state(source), canonical_state(rebuilt)
+    assert set(got) == set(expected)
+    for name, tensor in expected.items():
+        assert (got[name] - tensor).abs().max().item() <= 1e-5, name
+    assert torch.allclose(logits(rebuilt), logits(source), atol=1e-5)
+
+
+sizes = st.fixed_dictionaries(
+    {"layers": st.integers(1, 3), "heads": st.integers(1, 4), "head_dim": st.sampled_from([2, 4, 6]),
+     "intermediate": st.integers(4, 32)}
+)
+
+
+def grouped(sizes: dict, group: int) -> int:
+    return sizes["heads"] // group if sizes["heads"] % group == 0 else sizes["heads"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("method", METHODS)
+# a failing example is reported as drawn: shrinking it costs minutes of CI per family
+@settings(max_examples=4, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate),
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(source=sizes, target=sizes, group=st.sampled_from([1, 2]), tied=st.booleans())
+def test_any_size_loads_strictly_into_transformers_and_trains(family, method, source, target, group, tied):
+    model = tiny_model(tiny_config(family, kv_heads=grouped(source, group), tied=tied, **source))
+    learngene = Learngene.extract(model, method=method, show_progress=False)
+    request = {"layers": target["layers"], "hidden": target["heads"] * target["head_dim"], "heads": target["heads"],
+               "intermediate": target["intermediate"]}
+    if family in GROUPED:
+        request["kv_heads"] = grouped(target, group)
+    if family in OWN_HEAD_DIM:
+        request["head_dim"] = target["head_dim"] + 2
+    built = learngene.build(request, auto_class=source_class(family), show_progress=False)
+    got = learngene.architecture.axis_sizes(built.config)
+    assert {axis: got[axis] for axis in request} == request
+    fresh = type(built)(built.config)
+    fresh.load_state_dict(built.state_dict(), strict=True)  # no key missing, none unexpected
+    assert all(torch.isfinite(tensor).all() for tensor in built.state_dict().values())
+    train_step(built)
+
+
+WIDER = {"hidden": 32, "heads": 8, "intermediate": 48}  # × 2 of the tiny sources' widths
+
+
+@pytest.mark.parametrize("family", ("qwen2", "qwen3", "roberta", "distilbert"))
+@pytest.mark.parametrize("method,options", [("hypercloning", {}), ("bot", {"rescaling": "preserve_function"})])
+def test_twice_the_width_keeps_the_logits(family, method, options):
+    """HyperCloning and BoT at whole ratios copy every unit: with an untied head the wider model
+    computes the source's logits (a sandwich of norms, biases and per-head q/k norms included)."""
+    source = tiny_model(tiny_config(family, kv_heads=2))
+    learngene = Learngene.extract(source, method=method, show_progress=False, **options)
+    grown = learngene.build(WIDER, auto_class=source_class(family), show_progress=False)
+    assert learngene.architecture.axis_sizes(grown.config)["hidden"] == 32
+    assert torch.allclose(logits(grown), logits(source), atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- sizing rules
+
+
+def test_a_preset_builds_the_checkpoints_shape_and_is_kept_in_the_provenance():
+    learngene = Learngene.extract(tiny_model(tiny_config("qwen3", kv_heads=2)), method="bot", show_progress=False)
+    config = learngene.target_config("qwen3-0.6b")
+    assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads, config.num_key_value_heads,
+            config.head_dim, config.intermediate_size, config.vocab_size) == (28, 1024, 16, 8, 128, 3072, VOCAB)
+    small = learngene.build({"layers": 1}, show_progress=False)
+    assert small.config.learngene["preset"] is None
+    with pytest.raises(LearngeneConfigError, match="unknown size preset 'qwen3-1b'.*qwen3-0.6b, qwen3-1.7b"):
+        learngene.build("qwen3-1b")
+
+
+def test_the_preset_name_travels_in_the_provenance(monkeypatch):
+    learngene = Learngene.extract(tiny_model(tiny_config("qwen2", kv_heads=2)), method="front", show_progress=False)
+    monkeypatch.setitem(learngene.architecture.presets, "tiny-test", {"layers": 1, "hidden": 8, "heads": 2})
+    model = learngene.build("tiny-test", show_progress=False)
+    assert model.config.learngene["preset"] == "tiny-test"
+    assert model.config.learngene["sizes"]["hidden"] == 8 and model.config.num_key_value_heads == 1
+
+
+def test_an_explicit_head_size_is_kept_and_one_that_follows_the_width_follows_it():
+    qwen3 = Learngene.extract(tiny_model(tiny_config("qwen3")), method="bot", show_progress=False)  # head_dim 6, hidden 16
+    assert qwen3.target_config({"hidden": 32, "heads": 8}).head_dim == 6
+    qwen2 = Learngene.extract(tiny_model(tiny_config("qwen2")), method="bot", show_progress=False)
+    assert qwen2.architecture.axis_sizes(qwen2.target_config({"hidden": 32, "heads": 4}))["head_dim"] == 8
+    with pytest.raises(LearngeneConfigError, match="head size 5 must be even: the qwen3 table splits a head into its two"):
+        qwen3.build({"head_dim": 5})
+
+
+def test_sizes_may_name_axes_or_the_familys_own_config_fields():
+    learngene = Learngene.extract(tiny_model(tiny_config("distilbert")), method="bot", show_progress=False)
+    by_axis = learngene.target_config({"layers": 3, "hidden": 8, "heads": 2, "intermediate": 12})
+    by_field = learngene.target_config({"n_layers": 3, "dim": 8, "n_heads": 2, "hidden_dim": 12})
+    assert by_axis.to_dict() == by_field.to_dict()
+    with pytest.raises(LearngeneConfigError, match="width is not a field of distilbert; a size request names layers, "
+                                                   "hidden, heads, intermediate or config fields"):
+        learngene.build({"width": 8})
+
+
+def test_what_a_family_carries_over_is_refused_clearly():
+    roberta = Learngene.extract(tiny_model(tiny_config("roberta")), method="front", show_progress=False)
+    with pytest.raises(LearngeneConfigError, match="cannot change pad_token_id from 1 to 0"):
+        roberta.build({"layers": 1, "pad_token_id": 0})  # the position table is offset by the padding index
+    with pytest.raises(LearngeneConfigError, match="cannot change max_position_embeddings from 40 to 80"):
+        roberta.build({"max_position_embeddings": 80})
+    config = tiny_config("distilbert")
+    config.sinusoidal_pos_embds = True
+    distilbert = Learngene.extract(tiny_model(config), method="front", show_progress=False)
+    with pytest.raises(LearngeneConfigError, match="sinusoidal position embeddings.*keep dim=16"):
+        distilbert.build({"hidden": 8, "heads": 2})
+    assert distilbert.build({"layers": 1}, show_progress=False).config.n_layers == 1
+
+
+# ---------------------------------------------------------------------------- the tables themselves
+
+
+def test_every_table_is_found_and_claims_its_own_model_types():
+    families = {"bert", "gpt2", "llama", "vit", "pipmn", "dit", "unet", *DECODERS, "roberta", "distilbert"}
+    assert families <= set(ARCHITECTURES)
+    for arch in ARCHITECTURES.values():
+        for model_type in arch.model_types:
+            assert architecture_for(model_type) is arch
+    assert architecture_for("xlm-roberta") is ARCHITECTURES["roberta"]
+
+
+def test_the_readme_lists_every_family_with_its_presets():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Supported families and presets"):]
+    section = section[: section.index("\n#", 1)]
+    for arch in ARCHITECTURES.values():
+        row = next((line for line in section.splitlines() if re.match(rf"\|\s*`{re.escape(arch.family)}`", line)), None)
+        assert row is not None, f"no README row for {arch.family}"
+        for name in (*arch.model_types, *arch.presets):
+            assert f"`{name}`" in row, f"{name} missing from the README row of {arch.family}"
