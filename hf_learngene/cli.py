@@ -1,6 +1,7 @@
 """``hf-learngene``: extract, build and inspect learngenes from the command line.
 
     hf-learngene extract SOURCE --method front --out DIR [--keep 0.5] [--max-shard-size 5GB] [--storage-dtype bfloat16]
+        [--overwrite]   # replace a learngene already in DIR (refused without it)
     hf-learngene extract SOURCE --method hypercloning --snr-db 20 --out DIR   # each method's options: extract --help
     hf-learngene build LEARNGENE --size mini --task sequence-classification --num-labels 2 --out DIR [--dtype bfloat16]
     hf-learngene inspect DIR [--size tinyllama-1.1b --task causal-lm --dtype bfloat16]
@@ -13,44 +14,42 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
-import re
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 from .auto import TASKS
+from .cli_types import (
+    check_fresh_output,
+    check_size,
+    device,
+    folder_or_hub_repo,
+    given,
+    name,
+    output_folder,
+    parse_size,
+    positive_integer,
+    shard_size,
+    size,
+    state_ranges,
+)
 from .errors import LearngeneError
 from .learngene import Learngene
 from .methods import METHODS, RESCALING_POLICIES
 from .methods.options import add_option_arguments, options_from_arguments
 
+__all__ = ["build_parser", "main", "parse_args", "parse_size"]  # parse_size stays importable from here
 
-def parse_size(text: str | None) -> Any:
-    """A preset name, a JSON object, or ``key=value`` pairs (``layers=3,hidden=192,heads=3``); a
-    value may be a list of integers (``channels=200,400`` or ``block_out_channels=64,128,128``)."""
-    if text is None:
-        return None
-    text = text.strip()
-    if text.startswith("{"):
-        return json.loads(text)
-    if "=" in text:
-        size = {}
-        for pair in re.split(r",(?=\s*[A-Za-z_]\w*\s*=)", text):
-            key, _, value = pair.partition("=")
-            numbers = [v.strip() for v in value.split(",")]
-            if not all(v.lstrip("-").isdigit() for v in numbers):
-                raise LearngeneError(f"size field '{pair}' must be name=integer(s), e.g. layers=3,hidden=192,heads=3 "
-                                     "or channels=200,400")
-            size[key.strip()] = int(numbers[0]) if len(numbers) == 1 else [int(v) for v in numbers]
-        return size
-    return text
+LEARNGENE_FOLDER = folder_or_hub_repo("config.json", "learngene folder")
+CLASSIFICATION_TASKS = sorted(task for task in TASKS if task.endswith("classification"))
 
 
 def _extract(args: argparse.Namespace) -> None:
-    options = options_from_arguments(args.method, args, list(METHODS), dashes=True)
     learngene = Learngene.extract(
         args.source, method=args.method, rescaling=args.rescaling, revision=args.revision, save_directory=args.out,
-        max_shard_size=args.max_shard_size, storage_dtype=args.storage_dtype, **dataclasses.asdict(options),
+        max_shard_size=args.max_shard_size, storage_dtype=args.storage_dtype, **dataclasses.asdict(args.options),
     )
     info = learngene.summary()
     print(
@@ -116,50 +115,106 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     extract = commands.add_parser("extract", help="extract a learngene from a pretrained model (folder or Hub id)")
-    extract.add_argument("source")
+    extract.add_argument("source", type=folder_or_hub_repo("config.json", "model folder"),
+                         help="the pretrained model to extract from")
     extract.add_argument("--method", choices=sorted(METHODS), default="front")
-    extract.add_argument("--out", required=True, help="folder to write the learngene to")
+    _add_output(extract, "folder to write the learngene to", "a learngene")
     extract.add_argument("--rescaling", choices=RESCALING_POLICIES, default=None,
                          help="default: the method's own (auto for front and bot, none for the peers)")
-    extract.add_argument("--max-shard-size", help="shard the learngene's files at this size, e.g. 5GB (default: one file)")
+    extract.add_argument("--max-shard-size", type=shard_size,
+                         help="shard the learngene's files at this size, e.g. 5GB (default: one file)")
     extract.add_argument("--storage-dtype", choices=["float32", "bfloat16", "float16"], default=None,
                          help="dtype the learngene is stored in (default float32; bfloat16 halves the bytes)")
-    extract.add_argument("--revision")
+    extract.add_argument("--revision", type=name, help="Hub revision (branch, tag or commit) of SOURCE")
     add_option_arguments(extract, list(METHODS), dashes=True)
-    extract.set_defaults(func=_extract)
+    extract.set_defaults(func=_extract, check=functools.partial(_check_extract, extract))
 
     build = commands.add_parser("build", help="build a transformers model of a given size from a learngene, "
                                               "streamed to disk")
-    build.add_argument("learngene", help="learngene folder or Hub id")
+    build.add_argument("learngene", type=LEARNGENE_FOLDER, help="learngene folder or Hub id")
     _add_build_request(build)
-    build.add_argument("--device", default=None, help="where the resize runs, e.g. cuda (default cpu)")
-    build.add_argument("--max-shard-size", default="2GB", help="shard size of the model's files (default 2GB)")
-    build.add_argument("--out", required=True)
-    build.add_argument("--revision")
-    build.set_defaults(func=_build)
+    build.add_argument("--device", type=device, default=None, help="where the resize runs, e.g. cuda (default cpu)")
+    build.add_argument("--max-shard-size", type=shard_size, default="2GB",
+                       help="shard size of the model's files (default 2GB)")
+    _add_output(build, "folder to write the model to", "a model")
+    build.add_argument("--revision", type=name, help="Hub revision (branch, tag or commit) of LEARNGENE")
+    build.set_defaults(func=_build, check=functools.partial(_check_build, build))
 
     inspect = commands.add_parser("inspect", help="show a learngene's method, source, sizes and compression, "
                                                   "and with --size what a build of that size needs")
-    inspect.add_argument("learngene")
+    inspect.add_argument("learngene", type=LEARNGENE_FOLDER, help="learngene folder or Hub id")
     _add_build_request(inspect)
     inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
-    inspect.add_argument("--revision")
-    inspect.set_defaults(func=_inspect)
+    inspect.add_argument("--revision", type=name, help="Hub revision (branch, tag or commit) of LEARNGENE")
+    inspect.set_defaults(func=_inspect, check=functools.partial(_check_inspect, inspect))
+    for command in (extract, build, inspect):
+        state_ranges(command)
     return parser
 
 
+def _add_output(command: argparse.ArgumentParser, help: str, what: str) -> None:
+    command.add_argument("--out", required=True, type=output_folder, help=help)
+    command.add_argument("--overwrite", action="store_true", help=f"replace {what} already saved in --out")
+
+
 def _add_build_request(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--size", help="preset name, JSON, or layers=4,hidden=256,heads=4 (default: source size)")
+    command.add_argument("--size", type=size, help="the learngene's preset name, JSON, or layers=4,hidden=256,heads=4 "
+                                                   "(default: source size)")
     command.add_argument("--task", choices=sorted(TASKS), default="base")
-    command.add_argument("--num-labels", type=int)
+    command.add_argument("--num-labels", type=positive_integer,
+                         help=f"labels of a classification task ({', '.join(CLASSIFICATION_TASKS)})")
     command.add_argument("--dtype", choices=["float32", "float16", "bfloat16"])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _check_output(parser: argparse.ArgumentParser, args: argparse.Namespace, source: str) -> None:
+    """An --out that holds a saved learngene or model is kept unless --overwrite; the source is never replaced."""
+    if Path(args.out).resolve() == Path(source).resolve():
+        parser.error(f"--out {args.out} is the folder read from; write to another folder")
+    check_fresh_output(parser, "--out", args.out, ["config.json"], "--overwrite", args.overwrite)
+
+
+def _check_extract(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    try:
+        args.options = options_from_arguments(args.method, args, list(METHODS), dashes=True)
+    except LearngeneError as error:
+        parser.error(str(error))
+    _check_output(parser, args, args.source)
+
+
+def _check_build_request(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.num_labels is not None and args.task not in CLASSIFICATION_TASKS:
+        parser.error(f"--num-labels {args.num_labels} needs a classification --task "
+                     f"({', '.join(CLASSIFICATION_TASKS)}), not '{args.task}'")
+    check_size(parser, "--size", args.size, args.learngene)
+
+
+def _check_build(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    _check_build_request(parser, args)
+    _check_output(parser, args, args.learngene)
+
+
+def _check_inspect(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    build_options = given(parser, args, ["--task", "--num-labels", "--dtype"])
+    if args.size is None and build_options:
+        parser.error(f"{', '.join(build_options)}: only with --size (they describe the build to estimate)")
+    _check_build_request(parser, args)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command's arguments, every value and combination checked before any work starts."""
     args = build_parser().parse_args(argv)
+    args.check(args)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+    except SystemExit as stop:  # a bad option (argparse printed why) or --help: return the code it exits with
+        return stop.code if isinstance(stop.code, int) else 0
     try:
         args.func(args)
-    except (LearngeneError, json.JSONDecodeError) as error:
+    except LearngeneError as error:
         print(f"hf-learngene {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -26,38 +26,86 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from audio_data import featurize, grouped_folds, load_audio_set  # noqa: E402
-from training_loop import add_training_arguments, latest_checkpoint, start_run, train, write_text_atomically  # noqa: E402
+from audio_data import HUB_AUDIO_DATASETS, featurize, grouped_folds, load_audio_set  # noqa: E402
+from training_loop import (  # noqa: E402
+    LEARNGENE_FOLDER,
+    RUN_MARKERS,
+    add_training_arguments,
+    check_model_arguments,
+    check_run_arguments,
+    latest_checkpoint,
+    start_run,
+    train,
+    write_text_atomically,
+)
 
 import hf_learngene  # noqa: E402
 from hf_learngene import Learngene, PIPMNConfig, PIPMNFeatureExtractor, PIPMNForAudioClassification  # noqa: E402
-from hf_learngene.cli import parse_size  # noqa: E402
+from hf_learngene.cli_types import (  # noqa: E402
+    ArgType,
+    folder_or_hub_repo,
+    given,
+    integer,
+    looks_like_hub_repo,
+    parse_size,
+    positive_integer,
+    size,
+    state_ranges,
+)
+
+NAMED_DATASETS = ("drumkits", *HUB_AUDIO_DATASETS)
+
+
+def _audio_dataset(text: str) -> str:
+    """A named set, an audiofolder that exists, or what can only be a Hub repo id."""
+    if text.lower() in NAMED_DATASETS or Path(text).is_dir():
+        return text
+    if Path(text).exists():
+        raise ValueError("a file, not a folder")
+    if not looks_like_hub_repo(text):
+        raise ValueError("no such folder, and not a Hub repo id")
+    return text
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     data = parser.add_argument_group("data")
     data.add_argument("--dataset_name", default="drumkits",
+                      type=ArgType(f"{', '.join(NAMED_DATASETS)}, a local audiofolder or a Hub repo id",
+                                   _audio_dataset),
                       help="'drumkits' (Debian hydrogen-drumkits), a local audiofolder, or esc50 / urbansound8k / gtzan")
-    data.add_argument("--folds", type=int, default=5, help="k of the grouped k-fold cross-validation")
-    data.add_argument("--only_fold", type=int, help="run this fold alone (0-based)")
+    data.add_argument("--folds", type=integer(2), default=5, help="k of the grouped k-fold cross-validation")
+    data.add_argument("--only_fold", type=integer(0), help="run this fold alone (0-based, below --folds)")
     data.add_argument("--feature_type", choices=("log_mel", "mfcc", "five_cepstra"), default="log_mel")
     model = parser.add_argument_group("model")
     source = model.add_mutually_exclusive_group()
-    source.add_argument("--model_name_or_path",
-                        help="a saved audio-classification model folder or Hub repo (default: a new PIPMN)")
-    source.add_argument("--learngene", help="a PIPMN learngene: build the model from it at --size")
-    model.add_argument("--size", help="with --learngene: a preset (tiny, small, paper, large) or channels=200,400")
+    source.add_argument("--model_name_or_path", type=folder_or_hub_repo("config.json", "model folder"),
+                        help="a saved audio-classification model (default: a new PIPMN)")
+    source.add_argument("--learngene", type=LEARNGENE_FOLDER, help="a PIPMN learngene: build the model from it at --size")
+    model.add_argument("--size", type=size, help="with --learngene: a preset (tiny, small, paper, large) or channels=200,400")
     model.add_argument("--init", choices=("learngene", "random"), default="learngene",
                        help="with --learngene: 'random' builds the same size from random init (the baseline)")
-    model.add_argument("--encoder_channels", type=int, nargs="+", default=[400, 800], help="a new PIPMN's widths")
+    model.add_argument("--encoder_channels", type=positive_integer, nargs="+", default=[400, 800],
+                       help="a new PIPMN's widths")
     # the paper's optimiser: AdamW, lr 1e-3, weight decay 0.05
-    add_training_arguments(parser, warmup_fraction=0.05, num_train_epochs=60, per_device_train_batch_size=64,
-                           per_device_eval_batch_size=256, learning_rate=1e-3, weight_decay=0.05)
+    add_training_arguments(parser, warmup_fraction=0.05, checkpoint_marker=None, num_train_epochs=60,
+                           per_device_train_batch_size=64, per_device_eval_batch_size=256, learning_rate=1e-3,
+                           weight_decay=0.05)
+    state_ranges(parser)
     args = parser.parse_args(argv)
-    if args.learngene and not args.size:
-        parser.error("--learngene needs --size, e.g. --size small or --size channels=200,400")
+    if args.only_fold is not None and args.only_fold >= args.folds:
+        parser.error(f"--only_fold {args.only_fold} is not one of the {args.folds} folds (0 to {args.folds - 1})")
+    if (args.learngene or args.model_name_or_path) and given(parser, args, ["--encoder_channels"]):
+        parser.error("--encoder_channels: only for a new PIPMN (--learngene and --model_name_or_path bring their own)")
+    check_model_arguments(parser, args)
+    check_run_arguments(parser, args, markers=(*RUN_MARKERS, "fold-*"), resumable=any_fold_started)
     return args
+
+
+def any_fold_started(output_dir: Path) -> bool:
+    """Whether a fold of an earlier run checkpointed or finished: what ``--resume_from_checkpoint latest`` continues."""
+    return any(latest_checkpoint(fold) is not None or (fold / "results.json").is_file()
+               for fold in output_dir.glob("fold-*"))
 
 
 def new_model(args, classes: list[str]):
@@ -91,7 +139,7 @@ def main(argv=None) -> dict:
         if args.only_fold is not None and index != args.only_fold:
             continue
         fold_dir = output_dir / f"fold-{index}"
-        if (fold_dir / "results.json").exists():
+        if not args.overwrite_output_dir and (fold_dir / "results.json").exists():  # a finished fold is kept
             fold_results.append(json.loads((fold_dir / "results.json").read_text()))
             continue
         test_set = set(test)

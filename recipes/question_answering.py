@@ -34,16 +34,20 @@ from training_loop import (  # noqa: E402
     add_model_arguments,
     add_training_arguments,
     check_columns,
+    check_model_arguments,
+    check_run_arguments,
     load_model,
     start_run,
     train,
 )
 
 import hf_learngene  # noqa: E402
+from hf_learngene.cli_types import existing_file, integer, number, positive_integer, state_ranges  # noqa: E402
 from hf_learngene.metrics import squad_metrics  # noqa: E402
 
 HUB_DATASETS = {"squad": "rajpurkar/squad", "squad_v2": "rajpurkar/squad_v2"}
 COLUMNS = ["id", "question", "context", "answers"]
+SQUAD_FILE = existing_file((".json", ".jsonl"))
 
 
 def parse_args(argv=None):
@@ -51,24 +55,34 @@ def parse_args(argv=None):
     data = parser.add_argument_group("data")
     source = data.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset_name", choices=list(HUB_DATASETS), help="SQuAD v1.1 or v2.0 from the Hub")
-    source.add_argument("--train_file", help="SQuAD-format JSON (the official nested layout, or flat JSON lines)")
-    data.add_argument("--validation_file")
+    source.add_argument("--train_file", type=SQUAD_FILE,
+                        help="SQuAD-format JSON (the official nested layout, or flat JSON lines)")
+    data.add_argument("--validation_file", type=SQUAD_FILE, help="with --train_file: the evaluation data")
     data.add_argument("--version_2_with_negative", action="store_true",
                       help="questions may have no answer (set automatically for squad_v2 and is_impossible data)")
-    data.add_argument("--max_seq_length", type=int, default=256, help="tokens per window of question and context")
-    data.add_argument("--doc_stride", type=int, default=32)
-    data.add_argument("--n_best_size", type=int, default=20)
-    data.add_argument("--max_answer_length", type=int, default=30)
-    data.add_argument("--null_score_diff_threshold", type=float, default=0.0)
-    data.add_argument("--max_train_samples", type=int)
-    data.add_argument("--max_eval_samples", type=int)
+    data.add_argument("--max_seq_length", type=positive_integer, default=256,
+                      help="tokens per window of question and context")
+    data.add_argument("--doc_stride", type=integer(0), default=32,
+                      help="tokens shared by consecutive windows; below half of --max_seq_length")
+    data.add_argument("--n_best_size", type=positive_integer, default=20,
+                      help="start and end candidates tried per window")
+    data.add_argument("--max_answer_length", type=positive_integer, default=30, help="the longest answer, in tokens")
+    data.add_argument("--null_score_diff_threshold", type=number(), default=0.0,
+                      help="SQuAD v2.0: how far the no-answer score must beat the best span")
+    data.add_argument("--max_train_samples", type=positive_integer, help="use only this many (default: all)")
+    data.add_argument("--max_eval_samples", type=positive_integer, help="use only this many (default: all)")
     add_model_arguments(parser)
     add_training_arguments(parser, learning_rate=5e-5, num_train_epochs=2)
+    state_ranges(parser)
     args = parser.parse_args(argv)
     if args.train_file and not args.validation_file:
         parser.error("--train_file needs --validation_file")
+    if args.dataset_name and args.validation_file:
+        parser.error(f"--validation_file: only with --train_file (--dataset_name {args.dataset_name} has its own)")
     if args.doc_stride >= args.max_seq_length // 2:
         parser.error(f"--doc_stride ({args.doc_stride}) must be well below --max_seq_length ({args.max_seq_length})")
+    check_model_arguments(parser, args)
+    check_run_arguments(parser, args)
     return args
 
 
@@ -188,8 +202,8 @@ def best_answers(examples, features, start_logits, end_logits, args, with_negati
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    train_raw, eval_raw, with_negative = load_splits(args)  # bad data fails before any writing
     accelerator = start_run(args)
-    train_raw, eval_raw, with_negative = load_splits(args)
     if args.max_train_samples:
         train_raw = train_raw.select(range(min(args.max_train_samples, len(train_raw))))
     if args.max_eval_samples:

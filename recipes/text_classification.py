@@ -18,6 +18,8 @@ reports the last epoch), never on the evaluation set; that epoch's model is kept
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import sys
 from pathlib import Path
 
@@ -28,40 +30,95 @@ from training_loop import (  # noqa: E402
     add_model_arguments,
     add_training_arguments,
     check_columns,
+    check_model_arguments,
+    check_run_arguments,
     load_model,
     start_run,
     train,
 )
 
 import hf_learngene  # noqa: E402
+from hf_learngene.cli_types import (  # noqa: E402
+    ArgType,
+    existing_file,
+    given,
+    name,
+    number,
+    positive_integer,
+    state_ranges,
+)
 from hf_learngene.metrics import GLUE_TASKS, glue_metrics  # noqa: E402
+
+DATA_FILE = existing_file((".csv", ".json", ".jsonl"))
+
+
+def _text_columns(text: str) -> list[str]:
+    columns = [column.strip() for column in text.split(",")]
+    if len(columns) > 2 or not all(columns):
+        raise ValueError("")
+    return columns
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     data = parser.add_argument_group("data")
     source = data.add_mutually_exclusive_group(required=True)
-    source.add_argument("--task_name", help=f"a GLUE task: {', '.join(GLUE_TASKS)}")
-    source.add_argument("--train_file", help="a local .csv, .json or .jsonl file")
-    data.add_argument("--validation_file", help="with --train_file")
+    source.add_argument("--task_name", type=str.lower, choices=list(GLUE_TASKS), help="a GLUE task (from the Hub)")
+    source.add_argument("--train_file", type=DATA_FILE, help="a local data file")
+    data.add_argument("--validation_file", type=DATA_FILE, help="with --train_file: the evaluation data")
     data.add_argument("--text_column_names", default="text",
-                      help="one column, or two for sentence pairs, separated by a comma (sentence1,sentence2)")
-    data.add_argument("--label_column_name", default="label")
-    data.add_argument("--max_train_samples", type=int)
-    data.add_argument("--max_eval_samples", type=int)
-    data.add_argument("--max_length", type=int, default=128, help="inputs are truncated to this many tokens")
-    data.add_argument("--selection_fraction", type=float, default=0.1,
-                      help="share of the training data held out to choose the epoch (0: report the last epoch)")
+                      type=ArgType("one column name, or two separated by a comma (a sentence pair)", _text_columns),
+                      help="with --train_file: the text column, or two for sentence pairs (sentence1,sentence2)")
+    data.add_argument("--label_column_name", type=name, default="label", help="with --train_file: the label column")
+    data.add_argument("--max_train_samples", type=positive_integer, help="use only this many (default: all)")
+    data.add_argument("--max_eval_samples", type=positive_integer, help="use only this many (default: all)")
+    data.add_argument("--max_length", type=positive_integer, default=128,
+                      help="inputs are truncated to this many tokens")
+    data.add_argument("--selection_fraction", type=number(0, 1, high_open=True, noun="a fraction",
+                                                          note="0 reports the last epoch"), default=0.1,
+                      help="share of the training data held out to choose the epoch")
     add_model_arguments(parser)
     add_training_arguments(parser)
+    state_ranges(parser)
     args = parser.parse_args(argv)
-    if args.task_name is not None and args.task_name.lower() not in GLUE_TASKS:
-        parser.error(f"'{args.task_name}' is not a GLUE task; choose one of {', '.join(GLUE_TASKS)}")
-    if args.train_file and not args.validation_file:
-        parser.error("--train_file needs --validation_file")
-    if not 0.0 <= args.selection_fraction < 1.0:
-        parser.error(f"--selection_fraction must be in [0, 1), got {args.selection_fraction}")
+    local_options = given(parser, args, ["--validation_file", "--text_column_names", "--label_column_name"])
+    if args.task_name and local_options:
+        parser.error(f"{', '.join(local_options)}: only with --train_file (a GLUE task has its own splits and columns)")
+    if args.train_file:
+        check_local_files(parser, args)
+    check_model_arguments(parser, args)
+    check_run_arguments(parser, args)
     return args
+
+
+def check_local_files(parser: argparse.ArgumentParser, args) -> None:
+    """Both files of one kind, with the columns asked for (read from their first row), before any work."""
+    if not args.validation_file:
+        parser.error("--train_file needs --validation_file")
+    kinds = {option: "csv" if Path(path).suffix.lower() == ".csv" else "json"
+             for option, path in (("--train_file", args.train_file), ("--validation_file", args.validation_file))}
+    if len(set(kinds.values())) > 1:
+        parser.error(f"--train_file and --validation_file must be of one kind (csv or json), not {kinds}")
+    needed = args.text_column_names + [args.label_column_name]
+    for option, path in (("--train_file", args.train_file), ("--validation_file", args.validation_file)):
+        columns = first_row_columns(path)
+        missing = [column for column in needed if columns is not None and column not in columns]
+        if missing:
+            parser.error(f"{option} {path} has no column(s) {missing}; it has {columns}. Name the right ones with "
+                         "--text_column_names / --label_column_name")
+
+
+def first_row_columns(path: str) -> list[str] | None:
+    """A CSV file's header, or the keys of a JSON-lines file's first record; None where neither reads."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        if Path(path).suffix.lower() == ".csv":
+            return next(csv.reader(handle), [])
+        first = handle.readline()
+    try:
+        record = json.loads(first)
+    except json.JSONDecodeError:
+        return None  # one JSON document over many lines: the loader checks its columns
+    return list(record) if isinstance(record, dict) else None
 
 
 def load_splits(args):
@@ -69,24 +126,15 @@ def load_splits(args):
     import datasets
 
     if args.task_name:
-        task = GLUE_TASKS[args.task_name.lower()]
-        raw = datasets.load_dataset("nyu-mll/glue", args.task_name.lower())
-        return raw["train"], raw[task.validation_split], list(task.text_columns), "label", args.task_name.lower()
+        task = GLUE_TASKS[args.task_name]
+        raw = datasets.load_dataset("nyu-mll/glue", args.task_name)
+        return raw["train"], raw[task.validation_split], list(task.text_columns), "label", args.task_name
     files = {"train": args.train_file, "validation": args.validation_file}
-    for path in files.values():
-        if not Path(path).is_file():
-            raise SystemExit(f"data file {path} does not exist")
-    suffix = Path(args.train_file).suffix.lower()
-    kind = {".csv": "csv", ".json": "json", ".jsonl": "json"}.get(suffix)
-    if kind is None:
-        raise SystemExit(f"{args.train_file}: local data must be .csv, .json or .jsonl, not '{suffix}'")
+    kind = "csv" if Path(args.train_file).suffix.lower() == ".csv" else "json"  # parse_args checked both files
     raw = datasets.load_dataset(kind, data_files=files)
-    text_columns = [name.strip() for name in args.text_column_names.split(",")]
     for split in ("train", "validation"):
-        check_columns(raw[split], text_columns + [args.label_column_name], files[split])
-    if len(text_columns) > 2:
-        raise SystemExit(f"--text_column_names takes one column or a pair, got {text_columns}")
-    return raw["train"], raw["validation"], text_columns, args.label_column_name, None
+        check_columns(raw[split], args.text_column_names + [args.label_column_name], files[split])
+    return raw["train"], raw["validation"], args.text_column_names, args.label_column_name, None
 
 
 def label_scheme(train, label_column: str, task: str | None):
@@ -108,8 +156,8 @@ def label_scheme(train, label_column: str, task: str | None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    train_raw, eval_raw, text_columns, label_column, task = load_splits(args)  # bad data fails before any writing
     accelerator = start_run(args)
-    train_raw, eval_raw, text_columns, label_column, task = load_splits(args)
     if args.max_train_samples:
         train_raw = train_raw.select(range(min(args.max_train_samples, len(train_raw))))
     if args.max_eval_samples:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import io
 import json
 import math
@@ -38,58 +39,124 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Sampler
 
 from hf_learngene import Learngene
-from hf_learngene.cli import parse_size
+from hf_learngene.cli_types import (
+    ArgType,
+    check_fresh_output,
+    check_size,
+    earlier_run,
+    earlier_run_message,
+    existing_folder,
+    folder_or_hub_repo,
+    given,
+    integer,
+    name,
+    non_negative_number,
+    output_folder,
+    parse_size,
+    positive_integer,
+    positive_number,
+    seed,
+    size,
+)
 from hf_learngene.saving import write_folder_atomically
 
 STATE_FILE = "recipe_state.json"
 EXTRA_FILE = "extra.safetensors"  # tensors a recipe adds to its checkpoints (an EMA)
 KEEP_CHECKPOINTS = 2  # the newest resumable checkpoints kept; the best model is kept apart in best/
 SCHEDULER_TYPES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
+RUN_MARKERS = ("checkpoints", "metrics.csv", "results.json")  # what an earlier run leaves in --output_dir
+LEARNGENE_FOLDER = folder_or_hub_repo("config.json", "learngene folder")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     source = group.add_mutually_exclusive_group(required=True)
-    source.add_argument("--learngene", help="a learngene folder or Hub repo to build the model from")
-    source.add_argument("--model_name_or_path", help="a transformers model folder or Hub repo to fine-tune as it is")
-    group.add_argument("--size", help="with --learngene: a preset (e.g. mini) or layers=4,hidden=256,heads=4")
+    source.add_argument("--learngene", type=LEARNGENE_FOLDER, help="the learngene to build the model from")
+    source.add_argument("--model_name_or_path", type=folder_or_hub_repo("config.json", "model folder"),
+                        help="a transformers model to fine-tune as it is")
+    group.add_argument("--size", type=size, help="with --learngene: the size of the model built from it")
     group.add_argument("--init", choices=("learngene", "random"), default="learngene",
                        help="with --learngene: 'random' builds the same architecture from random init (baseline)")
-    group.add_argument("--revision", help="Hub revision of --learngene or --model_name_or_path")
-    group.add_argument("--tokenizer_name",
-                       help="a tokenizer folder or Hub repo (default: the one shipped with the model)")
+    group.add_argument("--revision", type=name, help="Hub revision of --learngene or --model_name_or_path")
+    group.add_argument("--tokenizer_name", type=folder_or_hub_repo(what="tokenizer folder"),
+                       help="the tokenizer (default: the one shipped with the model)")
 
 
-def add_run_arguments(group) -> None:
-    """Arguments every recipe's run takes: where it writes, seeds, precision, checkpoints, logging."""
-    group.add_argument("--output_dir", required=True)
-    group.add_argument("--seed", type=int, default=0)
+def check_model_arguments(parser: argparse.ArgumentParser, args) -> None:
+    """--size and --init describe a model built from --learngene, which needs a size it can be built at."""
+    if args.learngene and not args.size:
+        parser.error("--learngene needs --size: a preset such as 'mini' or 'layers=4,hidden=256,heads=4'")
+    extra = given(parser, args, ["--size", "--init"])
+    if extra and not args.learngene:
+        parser.error(f"{', '.join(extra)}: only with --learngene (they say how the model is built from it)")
+    check_size(parser, "--size", args.size, args.learngene)
+
+
+def resume_argument(marker: str | None) -> ArgType:
+    """``latest``, or (where a recipe resumes from one folder) a checkpoint folder holding ``marker``."""
+    folder = existing_folder(marker, "checkpoint folder") if marker else None
+    valid = "'latest' (the newest checkpoint in --output_dir)" + (f" or {folder.valid}" if folder else "")
+
+    def parse(text: str) -> str:
+        if text == "latest":
+            return text
+        if folder is None:
+            raise ValueError("")
+        return folder.parse(text)
+
+    return ArgType(valid, parse)
+
+
+def add_run_arguments(group, checkpoint_marker: str | None = STATE_FILE) -> None:
+    """Arguments every recipe's run takes: where it writes, seeds, precision, checkpoints, logging.
+    ``checkpoint_marker``: the file a checkpoint folder holds (None: only ``latest`` resumes)."""
+    group.add_argument("--output_dir", required=True, type=output_folder,
+                       help="where the run writes its checkpoints, logs and models")
+    group.add_argument("--seed", type=seed, default=0)
     group.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default="no")
-    group.add_argument("--checkpointing_steps", type=int, default=0,
-                       help="also checkpoint every N optimizer steps (0: only where the recipe always does, "
-                            "e.g. at each epoch's end)")
-    group.add_argument("--resume_from_checkpoint", help="a checkpoint folder, or 'latest' in --output_dir")
+    group.add_argument("--checkpointing_steps", type=integer(0, zero="only where the recipe always checkpoints, "
+                                                                     "e.g. at each epoch's end"),
+                       default=0, help="also checkpoint every N optimizer steps")
+    group.add_argument("--resume_from_checkpoint", type=resume_argument(checkpoint_marker),
+                       help="continue an earlier run in --output_dir")
     group.add_argument("--overwrite_output_dir", action="store_true",
                        help="start afresh in an --output_dir that holds an earlier run (its checkpoints and logs go)")
-    group.add_argument("--stop_after_steps", type=int, default=0,
+    group.add_argument("--stop_after_steps", type=integer(0, zero="run to the end"), default=0,
                        help="stop after N optimizer steps of this run, checkpointed (for time-sliced jobs)")
     group.add_argument("--report_to", choices=("csv", "tensorboard", "none"), default="csv")
     group.add_argument("--no_progress_bar", action="store_true")
 
 
-def add_training_arguments(parser: argparse.ArgumentParser, warmup_fraction: float = 0.1, **defaults) -> None:
+def check_run_arguments(parser: argparse.ArgumentParser, args, markers: tuple[str, ...] = RUN_MARKERS,
+                        resumable: Callable[[Path], bool] | None = None) -> None:
+    """Refuse, before any work, a run that would mix with an earlier one in --output_dir, or resume from
+    nothing. ``resumable(output_dir)``: whether there is something to resume (default: a checkpoint)."""
+    if args.resume_from_checkpoint and args.overwrite_output_dir:
+        parser.error("--resume_from_checkpoint and --overwrite_output_dir exclude each other: continue the earlier "
+                     "run or start afresh")
+    can_resume = resumable or (lambda folder: latest_checkpoint(folder) is not None)
+    if args.resume_from_checkpoint == "latest" and not can_resume(Path(args.output_dir)):
+        parser.error(f"--resume_from_checkpoint latest: no checkpoint in --output_dir {args.output_dir} to continue")
+    check_fresh_output(parser, "--output_dir", args.output_dir, markers, "--overwrite_output_dir",
+                       args.overwrite_output_dir, "--resume_from_checkpoint latest", bool(args.resume_from_checkpoint))
+    if args.report_to == "tensorboard" and importlib.util.find_spec("tensorboard") is None:
+        parser.error("--report_to tensorboard needs the tensorboard package (pip install tensorboard); or use csv")
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, warmup_fraction: float = 0.1,
+                           checkpoint_marker: str | None = STATE_FILE, **defaults) -> None:
     """The run arguments plus the optimisation ones; a recipe sets its own ``defaults`` (e.g.
     ``learning_rate=1e-3``) and the share of the steps it warms up for when ``--num_warmup_steps``
     is not given."""
     group = parser.add_argument_group("training")
-    add_run_arguments(group)
-    group.add_argument("--num_train_epochs", type=int, default=3)
-    group.add_argument("--per_device_train_batch_size", type=int, default=16)
-    group.add_argument("--per_device_eval_batch_size", type=int, default=64)
-    group.add_argument("--learning_rate", type=float, default=1e-4)
-    group.add_argument("--weight_decay", type=float, default=0.01)
+    add_run_arguments(group, checkpoint_marker)
+    group.add_argument("--num_train_epochs", type=positive_integer, default=3)
+    group.add_argument("--per_device_train_batch_size", type=positive_integer, default=16)
+    group.add_argument("--per_device_eval_batch_size", type=positive_integer, default=64)
+    group.add_argument("--learning_rate", type=positive_number, default=1e-4)
+    group.add_argument("--weight_decay", type=non_negative_number, default=0.01)
     group.add_argument("--lr_scheduler_type", choices=SCHEDULER_TYPES, default="linear")
-    group.add_argument("--num_warmup_steps", type=int,
+    group.add_argument("--num_warmup_steps", type=integer(0),
                        help=f"optimizer steps of warmup (default: {warmup_fraction * 100:g}%% of the steps)")
     parser.set_defaults(warmup_fraction=warmup_fraction, **defaults)
 
@@ -113,13 +180,11 @@ def start_run(args, find_unused_parameters: bool = False) -> Accelerator:
                          "check the launcher and the accelerate config")
     enable_fsdp_on_cpu(accelerator)
     set_seed(args.seed)  # the same on every process: every rank starts from the same random state
-    earlier = [output_dir / name for name in ("checkpoints", "metrics.csv", "results.json")
-               if (output_dir / name).exists()]
+    earlier = earlier_run(output_dir, RUN_MARKERS)  # the recipes refuse this at parse time; a caller may not
     if earlier and not args.resume_from_checkpoint:
         if not args.overwrite_output_dir:
-            raise SystemExit(f"{output_dir} holds an earlier run ({', '.join(p.name for p in earlier)}): continue it "
-                             "with --resume_from_checkpoint latest, start afresh with --overwrite_output_dir, or "
-                             "choose another --output_dir")
+            raise SystemExit(earlier_run_message("--output_dir", output_dir, earlier, "--overwrite_output_dir",
+                                                 "--resume_from_checkpoint latest"))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:  # an old run's higher-step checkpoints would outlive the new ones
             for path in earlier:
@@ -194,8 +259,6 @@ def load_model(args, auto_class, accelerator: Accelerator, **config_overrides):
         tokenizer = transformers.AutoTokenizer.from_pretrained(args.tokenizer_name or args.model_name_or_path,
                                                                revision=args.revision)
         return model, tokenizer
-    if not args.size:
-        raise SystemExit("--learngene needs --size: a preset such as 'mini' or 'layers=4,hidden=256,heads=4'")
     learngene = Learngene.from_pretrained(args.learngene, revision=args.revision)
     size = parse_size(args.size)
     tokenizer = (transformers.AutoTokenizer.from_pretrained(args.tokenizer_name) if args.tokenizer_name

@@ -104,10 +104,13 @@ def test_an_interrupted_run_resumes_exactly(tmp_path):
     (["--hidden_size", "30", "--num_heads", "4"], "controller options"),
     (["--model", "/nonexistent", "--transfer", "full"], "--model"),
     (["--learngene", "/nonexistent"], "--learngene"),
-    (["--model", "/nonexistent", "--transfer", "full", "--hidden_size", "64"], "--hidden_size"),
+    (["--learngene", "{learngene}", "--hidden_size", "64"], "--hidden_size"),
     (["--seed", "-1"], "--seed"),
 ])
 def test_bad_arguments_exit_2_naming_the_option(argv, named, tmp_path, capsys):
+    (tmp_path / "learngene").mkdir()
+    (tmp_path / "learngene" / "learngene_config.json").write_text("{}")
+    argv = [arg.replace("{learngene}", str(tmp_path / "learngene")) for arg in argv]
     with pytest.raises(SystemExit) as stop:
         morphology_control.main(["--output_dir", str(tmp_path / "out"), *argv])
     assert stop.value.code == 2

@@ -17,9 +17,20 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Union
 
+import pywt
+
+from ..cli_types import ArgType, integer, number
+from ..cli_types import seed as seed_type
 from ..errors import LearngeneConfigError
 from .stack import ORDERS
 from .weight_selection import LAYER_CHOICES
+
+
+def _orthogonal(text: str) -> str:
+    """A wavelet BoT can use, checked on the command line before any extraction."""
+    if text not in pywt.wavelist(kind="discrete") or not pywt.Wavelet(text).orthogonal:
+        raise ValueError("not an orthogonal discrete wavelet")
+    return text
 
 
 @dataclass
@@ -40,7 +51,7 @@ class FrontOptions(MethodOptions):
     keep: Union[float, dict[str, Union[float, int]]] = field(
         default=1.0,
         metadata={"help": "DCT coefficients kept per resizable axis: a ratio in (0, 1], or (in Python) a dict of "
-                          "axis name to ratio or count", "cli_type": float},
+                          "axis name to ratio or count", "cli_type": number(0, 1, low_open=True, noun="a ratio")},
     )
 
 
@@ -51,8 +62,11 @@ class BotOptions(MethodOptions):
     method: ClassVar[str] = "bot"
     title: ClassVar[str] = "BoT (wavelet)"
 
-    wavelet: str = field(default="haar", metadata={"help": "an orthogonal PyWavelets wavelet: haar, dbN or symN"})
-    levels: int = field(default=0, metadata={"help": "decomposition levels stored; each halves every resizable axis"})
+    wavelet: str = field(default="haar", metadata={"help": "an orthogonal PyWavelets wavelet: haar, dbN or symN",
+                                                   "cli_type": ArgType("an orthogonal wavelet of "
+                                                                       "pywt.wavelist(kind='discrete')", _orthogonal)})
+    levels: int = field(default=0, metadata={"help": "decomposition levels stored; each halves every resizable axis",
+                                             "cli_type": integer(0, zero="the source's full size")})
 
 
 @dataclass
@@ -75,8 +89,8 @@ class HyperCloningOptions(MethodOptions):
 
     snr_db: Union[float, None] = field(
         default=None, metadata={"help": "signal-to-noise ratio (dB) of noise that breaks the copies' symmetry; "
-                                        "no noise when unset"})
-    seed: int = field(default=0, metadata={"help": "seed of that noise"})
+                                        "no noise when unset", "cli_type": number(noun="a number of dB")})
+    seed: int = field(default=0, metadata={"help": "seed of that noise", "cli_type": seed_type})
 
 
 @dataclass
