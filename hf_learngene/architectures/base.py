@@ -287,6 +287,15 @@ def config_value(config: Any, name: str) -> Any:
     return getattr(config, name, None)
 
 
+def _in_layout(param: Param, layout: str) -> Param:
+    """``param`` with ``{rotary}`` written out as ``layout`` in its dims and concatenated parts."""
+    dims = tuple(dim.replace(ROTARY, layout) for dim in param.dims)
+    segment = param.segment
+    if segment:
+        segment = replace(segment, parts=tuple(part.replace(ROTARY, layout) for part in segment.parts))
+    return replace(param, dims=dims, segment=segment)
+
+
 SizesHook = Callable[[Any, dict[str, Any]], None]
 RolesHook = Callable[[Any], tuple[Param, ...]]
 RequestHook = Callable[[dict[str, Any], Mapping[str, Any]], None]
@@ -365,7 +374,7 @@ class Architecture:
         return tuple(name for axis, name in self.axes.items() if not is_size(axis)) + self.carried_fields
 
     def uses_rotary(self) -> bool:
-        return any(ROTARY in dim for p in self.params for dim in p.dims)
+        return any(ROTARY in dim for p in self.params for dim in (*p.dims, *(p.segment.parts if p.segment else ())))
 
     def axis_sizes(self, config: Any) -> dict[str, Any]:
         """The size of every axis the roles of a model with this config name."""
@@ -387,7 +396,7 @@ class Architecture:
         params = self.params + (self.roles_hook(config) if self.roles_hook else ())
         if self.uses_rotary():
             layout = rotary_layout(rotary_units(config))
-            params = tuple(replace(p, dims=tuple(d.replace(ROTARY, layout) for d in p.dims)) for p in params)
+            params = tuple(_in_layout(p, layout) for p in params)
         if any(p.whole_heads for p in params):
             heads, kv_heads = config_value(config, self.axes["heads"]), None
             if "kv_heads" in self.axes:

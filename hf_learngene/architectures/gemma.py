@@ -1,0 +1,80 @@
+"""Gemma 2 and Gemma 3 (text) decoders.
+
+Both have an explicit head size, RMSNorms that scale by ``1 + weight`` (a zero weight is the
+identity: every rescaling policy keeps a norm's source mean, so resized norms stay centred where
+the source's are), a norm after each sublayer as well as before it ("sandwich" norms), and word
+embeddings the model multiplies by √hidden (``scaled_by``: a function-preserving build divides
+them by the growth of that factor). Gemma 3 adds an RMSNorm over each head's query and key. The
+attention scale ``query_pre_attn_scalar`` follows the head size (or hidden / heads) when the
+source's does; local and global layers keep their pattern at any depth.
+"""
+
+from typing import Any, Mapping
+
+from .base import DECODER_AXES, ROTARY, Architecture, Param, decoder_ends, llama_layer, norm
+
+_LAYER = "layers.{layer}"
+
+
+def _attention_scale(target: dict[str, Any], source: Mapping[str, Any], asked: set[str]) -> None:
+    """``query_pre_attn_scalar`` is the head size in most Gemma checkpoints and hidden / heads in the
+    27B ones: a target keeps whichever of the two the source's is, unless it names one."""
+    if "query_pre_attn_scalar" in asked:
+        return
+    scalar = source["query_pre_attn_scalar"]
+    if scalar == source["head_dim"]:
+        target["query_pre_attn_scalar"] = target["head_dim"]
+    elif scalar == source["hidden_size"] // source["num_attention_heads"]:
+        target["query_pre_attn_scalar"] = target["hidden_size"] // target["num_attention_heads"]
+
+
+GEMMA2_ROLES = (
+    *decoder_ends(Param("embed_tokens.weight", ("vocab", "hidden"), scaled_by="hidden")),
+    *llama_layer(_LAYER),
+    *norm(f"{_LAYER}.pre_feedforward_layernorm", bias=False),
+    *norm(f"{_LAYER}.post_feedforward_layernorm", bias=False),
+)
+
+GEMMA2 = Architecture(
+    family="gemma2",
+    model_types=("gemma2",),
+    axes={**DECODER_AXES, "head_dim": "head_dim"},
+    params=GEMMA2_ROLES,
+    layer_fields=("layer_types",),
+    target_hook=_attention_scale,
+    presets={
+        "gemma-2-2b": {"layers": 26, "hidden": 2304, "heads": 8, "kv_heads": 4, "head_dim": 256, "intermediate": 9216},
+        "gemma-2-9b": {"layers": 42, "hidden": 3584, "heads": 16, "kv_heads": 8, "head_dim": 256,
+                       "intermediate": 14336},
+        "gemma-2-27b": {"layers": 46, "hidden": 4608, "heads": 32, "kv_heads": 16, "head_dim": 128,
+                        "intermediate": 36864, "query_pre_attn_scalar": 144},
+    },
+    fresh=(r"^score\.", r"^classifier\."),
+    tied_embedding="embed_tokens.weight",
+    tied_copies={"lm_head.weight": "embed_tokens.weight"},
+)
+
+GEMMA3_TEXT = Architecture(
+    family="gemma3_text",
+    model_types=("gemma3_text",),
+    axes={**DECODER_AXES, "head_dim": "head_dim"},
+    params=(
+        *GEMMA2_ROLES,
+        *norm(f"{_LAYER}.self_attn.q_norm", bias=False, dims=ROTARY),
+        *norm(f"{_LAYER}.self_attn.k_norm", bias=False, dims=ROTARY),
+    ),
+    layer_fields=("layer_types",),
+    target_hook=_attention_scale,
+    presets={
+        "gemma-3-270m": {"layers": 18, "hidden": 640, "heads": 4, "kv_heads": 1, "head_dim": 256, "intermediate": 2048},
+        "gemma-3-1b": {"layers": 26, "hidden": 1152, "heads": 4, "kv_heads": 1, "head_dim": 256, "intermediate": 6912},
+        "gemma-3-4b": {"layers": 34, "hidden": 2560, "heads": 8, "kv_heads": 4, "head_dim": 256, "intermediate": 10240},
+        "gemma-3-12b": {"layers": 48, "hidden": 3840, "heads": 16, "kv_heads": 8, "head_dim": 256,
+                        "intermediate": 15360},
+        "gemma-3-27b": {"layers": 62, "hidden": 5376, "heads": 32, "kv_heads": 16, "head_dim": 128,
+                        "intermediate": 21504, "query_pre_attn_scalar": 168},
+    },
+    fresh=(r"^score\.", r"^classifier\."),
+    tied_embedding="embed_tokens.weight",
+    tied_copies={"lm_head.weight": "embed_tokens.weight"},
+)

@@ -1,0 +1,41 @@
+"""GPT-NeoX and Pythia decoders. ``query_key_value`` fuses q, k and v per head (its rows are
+heads × [q; k; v] × head size, so ``heads*3*...`` keeps each head's three blocks apart), rotary
+covers a part of each head only (Pythia's 25%; the rotary layout keeps its halves and the rest
+apart), attention and MLP read the same input (parallel residual) and ``embed_out`` (``lm_head``
+in transformers 5) is untied."""
+
+from .base import ROTARY, Architecture, Param, linear, norm
+
+_LAYER = "layers.{layer}"
+
+GPT_NEOX = Architecture(
+    family="gpt_neox",
+    model_types=("gpt_neox",),
+    axes={"layers": "num_hidden_layers", "hidden": "hidden_size", "heads": "num_attention_heads",
+          "intermediate": "intermediate_size", "vocab": "vocab_size"},
+    params=(
+        Param("embed_in.weight", ("vocab", "hidden")),
+        *norm(f"{_LAYER}.input_layernorm"),
+        *norm(f"{_LAYER}.post_attention_layernorm"),
+        *linear(f"{_LAYER}.attention.query_key_value", f"heads*3*{ROTARY}", "hidden", whole_heads=True),
+        *linear(f"{_LAYER}.attention.dense", "hidden", "heads*head_dim", residual=True, whole_heads=True),
+        *linear(f"{_LAYER}.mlp.dense_h_to_4h", "intermediate", "hidden"),
+        *linear(f"{_LAYER}.mlp.dense_4h_to_h", "hidden", "intermediate", residual=True),
+        *norm("final_layer_norm"),
+        *linear("lm_head", "vocab", "hidden", bias=False),
+    ),
+    # Shapes of the Pythia suite.
+    presets={
+        "pythia-14m": {"layers": 6, "hidden": 128, "heads": 4, "intermediate": 512},
+        "pythia-70m": {"layers": 6, "hidden": 512, "heads": 8, "intermediate": 2048},
+        "pythia-160m": {"layers": 12, "hidden": 768, "heads": 12, "intermediate": 3072},
+        "pythia-410m": {"layers": 24, "hidden": 1024, "heads": 16, "intermediate": 4096},
+        "pythia-1b": {"layers": 16, "hidden": 2048, "heads": 8, "intermediate": 8192},
+        "pythia-1.4b": {"layers": 24, "hidden": 2048, "heads": 16, "intermediate": 8192},
+        "pythia-2.8b": {"layers": 32, "hidden": 2560, "heads": 32, "intermediate": 10240},
+        "pythia-6.9b": {"layers": 32, "hidden": 4096, "heads": 32, "intermediate": 16384},
+    },
+    fresh=(r"^score\.", r"^classifier\.", r"^qa_outputs\."),
+    tied_embedding="embed_in.weight",
+    tied_copies={"lm_head.weight": "embed_in.weight"},
+)

@@ -1,0 +1,49 @@
+"""ModernBERT encoders: fused ``Wqkv`` ([q; k; v], each in the rotary layout), a GLU MLP whose
+``Wi`` stacks the input and the gate, pre-norms without biases, and layers that alternate global
+and local (sliding-window) attention: a depth change keeps that pattern (``layer_types``).
+
+Layer 0 has no attention norm (its input is the normed embedding), so the attention norms of
+layers 1..L-1 are one role each rather than a stacked role: a depth change keeps layer ``i``'s for
+every ``i`` both models have, and new layers start from the model's own (identity) init.
+"""
+
+from typing import Any
+
+from .base import ROTARY, Architecture, Param, config_value, linear, norm
+
+_LAYER = "layers.{layer}"
+
+
+def _attention_norms(config: Any) -> tuple[Param, ...]:
+    return tuple(p for i in range(1, config_value(config, "num_hidden_layers")) for p in norm(f"layers.{i}.attn_norm"))
+
+
+MODERNBERT = Architecture(
+    family="modernbert",
+    model_types=("modernbert",),
+    axes={"layers": "num_hidden_layers", "hidden": "hidden_size", "heads": "num_attention_heads",
+          "intermediate": "intermediate_size", "vocab": "vocab_size"},
+    params=(
+        Param("embeddings.tok_embeddings.weight", ("vocab", "hidden")),
+        *norm("embeddings.norm"),
+        *linear(f"{_LAYER}.attn.Wqkv", f"3*heads*{ROTARY}", "hidden", whole_heads=True),
+        *linear(f"{_LAYER}.attn.Wo", "hidden", "heads*head_dim", residual=True, whole_heads=True),
+        *norm(f"{_LAYER}.mlp_norm"),
+        *linear(f"{_LAYER}.mlp.Wi", "2*intermediate", "hidden"),
+        *linear(f"{_LAYER}.mlp.Wo", "hidden", "intermediate", residual=True),
+        *norm("final_norm"),
+        # masked-LM head; the decoder's weight is tied to the token embeddings, its bias is its own
+        *linear("head.dense", "hidden", "hidden"),
+        *norm("head.norm"),
+        *linear("decoder", "vocab", "hidden"),
+    ),
+    roles_hook=_attention_norms,
+    layer_fields=("layer_types",),
+    presets={
+        "modernbert-base": {"layers": 22, "hidden": 768, "heads": 12, "intermediate": 1152},
+        "modernbert-large": {"layers": 28, "hidden": 1024, "heads": 16, "intermediate": 2624},
+    },
+    fresh=(r"^classifier\.", r"^qa_outputs\."),
+    tied_embedding="embeddings.tok_embeddings.weight",
+    tied_copies={"decoder.weight": "embeddings.tok_embeddings.weight"},
+)
