@@ -26,7 +26,7 @@ TOKENS = dict(pad_token_id=0, bos_token_id=0, eos_token_id=0)
 
 
 def tiny_config(family: str, layers: int = 2, heads: int = 4, head_dim: int = 4, intermediate: int = 24,
-                kv_heads: int | None = None, tied: bool = False) -> transformers.PretrainedConfig:
+                kv_heads: int | None = None, tied: bool = False, experts: int = 3) -> transformers.PretrainedConfig:
     """A tiny config of ``family``: width ``heads × head_dim``; families with their own head size
     get ``head_dim + 2`` (so it differs from hidden / heads)."""
     hidden, kv_heads = heads * head_dim, kv_heads or heads
@@ -50,6 +50,9 @@ def tiny_config(family: str, layers: int = 2, heads: int = 4, head_dim: int = 4,
     if family == "modernbert":
         return transformers.ModernBertConfig(global_attn_every_n_layers=3, local_attention=8, cls_token_id=0,
                                              sep_token_id=0, **{**decoder, "max_position_embeddings": 40})
+    if family == "mixtral":
+        return transformers.MixtralConfig(num_key_value_heads=kv_heads, num_local_experts=experts,
+                                          num_experts_per_tok=min(2, experts), **decoder)
     if family == "roberta":
         return transformers.RobertaConfig(**encoder)
     if family == "xlm-roberta":
@@ -61,12 +64,14 @@ def tiny_config(family: str, layers: int = 2, heads: int = 4, head_dim: int = 4,
     raise ValueError(family)
 
 
-DECODERS = ("qwen2", "qwen3", "phi3", "gpt_neox", "gemma2", "gemma3_text")
+DECODERS = ("qwen2", "qwen3", "phi3", "gpt_neox", "gemma2", "gemma3_text", "mixtral")
 ENCODERS = ("roberta", "xlm-roberta", "distilbert", "modernbert")
 FAMILIES = DECODERS + ENCODERS
-GROUPED = {"qwen2", "qwen3", "phi3", "gemma2", "gemma3_text"}  # a kv_heads axis
+GROUPED = {"qwen2", "qwen3", "phi3", "gemma2", "gemma3_text", "mixtral"}  # a kv_heads axis
 OWN_HEAD_DIM = {"qwen3", "gemma2", "gemma3_text"}  # a head_dim field of their own
-HEAD_DIMS = {"gpt_neox": [8, 16]}  # a quarter of a head is rotary: 8 units (two rotary halves and six more)
+# a quarter of a Pythia head is rotary: 8 units (two rotary halves and six more); transformers' grouped
+# expert matmul needs rows of whole 16 bytes
+HEAD_DIMS = {"gpt_neox": [8, 16], "mixtral": [4, 8]}
 
 
 def source_class(family: str):
@@ -121,7 +126,8 @@ def test_the_source_size_reproduces_every_tensor(family, method):
 def sizes(family: str):
     return st.fixed_dictionaries(
         {"layers": st.integers(1, 3), "heads": st.integers(1, 4),
-         "head_dim": st.sampled_from(HEAD_DIMS.get(family, [2, 4, 6])), "intermediate": st.integers(4, 32)}
+         "head_dim": st.sampled_from(HEAD_DIMS.get(family, [2, 4, 6])),
+         "intermediate": st.integers(1, 8).map(lambda n: 4 * n) if family == "mixtral" else st.integers(4, 32)}
     )
 
 
@@ -145,6 +151,8 @@ def test_any_size_loads_strictly_into_transformers_and_trains(family, method, da
         request["kv_heads"] = grouped(target, group)
     if family in OWN_HEAD_DIM:
         request["head_dim"] = target["head_dim"] + 2
+    if family == "mixtral":
+        request["experts"] = data.draw(st.integers(2, 4), "experts")  # from 3, two chosen per token
     built = learngene.build(request, auto_class=source_class(family), show_progress=False)
     got = learngene.architecture.axis_sizes(built.config)
     assert {axis: got[axis] for axis in request} == request
@@ -293,6 +301,46 @@ def test_a_partial_rotary_head_keeps_its_rotary_halves_and_refuses_a_size_that_s
     assert learngene.target_config({"hidden": 64, "heads": 4}).hidden_size == 64  # head size 16: 8 units of 2
     with pytest.raises(LearngeneConfigError, match="head size 12 must be a multiple of 8: the phi3 table"):
         learngene.target_config({"hidden": 48, "heads": 4})
+
+
+# ---------------------------------------------------------------------------- experts
+
+
+def test_fewer_experts_by_weight_selection_keeps_whole_experts_with_their_router_rows():
+    source = tiny_model(tiny_config("mixtral", kv_heads=2, experts=4))
+    learngene = Learngene.extract(source, method="weight_selection", show_progress=False)
+    built = learngene.build({"experts": 2}, auto_class=source_class("mixtral"), show_progress=False)
+    assert built.config.num_local_experts == 2
+    kept = torch.tensor([0, 2])  # every second expert
+    for layer, source_layer in zip(built.model.layers, source.model.layers):
+        assert torch.equal(layer.mlp.gate.weight, source_layer.mlp.gate.weight[kept])
+        assert torch.equal(layer.mlp.experts.gate_up_proj, source_layer.mlp.experts.gate_up_proj[kept])
+        assert torch.equal(layer.mlp.experts.down_proj, source_layer.mlp.experts.down_proj[kept])
+    train_step(built)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_one_expert_grown_to_four_computes_the_same_function(method):
+    """Sparse upcycling: four equal experts behind four equal router rows are the dense MLP."""
+    source = tiny_model(tiny_config("mixtral", kv_heads=2, experts=1))
+    learngene = Learngene.extract(source, method=method, show_progress=False)
+    grown = learngene.build({"experts": 4}, auto_class=source_class("mixtral"), show_progress=False)
+    experts = grown.model.layers[0].mlp.experts.gate_up_proj
+    assert experts.shape[0] == 4 and torch.allclose(experts, experts[:1].expand_as(experts), atol=1e-6)
+    assert torch.allclose(logits(grown), logits(source), atol=1e-5)
+
+
+def test_what_an_experts_change_needs_is_said():
+    learngene = Learngene.extract(tiny_model(tiny_config("mixtral", kv_heads=2, experts=4)), method="front",
+                                  show_progress=False)
+    with pytest.raises(LearngeneConfigError, match="num_experts_per_tok=2 experts per token cannot exceed the 1 "
+                                                   "experts asked for; pass num_experts_per_tok=1"):
+        learngene.build({"experts": 1})
+    assert learngene.build({"experts": 1, "num_experts_per_tok": 1}, show_progress=False).config.num_local_experts == 1
+    cloning = Learngene.extract(tiny_model(tiny_config("mixtral", kv_heads=2)), method="hypercloning",
+                                show_progress=False)
+    with pytest.raises(LearngeneConfigError, match="cannot change the experts axis"):
+        cloning.build({"experts": 6})
 
 
 # ---------------------------------------------------------------------------- the tables themselves
