@@ -7,7 +7,8 @@
     hf-learngene inspect DIR [--size tinyllama-1.1b --task causal-lm --dtype bfloat16]
 
 ``extract`` and ``build`` stream role by role to disk: neither holds the whole source, learngene
-or target in memory, so they run for 7-70B models on a machine with far less memory.
+or target in memory, so they run for 7-70B models on a machine with far less memory. Every option
+is checked before any work (``hf_learngene.cli_types``): a bad value exits with code 2 naming it.
 """
 
 from __future__ import annotations

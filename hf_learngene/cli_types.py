@@ -187,6 +187,23 @@ def folder_or_hub_repo(marker: str | None = None, what: str = "folder") -> ArgTy
     return ArgType(valid, parse)
 
 
+def dataset(names: Sequence[str], what: str) -> ArgType:
+    """A dataset: one of ``names`` (case ignored), an existing local folder of ``what``, or what can
+    only be a Hub dataset id (the Hub is asked when the data are loaded)."""
+    valid = f"{', '.join(names)}, an existing {what} or a Hub dataset id"
+
+    def parse(text: str) -> str:
+        if text.lower() in names or Path(text).is_dir():
+            return text
+        if Path(text).exists():
+            raise ValueError("a file, not a folder")
+        if not looks_like_hub_repo(text):
+            raise ValueError("no such folder, and not a Hub dataset id")
+        return text
+
+    return ArgType(valid, parse)
+
+
 def _output_folder(text: str) -> str:
     path = Path(text).expanduser()
     if path.exists() and not path.is_dir():

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from audio_data import HUB_AUDIO_DATASETS, featurize, grouped_folds, load_audio_set  # noqa: E402
+from audio_data import DRUMKITS, HUB_AUDIO_DATASETS, featurize, grouped_folds, load_audio_set  # noqa: E402
 from training_loop import (  # noqa: E402
     LEARNGENE_FOLDER,
     RUN_MARKERS,
@@ -42,37 +42,22 @@ from training_loop import (  # noqa: E402
 import hf_learngene  # noqa: E402
 from hf_learngene import Learngene, PIPMNConfig, PIPMNFeatureExtractor, PIPMNForAudioClassification  # noqa: E402
 from hf_learngene.cli_types import (  # noqa: E402
-    ArgType,
+    dataset,
     folder_or_hub_repo,
     given,
     integer,
-    looks_like_hub_repo,
     parse_size,
     positive_integer,
     size,
     state_ranges,
 )
 
-NAMED_DATASETS = ("drumkits", *HUB_AUDIO_DATASETS)
-
-
-def _audio_dataset(text: str) -> str:
-    """A named set, an audiofolder that exists, or what can only be a Hub repo id."""
-    if text.lower() in NAMED_DATASETS or Path(text).is_dir():
-        return text
-    if Path(text).exists():
-        raise ValueError("a file, not a folder")
-    if not looks_like_hub_repo(text):
-        raise ValueError("no such folder, and not a Hub repo id")
-    return text
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     data = parser.add_argument_group("data")
     data.add_argument("--dataset_name", default="drumkits",
-                      type=ArgType(f"{', '.join(NAMED_DATASETS)}, a local audiofolder or a Hub repo id",
-                                   _audio_dataset),
+                      type=dataset(("drumkits", *HUB_AUDIO_DATASETS), "audiofolder"),
                       help="'drumkits' (Debian hydrogen-drumkits), a local audiofolder, or esc50 / urbansound8k / gtzan")
     data.add_argument("--folds", type=integer(2), default=5, help="k of the grouped k-fold cross-validation")
     data.add_argument("--only_fold", type=integer(0), help="run this fold alone (0-based, below --folds)")
@@ -81,8 +66,10 @@ def parse_args(argv=None):
     source = model.add_mutually_exclusive_group()
     source.add_argument("--model_name_or_path", type=folder_or_hub_repo("config.json", "model folder"),
                         help="a saved audio-classification model (default: a new PIPMN)")
-    source.add_argument("--learngene", type=LEARNGENE_FOLDER, help="a PIPMN learngene: build the model from it at --size")
-    model.add_argument("--size", type=size, help="with --learngene: a preset (tiny, small, paper, large) or channels=200,400")
+    source.add_argument("--learngene", type=LEARNGENE_FOLDER,
+                        help="a PIPMN learngene: build the model from it at --size")
+    model.add_argument("--size", type=size,
+                       help="with --learngene: a preset (tiny, small, paper, large) or channels=200,400")
     model.add_argument("--init", choices=("learngene", "random"), default="learngene",
                        help="with --learngene: 'random' builds the same size from random init (the baseline)")
     model.add_argument("--encoder_channels", type=positive_integer, nargs="+", default=[400, 800],
@@ -93,6 +80,8 @@ def parse_args(argv=None):
                            weight_decay=0.05)
     state_ranges(parser)
     args = parser.parse_args(argv)
+    if args.dataset_name == "drumkits" and not any(DRUMKITS.glob("*/drumkit.xml")):
+        parser.error(f"--dataset_name drumkits: no drum kits under {DRUMKITS}; apt-get install hydrogen-drumkits")
     if args.only_fold is not None and args.only_fold >= args.folds:
         parser.error(f"--only_fold {args.only_fold} is not one of the {args.folds} folds (0 to {args.folds - 1})")
     if (args.learngene or args.model_name_or_path) and given(parser, args, ["--encoder_channels"]):

@@ -5,7 +5,8 @@ Extracts a FRONT and a BoT learngene from all-MiniLM-L6-v2 (shipped by the
 smaller and a larger BERT from each — plain ``transformers`` models saved with their
 tokenizer, loadable without hf_learngene.
 
-    python recipes/build_from_minilm.py [--output_dir out/minilm] [--smaller mini] [--larger base] [--overwrite_output_dir]
+    python recipes/build_from_minilm.py [--output_dir out/minilm] [--smaller mini] [--larger base] \\
+        [--overwrite_output_dir]   # an --output_dir holding an earlier run's learngenes is refused without it
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ batch, with its own noise, and ``--max_train_steps`` counts global optimizer ste
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 from pathlib import Path
@@ -37,7 +36,7 @@ from torch.nn import functional as F
 from transformers.utils.logging import tqdm
 
 sys.path.insert(0, str(Path(__file__).parent))
-from image_data import FASHION_MNIST_CLASSES, load_fashion_mnist, load_image_dataset  # noqa: E402
+from image_data import FASHION_MNIST, FASHION_MNIST_CLASSES, load_fashion_mnist, load_image_dataset  # noqa: E402
 from training_loop import (  # noqa: E402
     EXTRA_FILE,
     EpochOrder,
@@ -55,11 +54,10 @@ from training_loop import (  # noqa: E402
 )
 
 from hf_learngene.cli_types import (  # noqa: E402
-    ArgType,
+    dataset,
     folder_or_hub_repo,
     given,
     integer,
-    looks_like_hub_repo,
     name,
     number,
     positive_integer,
@@ -74,22 +72,10 @@ from hf_learngene.saving import write_folder_atomically  # noqa: E402
 IMAGEFOLDER_COLUMNS = {"--image_column_name": "image", "--label_column_name": "label"}  # what imagefolder names them
 
 
-def _image_dataset(text: str) -> str:
-    """fashion-mnist, an imagefolder that exists, or what can only be a Hub repo id."""
-    if text == "fashion-mnist" or Path(text).is_dir():
-        return text
-    if Path(text).exists():
-        raise ValueError("a file, not a folder")
-    if not looks_like_hub_repo(text):
-        raise ValueError("no such folder, and not a Hub repo id")
-    return text
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset_name", default="fashion-mnist",
-                      type=ArgType("fashion-mnist, an existing imagefolder or a Hub repo id", _image_dataset),
+    data.add_argument("--dataset_name", default="fashion-mnist", type=dataset(["fashion-mnist"], "imagefolder"),
                       help="'fashion-mnist' (Debian package), an imagefolder path, or a Hub dataset name")
     data.add_argument("--image_size", type=positive_integer, default=28, help="images are resized to this side")
     data.add_argument("--channels", type=int, choices=(1, 3), default=1,
@@ -144,6 +130,8 @@ def check_dataset(parser: argparse.ArgumentParser, args) -> None:
     """Fashion-MNIST's fixed shape, and the columns an imagefolder has, before any work."""
     columns = given(parser, args, list(IMAGEFOLDER_COLUMNS))
     if args.dataset_name == "fashion-mnist":
+        if not (FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file():
+            parser.error(f"--dataset_name fashion-mnist: not in {FASHION_MNIST}; apt-get install dataset-fashion-mnist")
         if args.channels != 1 or args.image_size != 28:
             parser.error("--dataset_name fashion-mnist is 28×28 grey: use --channels 1 --image_size 28")
         if columns:

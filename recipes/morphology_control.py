@@ -124,7 +124,8 @@ def parse_args(argv=None):
     ppo.add_argument("--gae_lambda", type=number(0, 1), default=0.95)
     ppo.add_argument("--clip_range", type=number(0, 1, low_open=True, high_open=True), default=0.2)
     ppo.add_argument("--entropy_coef", type=non_negative_number, default=0.0)
-    ppo.add_argument("--target_kl", type=positive_number, help="stop an update's epochs early past this KL (default: never)")
+    ppo.add_argument("--target_kl", type=positive_number,
+                     help="stop an update's epochs early past this KL (default: never)")
     run = parser.add_argument_group("run (--checkpointing_steps and --stop_after_steps count PPO updates)")
     add_run_arguments(run, checkpoint_marker=CHECKPOINT_FILE)
     state_ranges(parser)
@@ -141,7 +142,8 @@ def parse_args(argv=None):
                      "their own)")
     if args.gate != "top_k" and given(parser, args, ["--gate_density"]):
         parser.error(f"--gate_density: only with --gate top_k, not --gate {args.gate}")
-    if args.transfer == "tailors" and not json.loads((Path(args.model) / "config.json").read_text()).get("factorized", True):
+    saved = json.loads((Path(args.model) / "config.json").read_text()) if args.model else {}
+    if args.transfer == "tailors" and not saved.get("factorized", True):
         parser.error("--transfer tailors needs a DivMorph controller; this --model is the dense baseline, which "
                      "has no tailors (use --transfer full)")
     if not (args.model or args.learngene):
@@ -196,7 +198,8 @@ def main(argv=None) -> dict:
                          show_progress=not args.no_progress_bar, tensorboard=args.report_to == "tensorboard",
                          observation_stats=stats if stats is not None and stats.is_file() else None)
     if args.resume_from_checkpoint:
-        checkpoint = (latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest"  # parse_args: one is there
+        # parse_args made sure there is a checkpoint to resume from
+        checkpoint = (latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest"
                       else Path(args.resume_from_checkpoint))
         trainer.load_checkpoint(checkpoint)
     stop = None

@@ -39,7 +39,7 @@ BASES = {
                             "--output_dir", "{out}"],
     "question_answering": ["--train_file", "{squad}", "--validation_file", "{squad}", "--learngene", "{learngene}",
                            "--size", "mini", "--output_dir", "{out}"],
-    "audio_classification": ["--output_dir", "{out}"],
+    "audio_classification": ["--dataset_name", "{images}", "--output_dir", "{out}"],  # a folder: parse reads none
     "diffusion_pretraining": ["--output_dir", "{out}"],
     "morphology_control": ["--output_dir", "{out}"],
     "build_from_minilm": ["--output_dir", "{out}"],
