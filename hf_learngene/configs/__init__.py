@@ -1,3 +1,3 @@
-from .configuration_learngene import LearngeneConfig
+from .configuration_learngene import LearngeneConfig, RoleRecord
 
-__all__ = ["LearngeneConfig"]
+__all__ = ["LearngeneConfig", "RoleRecord"]

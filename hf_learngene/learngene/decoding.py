@@ -1,0 +1,106 @@
+"""Decoding: one stored role back into weights at a target size, layer by layer, restored to the
+source's scale by the rescaling policy."""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Iterator
+
+import torch
+
+from ..architectures import Param, expanded_shape, fan_in
+from ..methods import get_method
+from ..methods.rescaling import affine
+from .roles import signal_spec
+
+
+class LearngeneDecodingMixin:
+    """:meth:`decode_role_layers`, for :class:`~hf_learngene.Learngene`."""
+
+    def decode_role_layers(
+        self,
+        param: Param,
+        target_sizes: dict[str, int],
+        stored_role: str | None = None,
+        device: torch.device | str | None = None,
+        reuse_buffers: bool = False,
+    ) -> Iterator[torch.Tensor]:
+        """One role's signal at the target sizes, in weight units, one target layer at a time
+        (one slice for a role without layers), computed in float32 on ``device``.
+        ``reuse_buffers=True`` computes every layer in the same memory (see
+        :meth:`~hf_learngene.methods.Resizer.decode_layers`): copy each one out before the next.
+
+        Every rescaling policy is affine in the resized signal, so each layer is restored as it
+        is decoded; a policy that needs the std of the whole resized role gets it from a first
+        pass that keeps nothing. ``stored_role`` decodes another stored role as ``param``: an
+        untied output head built from a source whose head was tied reads the word embeddings,
+        resized as a head (with its fan-in).
+        """
+        role = stored_role or param.role
+        record = self.config.role(role)
+        target_shape = expanded_shape(param, target_sizes)
+        source_shape = record.source_shape
+        resizer = get_method(self.config.method, **self.config.method_options)
+        stored = self._stored_tensor(role).to(device=device, dtype=torch.float32)
+        stored = self._in_current_layout(stored, role, resizer, source_shape)
+        spec = signal_spec(param)
+        resized = target_shape != source_shape or record.stored_shape != source_shape
+        width = lambda shape: math.prod(n for axis, n in zip(spec.axes, shape) if axis != "layers")
+        widens = width(target_shape) > width(source_shape)
+        source_fan_in = record.fan_in
+        if stored_role is not None or (source_fan_in is None and param.fan_in is not None):
+            # a head read from the embeddings, or a learngene saved before its head had a fan-in
+            source_fan_in = fan_in(param, self.architecture.axis_sizes(self.source_config))
+        decode = lambda reuse=False: resizer.decode_layers(stored, spec, source_shape, target_shape, reuse)
+        scale, shift = affine(
+            record.mean, record.std, self.config.rescaling, source_fan_in, fan_in(param, target_sizes),
+            resized=resized, widens=widens, z_std=lambda: _std_over(decode(reuse_buffers)),
+        )
+        for z in decode(reuse_buffers):
+            if z.untyped_storage().data_ptr() == stored.untyped_storage().data_ptr():
+                z = z.clone()  # an unchanged size may decode to the stored tensor itself: never change it in place
+            yield z.mul_(scale).add_(shift)
+
+    @functools.cached_property
+    def _source_roles(self) -> dict[str, Param]:
+        """The source's roles by name (built once: a config is rebuilt from its dict on every access)."""
+        return {p.role: p for p in self.architecture.roles(self.source_config)}
+
+    def _in_current_layout(self, stored: torch.Tensor, role: str, resizer, source_shape) -> torch.Tensor:
+        """A stored tensor in the layout the method stores today: a learngene saved before grouped
+        heads were stored split by key/value head (weight selection, HyperCloning) is reshaped with
+        the source's own grouping, so the build never guesses it from the target's."""
+        source_roles = self._source_roles
+        if role not in source_roles:
+            return stored
+        expected = tuple(resizer.stored_shape(signal_spec(source_roles[role]), source_shape))
+        if tuple(stored.shape) != expected and stored.numel() == math.prod(expected):
+            return stored.reshape(expected)
+        return stored
+
+    def _untied_head_source(self, param: Param) -> str | None:
+        """The stored role an output-head tensor is built from when the source's head was tied and
+        the target's is not (``tie_word_embeddings=False`` at build): the word embeddings for the
+        head's weight (resized as a head, with its fan-in), the shared bias for BERT's decoder bias.
+        ``None`` otherwise, e.g. for a source whose head was untied but not kept (a bare ``LlamaModel``)."""
+        shared = self.architecture.tied_copies.get(param.role)
+        if param.role in self.config.roles or shared not in self.config.roles:
+            return None
+        if not getattr(self.source_config, "tie_word_embeddings", False):
+            return None
+        return shared
+
+
+def _std_over(slices: Iterator[torch.Tensor]) -> float:
+    """The population std of a tensor given slice by slice (float64 sums, one slice held at a time)."""
+    count, total, squares = 0, 0.0, 0.0
+    for piece in slices:
+        piece = piece.double()
+        count += piece.numel()
+        total += piece.sum().item()
+        squares += piece.square().sum().item()
+    if count < 2:
+        return 0.0
+    mean = total / count
+    return math.sqrt(max(squares / count - mean * mean, 0.0))
