@@ -9,6 +9,7 @@ attention scale ``query_pre_attn_scalar`` follows the head size (or hidden / hea
 source's does; local and global layers keep their pattern at any depth.
 """
 
+from dataclasses import replace
 from typing import Any, Mapping
 
 from .base import DECODER_AXES, ROTARY, Architecture, Param, decoder_ends, llama_layer, norm
@@ -28,18 +29,16 @@ def _attention_scale(target: dict[str, Any], source: Mapping[str, Any], asked: s
         target["query_pre_attn_scalar"] = target["hidden_size"] // target["num_attention_heads"]
 
 
-GEMMA2_ROLES = (
-    *decoder_ends(Param("embed_tokens.weight", ("vocab", "hidden"), scaled_by="hidden")),
-    *llama_layer(_LAYER),
-    *norm(f"{_LAYER}.pre_feedforward_layernorm", bias=False),
-    *norm(f"{_LAYER}.post_feedforward_layernorm", bias=False),
-)
-
 GEMMA2 = Architecture(
     family="gemma2",
     model_types=("gemma2",),
     axes={**DECODER_AXES, "head_dim": "head_dim"},
-    params=GEMMA2_ROLES,
+    params=(
+        *decoder_ends(Param("embed_tokens.weight", ("vocab", "hidden"), scaled_by="hidden")),
+        *llama_layer(_LAYER),
+        *norm(f"{_LAYER}.pre_feedforward_layernorm", bias=False),
+        *norm(f"{_LAYER}.post_feedforward_layernorm", bias=False),
+    ),
     layer_fields=("layer_types",),
     target_hook=_attention_scale,
     presets={
@@ -54,17 +53,16 @@ GEMMA2 = Architecture(
     tied_copies={"lm_head.weight": "embed_tokens.weight"},
 )
 
-GEMMA3_TEXT = Architecture(
+# Gemma 3's text decoder is Gemma 2's with an RMSNorm over each head's query and key.
+GEMMA3_TEXT = replace(
+    GEMMA2,
     family="gemma3_text",
     model_types=("gemma3_text",),
-    axes={**DECODER_AXES, "head_dim": "head_dim"},
     params=(
-        *GEMMA2_ROLES,
+        *GEMMA2.params,
         *norm(f"{_LAYER}.self_attn.q_norm", bias=False, dims=ROTARY),
         *norm(f"{_LAYER}.self_attn.k_norm", bias=False, dims=ROTARY),
     ),
-    layer_fields=("layer_types",),
-    target_hook=_attention_scale,
     presets={
         "gemma-3-270m": {"layers": 18, "hidden": 640, "heads": 4, "kv_heads": 1, "head_dim": 256, "intermediate": 2048},
         "gemma-3-1b": {"layers": 26, "hidden": 1152, "heads": 4, "kv_heads": 1, "head_dim": 256, "intermediate": 6912},
@@ -74,7 +72,4 @@ GEMMA3_TEXT = Architecture(
         "gemma-3-27b": {"layers": 62, "hidden": 5376, "heads": 32, "kv_heads": 16, "head_dim": 128,
                         "intermediate": 21504, "query_pre_attn_scalar": 168},
     },
-    fresh=(r"^score\.", r"^classifier\."),
-    tied_embedding="embed_tokens.weight",
-    tied_copies={"lm_head.weight": "embed_tokens.weight"},
 )

@@ -2,7 +2,9 @@
 
 Before resizing, each stacked role tensor is standardised (its own mean and std removed);
 after resizing, the policy decides the std the result gets, and the source mean is put back
-(so norm scales stay centred on their source values, e.g. ~1 for LayerNorm weights).
+(so norm scales stay centred on their source values: ~1 for LayerNorm weights, ~0 for Gemma's
+RMSNorm, which scales by ``1 + weight``: a norm has no fan-in, so every policy below puts its mean
+back and none assumes where a norm's identity lies).
 
 * ``"source_std"`` — the result is re-standardised to the source tensor's std.
   This is what FRONT's authors do, and it undoes the variance a low-pass resize loses.
