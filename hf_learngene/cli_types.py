@@ -114,8 +114,7 @@ name = ArgType("a non-empty name", _non_empty)
 
 def fractions(parts: Sequence[str]) -> ArgType:
     """Comma-separated non-negative fractions, one per part, summing to 1, as a dict of part → fraction."""
-    valid = f"{len(parts)} non-negative fractions {','.join(parts)} summing to 1, e.g. " + \
-        ",".join(_shown(round(1 / len(parts), 2)) for _ in parts)
+    valid = f"{len(parts)} non-negative fractions {','.join(parts)} summing to 1"
 
     def parse(text: str) -> dict[str, float]:
         try:
