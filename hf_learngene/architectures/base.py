@@ -269,8 +269,9 @@ def rotary_units(config: Any) -> int:
     rope = config_value(config, "rope_parameters") or {}
     rotary = Fraction(rope.get("partial_rotary_factor", 1.0) or 1.0).limit_denominator(64)
     half, rest = rotary / 2, 1 - rotary
-    unit = half if rest == 0 else Fraction(math.gcd(half.numerator * rest.denominator, rest.numerator * half.denominator),
-                                           half.denominator * rest.denominator)
+    # the largest share of a head that both a rotary half and the rest are whole multiples of
+    unit = Fraction(math.gcd(half.numerator * rest.denominator, rest.numerator * half.denominator),
+                    half.denominator * rest.denominator)
     return int(1 / unit)
 
 
