@@ -189,15 +189,16 @@ def decoder_ends(embedding: Param | None = None) -> tuple[Param, ...]:
     )
 
 
-# The config fields of the sizes transformers' Llama-style decoders share.
-DECODER_AXES = {
+# The config fields most transformers models hold their sizes in ...
+CONFIG_AXES = {
     "layers": "num_hidden_layers",
     "hidden": "hidden_size",
     "heads": "num_attention_heads",
-    "kv_heads": "num_key_value_heads",
     "intermediate": "intermediate_size",
     "vocab": "vocab_size",
 }
+# ... and Llama-style decoders' key/value heads.
+DECODER_AXES = {**CONFIG_AXES, "kv_heads": "num_key_value_heads"}
 
 
 def axis_size(axis: str, sizes: Mapping[str, int]) -> int:

@@ -1,6 +1,6 @@
 """BERT-family encoders (BERT, MiniLM and other ``model_type == "bert"`` checkpoints)."""
 
-from .base import Architecture, Param, linear, norm
+from .base import CONFIG_AXES, Architecture, Param, linear, norm
 
 _LAYER = "encoder.layer.{layer}."
 
@@ -21,15 +21,7 @@ EMBEDDINGS = (
     Param("embeddings.token_type_embeddings.weight", ("type_vocab", "hidden")),
     *norm("embeddings.LayerNorm"),
 )
-AXES = {
-    "layers": "num_hidden_layers",
-    "hidden": "hidden_size",
-    "heads": "num_attention_heads",
-    "intermediate": "intermediate_size",
-    "vocab": "vocab_size",
-    "positions": "max_position_embeddings",
-    "type_vocab": "type_vocab_size",
-}
+AXES = {**CONFIG_AXES, "positions": "max_position_embeddings", "type_vocab": "type_vocab_size"}
 
 BERT = Architecture(
     family="bert",

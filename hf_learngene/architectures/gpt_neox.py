@@ -4,15 +4,14 @@ covers a part of each head only (Pythia's 25%; the rotary layout keeps its halve
 apart), attention and MLP read the same input (parallel residual) and ``embed_out`` (``lm_head``
 in transformers 5) is untied."""
 
-from .base import ROTARY, Architecture, Param, linear, norm
+from .base import CONFIG_AXES, ROTARY, Architecture, Param, linear, norm
 
 _LAYER = "layers.{layer}"
 
 GPT_NEOX = Architecture(
     family="gpt_neox",
     model_types=("gpt_neox",),
-    axes={"layers": "num_hidden_layers", "hidden": "hidden_size", "heads": "num_attention_heads",
-          "intermediate": "intermediate_size", "vocab": "vocab_size"},
+    axes=CONFIG_AXES,
     params=(
         Param("embed_in.weight", ("vocab", "hidden")),
         *norm(f"{_LAYER}.input_layernorm"),

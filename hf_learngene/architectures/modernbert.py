@@ -9,7 +9,7 @@ every ``i`` both models have, and new layers start from the model's own (identit
 
 from typing import Any
 
-from .base import ROTARY, Architecture, Param, config_value, linear, norm
+from .base import CONFIG_AXES, ROTARY, Architecture, Param, config_value, linear, norm
 
 _LAYER = "layers.{layer}"
 
@@ -21,8 +21,7 @@ def _attention_norms(config: Any) -> tuple[Param, ...]:
 MODERNBERT = Architecture(
     family="modernbert",
     model_types=("modernbert",),
-    axes={"layers": "num_hidden_layers", "hidden": "hidden_size", "heads": "num_attention_heads",
-          "intermediate": "intermediate_size", "vocab": "vocab_size"},
+    axes=CONFIG_AXES,
     params=(
         Param("embeddings.tok_embeddings.weight", ("vocab", "hidden")),
         *norm("embeddings.norm"),
