@@ -42,7 +42,7 @@ logger = logging.get_logger(__name__)
 
 class LearngeneBuildingMixin:
     """:meth:`build`, :meth:`build_pretrained`, :meth:`build_estimate` and :meth:`target_config`,
-    for :class:`~hf_learngene.Learngene` (whose :meth:`decode_role_layers` gives each role's tensors)."""
+    for :class:`~hf_learngene.Learngene` (its :meth:`decode_role_layers` gives each role's tensors)."""
 
     def target_config(self, size: SizeRequest = None, **config_overrides: Any) -> Any:
         """The config :meth:`build` would use for ``size`` (a preset, a dict or a config)."""

@@ -16,7 +16,8 @@ from .roles import signal_spec
 
 
 class LearngeneDecodingMixin:
-    """:meth:`decode_role_layers`, for :class:`~hf_learngene.Learngene`."""
+    """:meth:`decode_role_layers`, for :class:`~hf_learngene.Learngene` (it reads the learngene's
+    ``config``, ``architecture``, ``source_config`` and stored tensors)."""
 
     def decode_role_layers(
         self,

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 
 class LearngeneExtractionMixin:
-    """:meth:`extract`, for :class:`~hf_learngene.Learngene`."""
+    """:meth:`extract`, for :class:`~hf_learngene.Learngene` (made with ``cls(config)``, or loaded back
+    with ``cls.from_pretrained`` when streamed to a folder)."""
 
     @classmethod
     def extract(
