@@ -25,12 +25,13 @@ def bert_learngene():
 
 
 def test_unsupported_architecture_names_the_supported_ones(tmp_path):
-    config = transformers.DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32)
-    model = transformers.DistilBertModel(config)
-    with pytest.raises(UnsupportedArchitectureError, match="'distilbert'.*supported model types: bert, deit, gpt2, llama"):
+    config = transformers.OPTConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                    ffn_dim=32, word_embed_proj_dim=16, max_position_embeddings=32)
+    model = transformers.OPTModel(config)
+    with pytest.raises(UnsupportedArchitectureError, match="'opt'.*supported model types: bert, deit, distilbert"):
         Learngene.extract(model)
     model.save_pretrained(tmp_path)
-    with pytest.raises(UnsupportedArchitectureError, match="distilbert"):
+    with pytest.raises(UnsupportedArchitectureError, match="'opt'"):
         Learngene.extract(tmp_path)
 
 

@@ -190,7 +190,7 @@ BODIES: tuple[str, ...] = TRAIN_BODIES + HELD_OUT_BODIES
 NUM_BODIES = len(BODIES)
 
 
-BODY_SPLIT = SuiteSplit("body", TRAIN_BODIES, HELD_OUT_BODIES, UnknownBodyError)
+BODY_SPLIT = SuiteSplit("body", "bodies", TRAIN_BODIES, HELD_OUT_BODIES, UnknownBodyError)
 
 
 def body_index(name: str) -> int:

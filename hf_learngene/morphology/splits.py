@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class SuiteSplit:
-    """The names of one kind of suite entry, train ones first: an entry's index in ``names`` is the
+    """The names of one kind of suite entry (``kind``, ``plural``), train ones first: an entry's index in
+    ``names`` is the
     index observations carry. ``error`` is raised, naming both splits, for a name not in it."""
 
     kind: str
+    plural: str
     train: tuple[str, ...]
     held_out: tuple[str, ...]
     error: type[Exception]
@@ -21,8 +23,8 @@ class SuiteSplit:
 
     def index(self, name: str) -> int:
         if name not in self.names:
-            raise self.error(f"Unknown {self.kind} {name!r}. Train {self.kind}s: {', '.join(self.train)}; "
-                             f"held-out {self.kind}s: {', '.join(self.held_out)}.")
+            raise self.error(f"Unknown {self.kind} {name!r}. Train {self.plural}: {', '.join(self.train)}; "
+                             f"held-out {self.plural}: {', '.join(self.held_out)}.")
         return self.names.index(name)
 
     def select(self, text: str) -> tuple[str, ...]:
@@ -33,6 +35,6 @@ class SuiteSplit:
         chosen = tuple(name.strip() for name in text.split(",") if name.strip())
         unknown = [name for name in chosen if name not in self.names]
         if not chosen or unknown:
-            raise self.error(f"unknown {self.kind}s {unknown or text!r}: give train, held_out, all or a comma list "
+            raise self.error(f"unknown {self.plural} {unknown or text!r}: give train, held_out, all or a comma list "
                              f"of {', '.join(self.names)}")
         return chosen

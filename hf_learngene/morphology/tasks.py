@@ -64,7 +64,7 @@ TASKS: tuple[str, ...] = TRAIN_TASKS + HELD_OUT_TASKS
 NUM_TASKS = len(TASKS)
 
 
-TASK_SPLIT = SuiteSplit("task", TRAIN_TASKS, HELD_OUT_TASKS, UnknownTaskError)
+TASK_SPLIT = SuiteSplit("task", "tasks", TRAIN_TASKS, HELD_OUT_TASKS, UnknownTaskError)
 
 
 def task_index(name: str) -> int:
