@@ -8,8 +8,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class SuiteSplit:
     """The names of one kind of suite entry (``kind``, ``plural``), train ones first: an entry's index in
-    ``names`` is the
-    index observations carry. ``error`` is raised, naming both splits, for a name not in it."""
+    ``names`` is the index observations carry. ``error`` is raised, naming both splits, for a name not in it."""
 
     kind: str
     plural: str
