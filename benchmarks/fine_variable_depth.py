@@ -112,6 +112,36 @@ def recipe_arguments(settings: Settings) -> list[str]:
             "--checkpointing_steps", "1000000", "--no_progress_bar"]
 
 
+def source_arguments(settings: Settings, kind: str, work: Path) -> list[str]:
+    """The recipe's arguments for the source model of ``kind`` (fine or dit); --rank sets a new FINE
+    model's factors, so the dense DiT takes none (the recipe refuses it there)."""
+    rank = ["--rank", str(settings.rank)] if kind == "fine" else []
+    return recipe_arguments(settings) + ["--model_type", kind, "--layers", str(settings.source_layers), *rank,
+                                         "--max_train_steps", str(settings.source_steps),
+                                         "--sample_every", str(settings.source_steps),
+                                         "--output_dir", str(work / f"source-{kind}")]
+
+
+def target_runs(settings: Settings, work: Path, layers: int, svd_dir: Path, front_dir: Path) -> dict:
+    """Each method's run at depth ``layers``: method → (whether it trains a FINE model, its output folder,
+    the recipe's arguments)."""
+    starts = {
+        "fine": (True, ["--learngene", str(work / "source-fine" / "learngene"),
+                        "--sigma_only_steps", str(settings.sigma_only_steps),
+                        "--sigma_only_train", settings.sigma_only_train]),
+        "random": (False, ["--model_type", "dit"]),
+        "svd": (False, ["--model_type", "dit", "--model_name_or_path", str(svd_dir)]),
+        "front": (False, ["--model_type", "dit", "--model_name_or_path", str(front_dir)]),
+    }
+    runs = {}
+    for method, (fine, extra) in starts.items():
+        run_dir = work / f"L{layers}-{method}"
+        runs[method] = (fine, run_dir, recipe_arguments(settings) + [
+            "--layers", str(layers), "--max_train_steps", str(settings.steps), "--sample_every", str(settings.steps),
+            "--output_dir", str(run_dir), *extra])
+    return runs
+
+
 @torch.no_grad()
 def per_layer_svd(dense_source: DiTTransformer2DModel, layers: int, rank: int) -> DiTTransformer2DModel:
     """A dense DiT of ``layers`` blocks: each block the nearest source block, its factorized-type
@@ -169,7 +199,6 @@ def main(argv: list[str] | None = None) -> dict:
         parsed = tuple(int(v) for v in value.split(",")) if isinstance(current, tuple) else type(current)(value)
         settings = replace(settings, **{field: parsed})
     work, out = Path(args.work), Path(args.out)
-    common = recipe_arguments(settings)
 
     net, feature_accuracy = train_feature_net(settings, args.device)
     test_images, _ = load_fashion_mnist("test")
@@ -177,10 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"feature network: test accuracy {feature_accuracy:.3f}", flush=True)
 
     for kind in ("fine", "dit"):
-        diffusion_pretraining.main(common + ["--model_type", kind, "--layers", str(settings.source_layers), "--rank",
-                                             str(settings.rank), "--max_train_steps", str(settings.source_steps),
-                                             "--sample_every", str(settings.source_steps),
-                                             "--output_dir", str(work / f"source-{kind}")])
+        diffusion_pretraining.main(source_arguments(settings, kind, work))
     dense_source = DiTTransformer2DModel.from_pretrained(work / "source-dit" / "model")
     front_learngene = Learngene.extract(dense_source, method="front", show_progress=False)
     sources = {kind: json.loads((work / f"source-{kind}" / "results.json").read_text())["heldout_denoising_loss"][-1]["loss"]
@@ -193,20 +219,8 @@ def main(argv: list[str] | None = None) -> dict:
         per_layer_svd(dense_source, layers, settings.rank).save_pretrained(svd_dir)
         front_dir = work / f"front-init-{layers}"
         front_learngene.build({"layers": layers}, show_progress=False).save_pretrained(front_dir)
-        runs = {
-            "fine": (True, ["--learngene", str(work / "source-fine" / "learngene"),
-                            "--sigma_only_steps", str(settings.sigma_only_steps),
-                            "--sigma_only_train", settings.sigma_only_train]),
-            "random": (False, ["--model_type", "dit"]),
-            "svd": (False, ["--model_type", "dit", "--model_name_or_path", str(svd_dir)]),
-            "front": (False, ["--model_type", "dit", "--model_name_or_path", str(front_dir)]),
-        }
-        for method, (fine, extra) in runs.items():
-            run_dir = work / f"L{layers}-{method}"
-            report = diffusion_pretraining.main(common + ["--layers", str(layers),
-                                                          "--max_train_steps", str(settings.steps),
-                                                          "--sample_every", str(settings.steps),
-                                                          "--output_dir", str(run_dir)] + extra)
+        for method, (fine, run_dir, arguments) in target_runs(settings, work, layers, svd_dir, front_dir).items():
+            report = diffusion_pretraining.main(arguments)
             fid, images = fid_of(run_dir / "model", fine, settings, net, reference, args.device)
             grids[(layers, method)] = images[:: settings.samples_per_class][:10]
             rows.append({"layers": layers, "method": method, "fid": fid,

@@ -1,7 +1,7 @@
 """``hf-learngene``: extract, build and inspect learngenes from the command line.
 
     hf-learngene extract SOURCE --method front --out DIR [--keep 0.5] [--max-shard-size 5GB] [--storage-dtype bfloat16]
-        [--overwrite]   # replace a learngene already in DIR (refused without it)
+        [--overwrite]   # replace DIR when it is not empty (refused without it; never the source)
     hf-learngene extract SOURCE --method hypercloning --snr-db 20 --out DIR   # each method's options: extract --help
     hf-learngene build LEARNGENE --size mini --task sequence-classification --num-labels 2 --out DIR [--dtype bfloat16]
     hf-learngene inspect DIR [--size tinyllama-1.1b --task causal-lm --dtype bfloat16]
@@ -23,15 +23,15 @@ from typing import Any, Sequence
 
 from .auto import TASKS
 from .cli_types import (
-    check_fresh_output,
+    LEARNGENE_FOLDER,
+    MODEL_FOLDER,
     check_size,
     device,
-    folder_or_hub_repo,
-    given,
     name,
     output_folder,
     parse_size,
     positive_integer,
+    requires,
     shard_size,
     size,
     state_ranges,
@@ -43,7 +43,6 @@ from .methods.options import add_option_arguments, options_from_arguments
 
 __all__ = ["build_parser", "main", "parse_args", "parse_size"]  # parse_size stays importable from here
 
-LEARNGENE_FOLDER = folder_or_hub_repo("config.json", "learngene folder")
 CLASSIFICATION_TASKS = sorted(task for task in TASKS if task.endswith("classification"))
 
 
@@ -116,8 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     extract = commands.add_parser("extract", help="extract a learngene from a pretrained model (folder or Hub id)")
-    extract.add_argument("source", type=folder_or_hub_repo("config.json", "model folder"),
-                         help="the pretrained model to extract from")
+    extract.add_argument("source", type=MODEL_FOLDER, help="the pretrained model to extract from")
     extract.add_argument("--method", choices=sorted(METHODS), default="front")
     _add_output(extract, "folder to write the learngene to", "a learngene")
     extract.add_argument("--rescaling", choices=RESCALING_POLICIES, default=None,
@@ -155,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_output(command: argparse.ArgumentParser, help: str, what: str) -> None:
     command.add_argument("--out", required=True, type=output_folder, help=help)
-    command.add_argument("--overwrite", action="store_true", help=f"replace {what} already saved in --out")
+    command.add_argument("--overwrite", action="store_true",
+                         help=f"replace {what} or other files already in --out (the whole folder is replaced)")
 
 
 def _add_build_request(command: argparse.ArgumentParser) -> None:
@@ -168,10 +167,21 @@ def _add_build_request(command: argparse.ArgumentParser) -> None:
 
 
 def _check_output(parser: argparse.ArgumentParser, args: argparse.Namespace, source: str) -> None:
-    """An --out that holds a saved learngene or model is kept unless --overwrite; the source is never replaced."""
-    if Path(args.out).resolve() == Path(source).resolve():
-        parser.error(f"--out {args.out} is the folder read from; write to another folder")
-    check_fresh_output(parser, "--out", args.out, ["config.json"], "--overwrite", args.overwrite)
+    """Saving replaces the whole --out folder: a folder with files in it is kept unless --overwrite,
+    and the source (a local folder), or a folder holding it, is never replaced."""
+    out = Path(args.out).resolve()
+    if Path(source).exists():  # a Hub id names no folder here: `extract gpt2 --out gpt2` is fine
+        read_from = Path(source).resolve()
+        if out == read_from:
+            parser.error(f"--out {args.out} is the folder read from; saving would replace it: write to another folder")
+        if out in read_from.parents:
+            parser.error(f"--out {args.out} holds the folder read from ({source}); saving would replace it and "
+                         "delete the source: write to another folder")
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        found = sorted(path.name for path in out.iterdir())
+        shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        parser.error(f"--out {args.out} is not empty ({shown}): saving replaces the whole folder; give --overwrite "
+                     "to replace it, or choose another --out")
 
 
 def _check_extract(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -195,9 +205,8 @@ def _check_build(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 
 
 def _check_inspect(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    build_options = given(parser, args, ["--task", "--num-labels", "--dtype"])
-    if args.size is None and build_options:
-        parser.error(f"{', '.join(build_options)}: only with --size (they describe the build to estimate)")
+    requires(parser, args, ["--task", "--num-labels", "--dtype"], args.size is not None,
+             "with --size (they describe the build to estimate)")
     _check_build_request(parser, args)
 
 

@@ -37,8 +37,11 @@ class ArgType:
         try:
             return self.parse(text)
         except ValueError as error:  # hf_learngene's errors and huggingface_hub's are ValueErrors too
-            reason = f" ({error})" if str(error) else ""
-            raise argparse.ArgumentTypeError(f"invalid value {text!r}{reason}; expected {self.valid}") from None
+            reason = str(error)
+        except OSError as error:  # a path the system cannot look at, e.g. a file name too long
+            reason = error.strerror or str(error)
+        reason = f" ({reason})" if reason else ""
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}{reason}; expected {self.valid}")
 
     def __repr__(self) -> str:
         return f"ArgType({self.valid!r})"
@@ -138,7 +141,7 @@ def existing_file(suffixes: Sequence[str] = ()) -> ArgType:
             raise ValueError("a folder" if path.is_dir() else "no such file")
         if suffixes and path.suffix.lower() not in suffixes:
             raise ValueError(f"a {path.suffix or 'suffix-less'} file")
-        return text
+        return str(path)
 
     return ArgType(valid, parse)
 
@@ -155,8 +158,9 @@ def existing_folder(marker: str | None = None, what: str = "folder") -> ArgType:
     valid = f"an existing {what}" + (f" holding {marker}" if marker else "")
 
     def parse(text: str) -> str:
-        _check_folder(Path(text).expanduser(), marker)
-        return text
+        path = Path(text).expanduser()
+        _check_folder(path, marker)
+        return str(path)
 
     return ArgType(valid, parse)
 
@@ -181,9 +185,14 @@ def folder_or_hub_repo(marker: str | None = None, what: str = "folder") -> ArgTy
         path = Path(text).expanduser()
         if path.exists() or not looks_like_hub_repo(text):
             _check_folder(path, marker)
-        return text
+            return str(path)
+        return text  # a Hub repo id, as given
 
     return ArgType(valid, parse)
+
+
+LEARNGENE_FOLDER = folder_or_hub_repo("config.json", "learngene folder")
+MODEL_FOLDER = folder_or_hub_repo("config.json", "model folder")
 
 
 def dataset(names: Sequence[str], what: str) -> ArgType:
@@ -192,13 +201,17 @@ def dataset(names: Sequence[str], what: str) -> ArgType:
     valid = f"{', '.join(names)}, an existing {what} or a Hub dataset id"
 
     def parse(text: str) -> str:
-        if text.lower() in names or Path(text).is_dir():
-            return text
-        if Path(text).exists():
+        for known in names:
+            if text.lower() == known.lower():
+                return known  # the name as the recipe compares it
+        path = Path(text).expanduser()
+        if path.is_dir():
+            return str(path)
+        if path.exists():
             raise ValueError("a file, not a folder")
         if not looks_like_hub_repo(text):
             raise ValueError("no such folder, and not a Hub dataset id")
-        return text
+        return text  # a Hub dataset id, as given
 
     return ArgType(valid, parse)
 
@@ -214,7 +227,7 @@ def _output_folder(text: str) -> str:
         raise ValueError(f"{parent} is a file")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"{parent} is not writable")
-    return text
+    return str(path)
 
 
 output_folder = ArgType("a folder, existing or new, in a writable place", _output_folder)
@@ -306,6 +319,15 @@ def given(parser: argparse.ArgumentParser, args: argparse.Namespace, flags: Sequ
     return chosen
 
 
+def requires(parser: argparse.ArgumentParser, args: argparse.Namespace, flags: Sequence[str], condition: bool,
+             needs: str) -> None:
+    """Refuse those of ``flags`` the user gave unless ``condition`` holds: ``"FLAGS: only NEEDS"``,
+    e.g. ``requires(parser, args, ["--init"], bool(args.learngene), "with --learngene")``."""
+    chosen = given(parser, args, flags)
+    if chosen and not condition:
+        parser.error(f"{', '.join(chosen)}: only {needs}")
+
+
 def earlier_run(folder: str | os.PathLike, markers: Sequence[str]) -> list[Path]:
     """What an earlier run left in ``folder``: the paths matching the glob patterns ``markers``."""
     return sorted({path for marker in markers for path in Path(folder).glob(marker)})
@@ -329,21 +351,37 @@ def check_fresh_output(parser: argparse.ArgumentParser, option: str, folder: str
         parser.error(earlier_run_message(option, folder, found, overwrite_flag, resume_flag))
 
 
-def check_size(parser: argparse.ArgumentParser, option: str, text: str | None, source: str | None) -> None:
-    """Refuse a size that ``source`` (a local learngene or model folder) cannot be built at, e.g. an
-    unknown preset or a hidden size its heads do not divide. A Hub source is checked when loaded."""
-    if text is None or source is None or not (Path(source) / "config.json").is_file():
-        return
-    from .architectures import ARCHITECTURES, architecture_for, config_from_dict, model_type_of, resolve_target_config
+def _local_architecture(source: str | None) -> tuple[Any, Any] | None:
+    """(architecture, source config) of a local learngene or model folder; None for a Hub id or a
+    folder this cannot read (loading it later says what is wrong)."""
+    if source is None or not (Path(source) / "config.json").is_file():
+        return None
+    from .architectures import ARCHITECTURES, architecture_for, config_from_dict, model_type_of
 
     try:
         fields = json.loads((Path(source) / "config.json").read_text())
         if fields.get("model_type") == "learngene":
-            architecture, source_config = ARCHITECTURES[fields["family"]], config_from_dict(fields["source_config"])
-        else:
-            architecture, source_config = architecture_for(model_type_of(fields)), config_from_dict(fields)
+            return ARCHITECTURES[fields["family"]], config_from_dict(fields["source_config"])
+        return architecture_for(model_type_of(fields)), config_from_dict(fields)
     except (ValueError, KeyError, TypeError):
-        return  # not a folder this check can read: loading it later says what is wrong
+        return None
+
+
+def presets_of(source: str | None) -> list[str]:
+    """The size presets of a local learngene's or model's family (none known for a Hub id)."""
+    local = _local_architecture(source)
+    return list(local[0].presets) if local else []
+
+
+def check_size(parser: argparse.ArgumentParser, option: str, text: str | None, source: str | None) -> None:
+    """Refuse a size that ``source`` (a local learngene or model folder) cannot be built at, e.g. an
+    unknown preset or a hidden size its heads do not divide. A Hub source is checked when loaded."""
+    local = _local_architecture(source)
+    if text is None or local is None:
+        return
+    from .architectures import resolve_target_config
+
+    architecture, source_config = local
     try:
         resolve_target_config(architecture, source_config, parse_size(text))
     except LearngeneError as error:

@@ -28,7 +28,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from audio_data import DRUMKITS, HUB_AUDIO_DATASETS, featurize, grouped_folds, load_audio_set  # noqa: E402
 from training_loop import (  # noqa: E402
-    LEARNGENE_FOLDER,
     RUN_MARKERS,
     add_training_arguments,
     check_model_arguments,
@@ -42,12 +41,13 @@ from training_loop import (  # noqa: E402
 import hf_learngene  # noqa: E402
 from hf_learngene import Learngene, PIPMNConfig, PIPMNFeatureExtractor, PIPMNForAudioClassification  # noqa: E402
 from hf_learngene.cli_types import (  # noqa: E402
+    LEARNGENE_FOLDER,
+    MODEL_FOLDER,
     dataset,
-    folder_or_hub_repo,
-    given,
     integer,
     parse_size,
     positive_integer,
+    requires,
     size,
     state_ranges,
 )
@@ -64,7 +64,7 @@ def parse_args(argv=None):
     data.add_argument("--feature_type", choices=("log_mel", "mfcc", "five_cepstra"), default="log_mel")
     model = parser.add_argument_group("model")
     source = model.add_mutually_exclusive_group()
-    source.add_argument("--model_name_or_path", type=folder_or_hub_repo("config.json", "model folder"),
+    source.add_argument("--model_name_or_path", type=MODEL_FOLDER,
                         help="a saved audio-classification model (default: a new PIPMN)")
     source.add_argument("--learngene", type=LEARNGENE_FOLDER,
                         help="a PIPMN learngene: build the model from it at --size")
@@ -84,17 +84,19 @@ def parse_args(argv=None):
         parser.error(f"--dataset_name drumkits: no drum kits under {DRUMKITS}; apt-get install hydrogen-drumkits")
     if args.only_fold is not None and args.only_fold >= args.folds:
         parser.error(f"--only_fold {args.only_fold} is not one of the {args.folds} folds (0 to {args.folds - 1})")
-    if (args.learngene or args.model_name_or_path) and given(parser, args, ["--encoder_channels"]):
-        parser.error("--encoder_channels: only for a new PIPMN (--learngene and --model_name_or_path bring their own)")
+    requires(parser, args, ["--encoder_channels"], not (args.learngene or args.model_name_or_path),
+             "for a new PIPMN (--learngene and --model_name_or_path bring their own)")
     check_model_arguments(parser, args)
-    check_run_arguments(parser, args, markers=(*RUN_MARKERS, "fold-*"), resumable=any_fold_started)
+    # a run of one fold meets only that fold's earlier run (the summary results.json is rewritten by any run)
+    markers = (f"fold-{args.only_fold}",) if args.only_fold is not None else (*RUN_MARKERS, "fold-*")
+    check_run_arguments(parser, args, markers=markers, resumable=any_fold_started)
     return args
 
 
 def any_fold_started(output_dir: Path) -> bool:
-    """Whether a fold of an earlier run checkpointed or finished: what ``--resume_from_checkpoint latest`` continues."""
-    return any(latest_checkpoint(fold) is not None or (fold / "results.json").is_file()
-               for fold in output_dir.glob("fold-*"))
+    """Whether an earlier run left a fold: ``--resume_from_checkpoint latest`` keeps the finished ones,
+    continues the checkpointed ones and starts the others afresh (see main)."""
+    return any(output_dir.glob("fold-*"))
 
 
 def new_model(args, classes: list[str]):

@@ -36,7 +36,13 @@ from torch.nn import functional as F
 from transformers.utils.logging import tqdm
 
 sys.path.insert(0, str(Path(__file__).parent))
-from image_data import FASHION_MNIST, FASHION_MNIST_CLASSES, load_fashion_mnist, load_image_dataset  # noqa: E402
+from image_data import (  # noqa: E402
+    FASHION_MNIST,
+    FASHION_MNIST_CLASSES,
+    imagefolder_columns,
+    load_fashion_mnist,
+    load_image_dataset,
+)
 from training_loop import (  # noqa: E402
     EXTRA_FILE,
     EpochOrder,
@@ -56,12 +62,12 @@ from training_loop import (  # noqa: E402
 from hf_learngene.cli_types import (  # noqa: E402
     dataset,
     folder_or_hub_repo,
-    given,
     integer,
     name,
     number,
     positive_integer,
     positive_number,
+    requires,
     state_ranges,
 )
 from hf_learngene.modeling.fine_dit import FREEZE_CHOICES, FINEDiTTransformer2DModel  # noqa: E402
@@ -69,7 +75,7 @@ from hf_learngene.modeling.fine_learngene import SIGMA_INITS, FINELearngene  # n
 from hf_learngene.pipelines import ClassConditionalImagePipeline  # noqa: E402
 from hf_learngene.saving import write_folder_atomically  # noqa: E402
 
-IMAGEFOLDER_COLUMNS = {"--image_column_name": "image", "--label_column_name": "label"}  # what imagefolder names them
+COLUMN_OPTIONS = ("--image_column_name", "--label_column_name")
 
 
 def parse_args(argv=None):
@@ -80,8 +86,11 @@ def parse_args(argv=None):
     data.add_argument("--image_size", type=positive_integer, default=28, help="images are resized to this side")
     data.add_argument("--channels", type=int, choices=(1, 3), default=1,
                       help="images are converted to this many channels")
-    data.add_argument("--image_column_name", type=name, default="image", help="a Hub dataset's image column")
-    data.add_argument("--label_column_name", type=name, default="label", help="a Hub dataset's label column")
+    data.add_argument("--image_column_name", type=name, default="image",
+                      help="the image column (an imagefolder's is 'image', or as its metadata file names it)")
+    data.add_argument("--label_column_name", type=name, default="label",
+                      help="the label column (an imagefolder's is 'label': its class folders, or a column of its "
+                           "metadata file)")
     data.add_argument("--max_train_samples", type=positive_integer, help="use only this many (default: all)")
     data.add_argument("--max_eval_samples", type=positive_integer, default=512,
                       help="held-out images scored for denoising loss")
@@ -105,8 +114,7 @@ def parse_args(argv=None):
     model.add_argument("--rank", type=positive_integer,
                        help="a new FINE model: rank-1 units per matrix type (default: the hidden size)")
     train = parser.add_argument_group("training")
-    add_run_arguments(train)
-    train.set_defaults(checkpointing_steps=1000)
+    add_run_arguments(train, checkpointing_steps=1000, checkpoint_zero="only at the end and at --stop_after_steps")
     train.add_argument("--max_train_steps", type=positive_integer, default=20000)
     train.add_argument("--per_device_train_batch_size", type=positive_integer, default=64)
     train.add_argument("--learning_rate", type=positive_number, default=1e-4)
@@ -128,32 +136,35 @@ def parse_args(argv=None):
 
 def check_dataset(parser: argparse.ArgumentParser, args) -> None:
     """Fashion-MNIST's fixed shape, and the columns an imagefolder has, before any work."""
-    columns = given(parser, args, list(IMAGEFOLDER_COLUMNS))
     if args.dataset_name == "fashion-mnist":
         if not (FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file():
             parser.error(f"--dataset_name fashion-mnist: not in {FASHION_MNIST}; apt-get install dataset-fashion-mnist")
         if args.channels != 1 or args.image_size != 28:
             parser.error("--dataset_name fashion-mnist is 28×28 grey: use --channels 1 --image_size 28")
-        if columns:
-            parser.error(f"{', '.join(columns)}: only for an imagefolder or Hub dataset, not fashion-mnist")
-    elif Path(args.dataset_name).is_dir() and columns:
-        parser.error(f"{', '.join(columns)}: an imagefolder's columns are {', '.join(IMAGEFOLDER_COLUMNS.values())}")
+        requires(parser, args, COLUMN_OPTIONS, False, "for an imagefolder or Hub dataset, not fashion-mnist")
+        return
+    columns = imagefolder_columns(args.dataset_name) if Path(args.dataset_name).is_dir() else None
+    if columns is None:  # a Hub dataset, or a metadata file not read here: loading the data checks its columns
+        return
+    for option in COLUMN_OPTIONS:
+        column = getattr(args, option[2:])
+        if column not in columns:
+            parser.error(f"{option} {column}: the imagefolder {args.dataset_name} has the columns "
+                         f"{', '.join(columns)}")
 
 
 def check_model_options(parser: argparse.ArgumentParser, args) -> None:
     """Options that describe one kind of start (a new model, a learngene, a FINE model) need that start."""
     if args.learngene and args.model_type == "dit":
         parser.error("--model_type dit with --learngene: a FINE learngene builds a FINE model")
-    if args.sigma_only_steps and not is_fine(args):
-        parser.error("--sigma_only_steps trains FINE's σ alone: it needs --model_type fine, --learngene, or a FINE "
-                     "--model_name_or_path")
-    if given(parser, args, ["--sigma_only_train"]) and not args.sigma_only_steps:
-        parser.error("--sigma_only_train: only with --sigma_only_steps above 0")
-    if given(parser, args, ["--sigma_init"]) and not args.learngene:
-        parser.error("--sigma_init: only with --learngene")
-    if args.rank is not None and (args.learngene or args.model_name_or_path or args.model_type != "fine"):
-        parser.error("--rank: only for a new FINE model (--model_type fine, without --learngene or "
-                     "--model_name_or_path)")
+    requires(parser, args, ["--sigma_only_steps"], is_fine(args),
+             "with a FINE model (--model_type fine, --learngene, or a FINE --model_name_or_path): it trains FINE's "
+             "σ alone")
+    requires(parser, args, ["--sigma_only_train"], args.sigma_only_steps > 0, "with --sigma_only_steps above 0")
+    requires(parser, args, ["--sigma_init"], bool(args.learngene), "with --learngene")
+    new_fine = args.model_type == "fine" and not (args.learngene or args.model_name_or_path)
+    requires(parser, args, ["--rank"], new_fine,
+             "for a new FINE model (--model_type fine, without --learngene or --model_name_or_path)")
 
 
 def is_fine(args) -> bool:

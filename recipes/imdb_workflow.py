@@ -107,6 +107,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def fine_tuning_arguments(args: argparse.Namespace, learngene_dir: Path, train_file: Path, validation_file: Path,
+                          init: str, output_dir: Path) -> list[str]:
+    """The text_classification arguments of the fine-tuning from ``init`` (learngene or random)."""
+    return ["--train_file", str(train_file), "--validation_file", str(validation_file),
+            "--learngene", str(learngene_dir), "--size", args.size, "--init", init,
+            "--num_train_epochs", str(args.num_train_epochs), "--seed", str(args.seed),
+            "--output_dir", str(output_dir), "--overwrite_output_dir"]
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     options = vars(args).pop("options")  # the method's options, checked by parse_args
@@ -122,12 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
     results = {}
     for init in ("learngene", "random"):
         print(f"\nfine-tuning BERT {args.size} from {init} init", flush=True)
-        report = text_classification.main([
-            "--train_file", str(train_file), "--validation_file", str(validation_file),
-            "--learngene", str(learngene_dir), "--size", args.size, "--init", init,
-            "--num_train_epochs", str(args.num_train_epochs), "--seed", str(args.seed),
-            "--output_dir", str(out / f"bert-{args.size}-{init}"), "--overwrite_output_dir",
-        ])
+        report = text_classification.main(fine_tuning_arguments(args, learngene_dir, train_file, validation_file,
+                                                                init, out / f"bert-{args.size}-{init}"))
         results[init] = {"accuracy": report["result"], "epoch": report["epoch"], "selection": report["selection"]}
 
     print(f"\nIMDB validation accuracy ({args.max_eval_samples} reviews), BERT {args.size}, "

@@ -49,11 +49,11 @@ from hf_learngene.cli_types import (  # noqa: E402
     existing_folder,
     fraction,
     fractions,
-    given,
     non_negative_number,
     number,
     positive_integer,
     positive_number,
+    requires,
     state_ranges,
 )
 from hf_learngene.modeling.divmorph.configuration_divmorph import GATE_TYPES  # noqa: E402
@@ -127,31 +127,29 @@ def parse_args(argv=None):
     ppo.add_argument("--target_kl", type=positive_number,
                      help="stop an update's epochs early past this KL (default: never)")
     run = parser.add_argument_group("run (--checkpointing_steps and --stop_after_steps count PPO updates)")
-    add_run_arguments(run, checkpoint_marker=CHECKPOINT_FILE)
+    add_run_arguments(run, checkpoint_marker=CHECKPOINT_FILE, checkpoint_zero="only at the end and at --stop_after_steps")
     state_ranges(parser)
     args = parser.parse_args(argv)
-    if args.transfer and not args.model:
-        parser.error("--transfer needs --model (the controller to transfer)")
+    requires(parser, args, ["--transfer"], bool(args.model), "with --model (the controller to transfer)")
     if args.model and not args.transfer:
         parser.error("--model needs --transfer tailors or --transfer full")
     if args.mixed_precision != "no":
         parser.error("--mixed_precision: PPO here runs in float32 (the controllers are small); use 'no'")
-    new_model_options = given(parser, args, NEW_CONTROLLER_OPTIONS)
-    if (args.model or args.learngene) and new_model_options:
-        parser.error(f"{', '.join(new_model_options)}: only for a new controller (--model and --learngene bring "
-                     "their own)")
-    if args.gate != "top_k" and given(parser, args, ["--gate_density"]):
-        parser.error(f"--gate_density: only with --gate top_k, not --gate {args.gate}")
+    requires(parser, args, NEW_CONTROLLER_OPTIONS, not (args.model or args.learngene),
+             "for a new controller (--model and --learngene bring their own)")
+    requires(parser, args, ["--gate_density"], args.gate == "top_k", f"with --gate top_k, not --gate {args.gate}")
+    if args.hidden_size % args.num_heads:
+        parser.error(f"--num_heads {args.num_heads} must divide --hidden_size {args.hidden_size}")
     saved = json.loads((Path(args.model) / "config.json").read_text()) if args.model else {}
     if args.transfer == "tailors" and not saved.get("factorized", True):
         parser.error("--transfer tailors needs a DivMorph controller; this --model is the dense baseline, which "
                      "has no tailors (use --transfer full)")
     if not (args.model or args.learngene):
-        try:
+        try:  # the options are checked above; DivMorphConfig checks again for Python callers
             args.controller_config = new_controller_config(args)
         except ValueError as error:
             parser.error(f"the controller options are inconsistent: {error}")
-    try:
+    try:  # every value is checked by its type above; PPOConfig checks again for Python callers
         args.ppo = PPOConfig(total_steps=args.total_steps, rollout_steps=args.rollout_steps, epochs=args.ppo_epochs,
                              minibatch_size=args.minibatch_size, learning_rate=args.learning_rate, gamma=args.gamma,
                              gae_lambda=args.gae_lambda, clip_range=args.clip_range, entropy_coef=args.entropy_coef,

@@ -42,12 +42,29 @@ from training_loop import (  # noqa: E402
 )
 
 import hf_learngene  # noqa: E402
-from hf_learngene.cli_types import existing_file, integer, number, positive_integer, state_ranges  # noqa: E402
+from hf_learngene.cli_types import ArgType, existing_file, integer, number, positive_integer, state_ranges  # noqa: E402
 from hf_learngene.metrics import squad_metrics  # noqa: E402
 
 HUB_DATASETS = {"squad": "rajpurkar/squad", "squad_v2": "rajpurkar/squad_v2"}
 COLUMNS = ["id", "question", "context", "answers"]
-SQUAD_FILE = existing_file((".json", ".jsonl"))
+EXISTING_FILE = existing_file()
+
+
+def _squad_file(text: str) -> str:
+    """An existing file that starts as JSON does (SQuAD's {"data": ...}, a list of records, or JSON
+    lines), whatever its suffix: read_squad_file tells the layouts apart by their content."""
+    path = EXISTING_FILE.parse(text)
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            start = handle.read(4096).lstrip()
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    if not start.startswith(("{", "[")):
+        raise ValueError("not JSON")
+    return path
+
+
+SQUAD_FILE = ArgType("an existing SQuAD file, JSON or JSON lines", _squad_file)
 
 
 def parse_args(argv=None):
@@ -80,7 +97,8 @@ def parse_args(argv=None):
     if args.dataset_name and args.validation_file:
         parser.error(f"--validation_file: only with --train_file (--dataset_name {args.dataset_name} has its own)")
     if args.doc_stride >= args.max_seq_length // 2:
-        parser.error(f"--doc_stride ({args.doc_stride}) must be well below --max_seq_length ({args.max_seq_length})")
+        parser.error(f"--doc_stride {args.doc_stride} must be below {args.max_seq_length // 2}, half of "
+                     f"--max_seq_length {args.max_seq_length}")
     check_model_arguments(parser, args)
     check_run_arguments(parser, args)
     return args
@@ -89,9 +107,9 @@ def parse_args(argv=None):
 def read_squad_file(path: str) -> tuple[list[dict], bool]:
     """Flat records (id, question, context, answers{text, answer_start}) and whether any is unanswerable."""
     file = Path(path)
-    if not file.is_file():
+    if not file.is_file():  # parse_args checks this; a Python caller may not
         raise SystemExit(f"data file {path} does not exist")
-    text = file.read_text(encoding="utf-8")
+    text = file.read_text(encoding="utf-8-sig")
     try:
         document = json.loads(text)
     except json.JSONDecodeError:

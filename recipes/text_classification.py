@@ -95,22 +95,31 @@ def check_local_files(parser: argparse.ArgumentParser, args) -> None:
     """Both files of one kind, with the columns asked for (read from their first row), before any work."""
     if not args.validation_file:
         parser.error("--train_file needs --validation_file")
-    kinds = {option: "csv" if Path(path).suffix.lower() == ".csv" else "json"
-             for option, path in (("--train_file", args.train_file), ("--validation_file", args.validation_file))}
-    if len(set(kinds.values())) > 1:
-        parser.error(f"--train_file and --validation_file must be of one kind (csv or json), not {kinds}")
+    train_kind, validation_kind = file_kind(args.train_file), file_kind(args.validation_file)
+    if train_kind != validation_kind:
+        parser.error(f"--train_file and --validation_file must be of one kind (both csv or both json/jsonl): "
+                     f"--train_file is {train_kind}, --validation_file is {validation_kind}")
     needed = args.text_column_names + [args.label_column_name]
     for option, path in (("--train_file", args.train_file), ("--validation_file", args.validation_file)):
-        columns = first_row_columns(path)
+        try:
+            columns = first_row_columns(path)
+        except UnicodeDecodeError as error:
+            parser.error(f"{option} {path} is not UTF-8 text ({error.reason} at byte {error.start}): save it as UTF-8")
         missing = [column for column in needed if columns is not None and column not in columns]
         if missing:
             parser.error(f"{option} {path} has no column(s) {missing}; it has {columns}. Name the right ones with "
                          "--text_column_names / --label_column_name")
 
 
+def file_kind(path: str) -> str:
+    """How ``datasets`` reads a data file: "csv" or "json" (JSON or JSON lines)."""
+    return "csv" if Path(path).suffix.lower() == ".csv" else "json"
+
+
 def first_row_columns(path: str) -> list[str] | None:
-    """A CSV file's header, or the keys of a JSON-lines file's first record; None where neither reads."""
-    with open(path, newline="", encoding="utf-8") as handle:
+    """A CSV file's header, or the keys of a JSON-lines file's first record; None where neither reads.
+    A UTF-8 byte-order mark (as spreadsheet programs write one) is skipped."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         if Path(path).suffix.lower() == ".csv":
             return next(csv.reader(handle), [])
         first = handle.readline()
@@ -130,8 +139,7 @@ def load_splits(args):
         raw = datasets.load_dataset("nyu-mll/glue", args.task_name)
         return raw["train"], raw[task.validation_split], list(task.text_columns), "label", args.task_name
     files = {"train": args.train_file, "validation": args.validation_file}
-    kind = "csv" if Path(args.train_file).suffix.lower() == ".csv" else "json"  # parse_args checked both files
-    raw = datasets.load_dataset(kind, data_files=files)
+    raw = datasets.load_dataset(file_kind(args.train_file), data_files=files)  # parse_args checked both are one kind
     for split in ("train", "validation"):
         check_columns(raw[split], args.text_column_names + [args.label_column_name], files[split])
     return raw["train"], raw["validation"], args.text_column_names, args.label_column_name, None

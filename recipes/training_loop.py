@@ -40,6 +40,8 @@ from torch.utils.data import DataLoader, Sampler
 
 from hf_learngene import Learngene
 from hf_learngene.cli_types import (
+    LEARNGENE_FOLDER,
+    MODEL_FOLDER,
     ArgType,
     check_fresh_output,
     check_size,
@@ -47,7 +49,6 @@ from hf_learngene.cli_types import (
     earlier_run_message,
     existing_folder,
     folder_or_hub_repo,
-    given,
     integer,
     name,
     non_negative_number,
@@ -55,6 +56,8 @@ from hf_learngene.cli_types import (
     parse_size,
     positive_integer,
     positive_number,
+    presets_of,
+    requires,
     seed,
     size,
 )
@@ -65,15 +68,14 @@ EXTRA_FILE = "extra.safetensors"  # tensors a recipe adds to its checkpoints (an
 KEEP_CHECKPOINTS = 2  # the newest resumable checkpoints kept; the best model is kept apart in best/
 SCHEDULER_TYPES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 RUN_MARKERS = ("checkpoints", "metrics.csv", "results.json")  # what an earlier run leaves in --output_dir
-LEARNGENE_FOLDER = folder_or_hub_repo("config.json", "learngene folder")
+EPOCH_CHECKPOINTS = "only at each epoch's end"  # what --checkpointing_steps 0 means in train()
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     source = group.add_mutually_exclusive_group(required=True)
     source.add_argument("--learngene", type=LEARNGENE_FOLDER, help="the learngene to build the model from")
-    source.add_argument("--model_name_or_path", type=folder_or_hub_repo("config.json", "model folder"),
-                        help="a transformers model to fine-tune as it is")
+    source.add_argument("--model_name_or_path", type=MODEL_FOLDER, help="a transformers model to fine-tune as it is")
     group.add_argument("--size", type=size, help="with --learngene: the size of the model built from it")
     group.add_argument("--init", choices=("learngene", "random"), default="learngene",
                        help="with --learngene: 'random' builds the same architecture from random init (baseline)")
@@ -85,10 +87,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def check_model_arguments(parser: argparse.ArgumentParser, args) -> None:
     """--size and --init describe a model built from --learngene, which needs a size it can be built at."""
     if args.learngene and not args.size:
-        parser.error("--learngene needs --size: a preset such as 'mini' or 'layers=4,hidden=256,heads=4'")
-    extra = given(parser, args, ["--size", "--init"])
-    if extra and not args.learngene:
-        parser.error(f"{', '.join(extra)}: only with --learngene (they say how the model is built from it)")
+        presets = presets_of(args.learngene)
+        preset = f"one of its presets ({', '.join(presets)})" if presets else "a preset of its family"
+        parser.error(f"--learngene needs --size: {preset} or sizes as name=value pairs; hf-learngene inspect "
+                     f"{args.learngene} lists its presets and sizes")
+    requires(parser, args, ["--size", "--init"], bool(args.learngene),
+             "with --learngene (they say how the model is built from it)")
     check_size(parser, "--size", args.size, args.learngene)
 
 
@@ -101,22 +105,24 @@ def resume_argument(marker: str | None) -> ArgType:
         if text == "latest":
             return text
         if folder is None:
-            raise ValueError("")
+            raise ValueError("this recipe resumes from its own newest checkpoints, not from a folder")
         return folder.parse(text)
 
     return ArgType(valid, parse)
 
 
-def add_run_arguments(group, checkpoint_marker: str | None = STATE_FILE) -> None:
+def add_run_arguments(group, checkpoint_marker: str | None = STATE_FILE, checkpointing_steps: int = 0,
+                      checkpoint_zero: str = EPOCH_CHECKPOINTS) -> None:
     """Arguments every recipe's run takes: where it writes, seeds, precision, checkpoints, logging.
-    ``checkpoint_marker``: the file a checkpoint folder holds (None: only ``latest`` resumes)."""
+    ``checkpoint_marker``: the file a checkpoint folder holds (None: only ``latest`` resumes);
+    ``checkpointing_steps``: its default, and ``checkpoint_zero``: when the recipe checkpoints with 0."""
     group.add_argument("--output_dir", required=True, type=output_folder,
                        help="where the run writes its checkpoints, logs and models")
     group.add_argument("--seed", type=seed, default=0)
     group.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default="no")
-    group.add_argument("--checkpointing_steps", type=integer(0, zero="only where the recipe always checkpoints, "
-                                                                     "e.g. at each epoch's end"),
-                       default=0, help="also checkpoint every N optimizer steps")
+    group.add_argument("--checkpointing_steps", type=integer(0, zero=f"checkpoint {checkpoint_zero}"),
+                       default=checkpointing_steps,
+                       help=f"checkpoint every N optimizer steps too (default {checkpointing_steps})")
     group.add_argument("--resume_from_checkpoint", type=resume_argument(checkpoint_marker),
                        help="continue an earlier run in --output_dir")
     group.add_argument("--overwrite_output_dir", action="store_true",
@@ -466,11 +472,11 @@ def resume_point(args, output_dir: Path) -> Path | None:
         return None
     if args.resume_from_checkpoint == "latest":
         checkpoint = latest_checkpoint(output_dir)
-        if checkpoint is None:
+        if checkpoint is None:  # parse_args refuses this; a Python caller building args itself may not
             raise SystemExit(f"--resume_from_checkpoint latest: no checkpoint under {output_dir / 'checkpoints'}")
         return checkpoint
     checkpoint = Path(args.resume_from_checkpoint)
-    if not (checkpoint / STATE_FILE).is_file():
+    if not (checkpoint / STATE_FILE).is_file():  # as above: the option's type checks this at parse time
         raise SystemExit(f"{checkpoint} is not a checkpoint of this recipe ({STATE_FILE} is missing)")
     return checkpoint
 
@@ -528,6 +534,6 @@ def save_model(accelerator: Accelerator, model, tokenizer, folder: Path) -> None
 def check_columns(dataset, needed: list[str], where: str) -> None:
     """A clear error naming the columns a dataset has when it lacks the ones asked for."""
     missing = [c for c in needed if c not in dataset.column_names]
-    if missing:
+    if missing:  # a local CSV/JSON-lines file is checked at parse time; a Hub dataset or a JSON document here
         raise SystemExit(f"{where} has no column(s) {missing}; it has {dataset.column_names}. "
                          "Name the right ones with --text_column_names / --label_column_name")

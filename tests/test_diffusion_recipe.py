@@ -30,6 +30,17 @@ def trained(tmp_path_factory):
     return folder, report
 
 
+def test_sample_every_and_checkpointing_steps_zero_train_to_the_end(tmp_path):
+    """0 means never for both (they crashed mid-run with ZeroDivisionError before): no sample grid,
+    no held-out loss, one checkpoint at the end, and the model saved."""
+    report = diffusion_pretraining.main(TINY + ["--max_train_steps", "2", "--sample_every", "0",
+                                                "--checkpointing_steps", "0", "--output_dir", str(tmp_path)])
+    assert report["steps"] == 2 and report["heldout_denoising_loss"] == []
+    assert not (tmp_path / "samples").exists()
+    assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == ["step-2"]
+    assert (tmp_path / "model" / "config.json").is_file()
+
+
 def test_outputs(trained):
     folder, report = trained
     assert [entry["step"] for entry in report["heldout_denoising_loss"]] == [3, 6]

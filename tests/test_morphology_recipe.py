@@ -101,7 +101,7 @@ def test_an_interrupted_run_resumes_exactly(tmp_path):
     (["--sparsity_weight", "-1"], "--sparsity_weight"),
     (["--gate_density", "0"], "--gate_density"),
     (["--gate", "hard"], "--gate"),
-    (["--hidden_size", "30", "--num_heads", "4"], "controller options"),
+    (["--hidden_size", "30", "--num_heads", "4"], "--num_heads 4 must divide --hidden_size 30"),
     (["--model", "/nonexistent", "--transfer", "full"], "--model"),
     (["--learngene", "/nonexistent"], "--learngene"),
     (["--learngene", "{learngene}", "--hidden_size", "64"], "--hidden_size"),

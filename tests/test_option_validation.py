@@ -1,7 +1,9 @@
 """Every option of ``hf-learngene`` and of every recipe, over a table of bad values per kind (zero,
 negative, out of range, wrong type, missing path, an output folder holding a finished run,
 conflicting or dependent pairs): each is refused while the arguments are parsed, with exit code 2,
-the option named, no traceback and nothing written. Parse only: no model is loaded, nothing trains."""
+the option named, no traceback and nothing written. Parse only: no model is loaded, nothing trains.
+A second table holds values that must still parse (zeros that mean something, Hub ids, data files
+as users have them), and the argument lists the benchmarks and scripts pass to the recipes."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ SEED = ["-1", "4294967296", "x"]
 CHOICE = ["nonsense"]
 OUTPUT = ["{file}", "{file}/sub"]  # a file, and a folder that cannot be made under one
 BAD_SIZE = ["layers=x", "", "nano", "layers=2,hidden=100,heads=3"]  # syntax, empty, unknown preset, heads ∤ hidden
+TOO_LONG = "x" * 300  # a path the system refuses to look at (file name too long)
 
 # (script, the arguments before the bad ones: a run that parses, or None for a row that gives them all)
 BASES = {
@@ -104,7 +107,7 @@ TABLE: dict[str, list[tuple[list[str], str, str | None]]] = {
     "text_classification": [
         *[(row, named, "base") for row, named in [
             *TRAINING,
-            *values("--train_file", ["{missing}", "{empty}", "{file}"]),
+            *values("--train_file", ["{missing}", "{empty}", "{file}", TOO_LONG, "{latin1}"]),
             *values("--validation_file", ["{missing}", "{jsonl}"]),
             *values("--text_column_names", ["a,b,c", "", "sentence"]),
             *values("--label_column_name", ["", "stars"]),
@@ -123,8 +126,8 @@ TABLE: dict[str, list[tuple[list[str], str, str | None]]] = {
     "question_answering": [
         *[(row, named, "base") for row, named in [
             *TRAINING,
-            *values("--train_file", ["{missing}", "{csv}"]),
-            *values("--validation_file", ["{missing}", "{file}"]),
+            *values("--train_file", ["{missing}", "{csv}", TOO_LONG]),
+            *values("--validation_file", ["{missing}", "{file}", "{empty}"]),
             *values("--max_seq_length", POSITIVE_INT),
             *values("--doc_stride", [*NON_NEGATIVE_INT, "200"]),
             *values("--n_best_size", POSITIVE_INT),
@@ -145,6 +148,9 @@ TABLE: dict[str, list[tuple[list[str], str, str | None]]] = {
             *values("--dataset_name", ["{missing}", "{file}"]),
             *values("--folds", ["1", *POSITIVE_INT]),
             *values("--only_fold", ["-1", "5", "x"]),
+            (["--only_fold", "0", "--output_dir", "{fold0_done}"], "--output_dir"),  # that fold ran before
+            (["--output_dir", "{fold0_done}"], "--output_dir"),  # all folds: fold-0 ran before
+            (["--resume_from_checkpoint", "{checkpoint}"], "--resume_from_checkpoint"),  # folds resume from latest
             *values("--feature_type", CHOICE),
             *values("--model_name_or_path", ["{missing}", "{empty}"]),
             *values("--learngene", ["{missing}", "{file}"]),
@@ -189,6 +195,10 @@ TABLE: dict[str, list[tuple[list[str], str, str | None]]] = {
             *values("--guidance_scale", ["0.5", "nan", "x"]),
             (["--image_size", "32"], "--image_size"),  # fashion-mnist is 28x28
             (["--dataset_name", "{images}", "--image_column_name", "picture"], "--image_column_name"),
+            (["--dataset_name", "{images}", "--label_column_name", "kind"], "--label_column_name"),
+            (["--dataset_name", "{meta_images}"], "--label_column_name"),  # its metadata has no 'label'
+            (["--dataset_name", "{meta_images}", "--label_column_name", "nope"], "--label_column_name"),
+
             (["--learngene", "{fine}", "--model_name_or_path", "{dense_dit}"], "--model_name_or_path"),
             (["--learngene", "{fine}", "--model_type", "dit"], "--model_type"),
             (["--sigma_init", "linear"], "--sigma_init"),  # without a learngene
@@ -215,7 +225,9 @@ TABLE: dict[str, list[tuple[list[str], str, str | None]]] = {
             *values("--num_layers", POSITIVE_INT),
             *values("--num_heads", POSITIVE_INT),
             *values("--intermediate_size", POSITIVE_INT),
-            *values("--unit_split", ["0.5,0.5,0.5", "0.5,0.5", "x", "-0.5,1,0.5"]),
+            *values("--unit_split", ["0.5,0.5,0.5", "0.5,0.5", "x"]),
+            (["--unit_split=-0.5,1,0.5"], "--unit_split"),  # a value starting with '-' goes after '='
+            (["--unit_split", "-0.5,1,0.5"], "--unit_split"),  # argparse takes it for an option: still named
             *values("--gate", CHOICE),
             *values("--gate_density", FRACTION),
             *values("--sparsity_weight", NON_NEGATIVE_FLOAT),
@@ -236,7 +248,7 @@ TABLE: dict[str, list[tuple[list[str], str, str | None]]] = {
             (["--learngene", "{divmorph}", "--gate", "top_k"], "--gate"),
             (["--model", "{baseline}", "--transfer", "tailors"], "--transfer"),
             (["--gate_density", "0.2"], "--gate_density"),  # without --gate top_k
-            (["--hidden_size", "30", "--num_heads", "4"], "hidden_size"),
+            (["--hidden_size", "30", "--num_heads", "4"], "--num_heads 4 must divide --hidden_size 30"),
         ]],
     ],
     "imdb_workflow": [
@@ -268,9 +280,12 @@ TABLE: dict[str, list[tuple[list[str], str, str | None]]] = {
         (["extract", "{file}", "--out", "{out}"], "source", None),
         (["extract", "{empty}", "--out", "{out}"], "source", None),
         (["extract", "{model}", "--out", "{model}"], "--out", None),  # would replace its own source
+        (["extract", "{model}", "--out", "{model}", "--overwrite"], "--out", None),  # even when asked to
+        (["extract", "{nest_model}", "--out", "{nest}", "--overwrite"], "--out", None),  # holds the source
+        (["extract", TOO_LONG, "--out", "{out}"], "source", None),
         *[(row, named, "base") for row, named in [
             *values("--method", CHOICE),
-            *values("--out", [*OUTPUT, "{cli_done}"]),
+            *values("--out", [*OUTPUT, "{cli_done}", "{clutter}", "{images}", TOO_LONG]),
             *values("--rescaling", CHOICE),
             *values("--max-shard-size", ["0", "x", "5XB"]),
             *values("--storage-dtype", CHOICE),
@@ -292,6 +307,7 @@ TABLE: dict[str, list[tuple[list[str], str, str | None]]] = {
         (["build", "{file}", "--out", "{out}"], "learngene", None),
         (["build", "{empty}", "--out", "{out}"], "learngene", None),
         (["build", "{learngene}", "--out", "{learngene}"], "--out", None),
+        (["build", "{learngene}", "--out", "{root}", "--overwrite"], "--out", None),  # the folder holding it
         *[(row, named, "base") for row, named in [
             *values("--size", [*BAD_SIZE, '{"layers": ']),
             *values("--task", CHOICE),
@@ -299,14 +315,18 @@ TABLE: dict[str, list[tuple[list[str], str, str | None]]] = {
             *values("--dtype", CHOICE),
             *values("--device", ["nonsense", "cuda:99"]),
             *values("--max-shard-size", ["0", "x"]),
-            *values("--out", [*OUTPUT, "{cli_done}"]),
+            *values("--out", [*OUTPUT, "{cli_done}", "{clutter}"]),
             *values("--revision", [""]),
             (["--num-labels", "2"], "--num-labels"),  # with --task base
         ]],
     ],
     "cli inspect": [
         (["inspect", "{missing}"], "learngene", None),
+        (["inspect", "{file}"], "learngene", None),
+        (["inspect", "{empty}"], "learngene", None),
+        (["inspect", TOO_LONG], "learngene", None),
         *[(row, named, "base") for row, named in [
+            *values("--revision", [""]),
             *values("--size", ["nano", "layers=x"]),
             *values("--task", CHOICE),
             *values("--num-labels", POSITIVE_INT),
@@ -353,11 +373,30 @@ def world(tmp_path_factory) -> dict[str, str]:
     write_json(root / "imdb-done" / "workflow.json", {})
     (root / "minilm-done" / "learngene-front").mkdir(parents=True)
     write_json(root / "cli-done" / "config.json", {})
+    write_json(root / "nest" / "model" / "config.json", minilm_config)  # a source inside a folder
+    (root / "clutter").mkdir()
+    (root / "clutter" / "notes.txt").write_text("not a saved model, still not to be replaced\n")
+    write_json(root / "checkpoint" / "recipe_state.json", {})  # a checkpoint folder of a recipe
+    (root / "meta-images" / "train").mkdir(parents=True)  # an imagefolder labelled by a metadata file
+    (root / "meta-images" / "train" / "metadata.jsonl").write_text(
+        '{"file_name": "0.png", "kind": "circle", "note": "x"}\n')
+    (root / "meta-csv-images").mkdir()
+    (root / "meta-csv-images" / "metadata.csv").write_text("\ufefffile_name,shape\n0.png,circle\n")
+    (root / "bom.csv").write_text("\ufeffreview,sentiment\ngreat,positive\n", encoding="utf-8")  # as Excel writes it
+    (root / "latin1.csv").write_bytes("review,sentiment\ncafé,positive\n".encode("latin-1"))
+    (root / "squad.txt").write_text(json.dumps({"data": []}))  # SQuAD JSON under another suffix
+    write_json(root / "fold0-done" / "fold-0" / "results.json", {})  # an audio run whose fold 0 finished
+    write_json(root / "fold0-done" / "results.json", {})
+    (root / "fold-started" / "fold-2").mkdir(parents=True)  # an audio fold that died before its first checkpoint
     places = {"learngene": "learngene", "pipmn": "pipmn", "fine": "fine", "dense_dit": "dense-dit",
               "controller": "controller", "baseline": "baseline", "divmorph": "divmorph", "csv": "train.csv",
               "jsonl": "train.jsonl", "squad": "squad.json", "file": "a-file.txt", "empty": "empty",
               "images": "images", "done": "done", "imdb_done": "imdb-done", "minilm_done": "minilm-done",
-              "cli_done": "cli-done", "missing": "no/such/folder", "out": "out"}
+              "cli_done": "cli-done", "missing": "no/such/folder", "out": "out", "nest": "nest",
+              "nest_model": "nest/model", "clutter": "clutter", "checkpoint": "checkpoint",
+              "meta_images": "meta-images", "meta_csv_images": "meta-csv-images", "bom_csv": "bom.csv",
+              "latin1": "latin1.csv", "squad_txt": "squad.txt", "fold0_done": "fold0-done",
+              "fold_started": "fold-started"}
     return {"root": str(root), "model": str(minilm_path()), **{key: str(root / path) for key, path in places.items()}}
 
 
@@ -439,3 +478,247 @@ def test_sample_every_zero_means_never(world):
     """The value that crashed the diffusion recipe mid-run now parses, documented as 'never'."""
     args = parse("diffusion_pretraining", filled(["--sample_every", "0", "--checkpointing_steps", "0", *OUT], world))
     assert args.sample_every == 0 and args.checkpointing_steps == 0
+
+
+# values that must still parse: (script, arguments after the script's base ones, or None for a row giving them all)
+VALID: dict[str, list[tuple[list[str], str | None]]] = {
+    "text_classification": [
+        *[(row, "base") for row in [
+            ["--num_warmup_steps", "0"],
+            ["--weight_decay", "0"],
+            ["--selection_fraction", "0"],  # 0: report the last epoch
+            ["--stop_after_steps", "0"],
+            ["--checkpointing_steps", "0"],
+            ["--seed", "0"],
+            ["--seed", "4294967295"],
+            ["--tokenizer_name", "bert-base-uncased"],  # Hub ids: name and owner/name
+            ["--tokenizer_name", "owner/name"],
+            ["--train_file", "{bom_csv}", "--validation_file", "{bom_csv}"],  # a CSV with a byte-order mark
+            ["--init", "random"],
+        ]],
+        (TEXT_DATA + ["--learngene", "some-learngene", "--size", "mini"] + OUT, None),
+        (TEXT_DATA + ["--learngene", "owner/name", "--size", "layers=2,hidden=64,heads=2"] + OUT, None),
+        (TEXT_DATA + ["--model_name_or_path", "bert-base-uncased"] + OUT, None),
+        (TEXT_DATA + ["--model_name_or_path", "owner/name", "--revision", "main"] + OUT, None),
+        (["--task_name", "MRPC", "--learngene", "{learngene}", "--size", "mini"] + OUT, None),
+    ],
+    "question_answering": [
+        *[(row, "base") for row in [
+            ["--doc_stride", "0"],
+            ["--doc_stride", "127"],  # the largest below half of --max_seq_length 256
+            ["--num_warmup_steps", "0"],
+            ["--null_score_diff_threshold", "-1.5"],
+            ["--train_file", "{squad_txt}", "--validation_file", "{squad_txt}"],  # the content says SQuAD JSON
+            ["--train_file", "{jsonl}", "--validation_file", "{jsonl}"],
+        ]],
+        (["--dataset_name", "squad_v2", "--learngene", "{learngene}", "--size", "mini"] + OUT, None),
+    ],
+    "audio_classification": [
+        *[(row, "base") for row in [
+            ["--num_warmup_steps", "0"],
+            ["--weight_decay", "0"],
+            ["--dataset_name", "owner/name"],
+            ["--only_fold", "1", "--output_dir", "{fold0_done}"],  # another fold finished before
+            ["--resume_from_checkpoint", "latest", "--output_dir", "{fold0_done}"],
+            ["--resume_from_checkpoint", "latest", "--output_dir", "{fold_started}"],  # a fold with no checkpoint
+            ["--only_fold", "1", "--resume_from_checkpoint", "latest", "--output_dir", "{fold_started}"],
+            ["--overwrite_output_dir", "--output_dir", "{fold0_done}"],
+            ["--learngene", "{pipmn}", "--size", "small"],
+            ["--learngene", "owner/name", "--size", "channels=200,400"],
+            ["--model_name_or_path", "owner/name"],
+            ["--encoder_channels", "8", "16"],
+        ]],
+    ],
+    "diffusion_pretraining": [
+        *[(row, "base") for row in [
+            ["--sample_every", "0", "--checkpointing_steps", "0"],
+            ["--sigma_only_steps", "0", "--model_type", "dit"],
+            ["--stop_after_steps", "0"],
+            ["--ema_decay", "0"],
+            ["--guidance_scale", "1"],
+            ["--rank", "8"],  # a new FINE model
+            ["--dataset_name", "Fashion-MNIST"],
+            ["--dataset_name", "{images}"],
+            ["--dataset_name", "{meta_images}", "--label_column_name", "kind"],  # labelled by a metadata file
+            ["--dataset_name", "{meta_csv_images}", "--label_column_name", "shape"],
+            ["--dataset_name", "owner/name", "--image_column_name", "img", "--label_column_name", "class"],
+            ["--learngene", "owner/name"],
+            ["--learngene", "{fine}", "--sigma_init", "linear", "--sigma_only_steps", "5",
+             "--sigma_only_train", "sigma_and_unshared"],
+            ["--model_name_or_path", "owner/name", "--sigma_only_steps", "5"],  # on the Hub: taken to be FINE
+            ["--model_name_or_path", "{dense_dit}", "--model_type", "dit"],
+        ]],
+    ],
+    "morphology_control": [
+        *[(row, "base") for row in [
+            ["--gamma", "0"],
+            ["--gamma", "1"],
+            ["--gae_lambda", "0"],
+            ["--entropy_coef", "0"],
+            ["--sparsity_weight", "0"],
+            ["--stop_after_steps", "0"],
+            ["--checkpointing_steps", "0"],
+            ["--gate", "top_k", "--gate_density", "1"],
+            ["--hidden_size", "32", "--num_heads", "4"],
+            ["--model", "{controller}", "--transfer", "full"],
+            ["--learngene", "{divmorph}"],
+        ]],
+    ],
+    "imdb_workflow": [
+        *[(row, "base") for row in [
+            ["--levels", "0"],
+            ["--method", "front", "--keep", "1"],
+            ["--seed", "0"],
+            ["--max_train_samples", "2"],
+            ["--output_dir", "{imdb_done}", "--overwrite_output_dir"],
+        ]],
+    ],
+    "build_from_minilm": [
+        (["--smaller", "tiny", "--larger", "large"], "base"),
+        (["--output_dir", "{minilm_done}", "--overwrite_output_dir"], "base"),
+    ],
+    "cli extract": [
+        (["extract", "gpt2", "--out", "gpt2"], None),  # a Hub id with no local folder of that name
+        (["extract", "owner/name", "--out", "{out}", "--revision", "main"], None),
+        (["extract", "{model}", "--out", "{empty}"], None),  # an empty folder is replaced without --overwrite
+        (["extract", "{model}", "--out", "{cli_done}", "--overwrite"], None),
+        (["extract", "{model}", "--out", "{clutter}", "--overwrite"], None),
+        (["extract", "{nest_model}", "--out", "{nest_model}/learngene"], None),  # inside the source is fine
+        (["--method", "bot", "--levels", "0"], "base"),
+        (["--method", "bot", "--wavelet", "db2"], "base"),
+    ],
+    "cli build": [
+        (["build", "owner/name", "--out", "{out}"], None),
+        (["build", "my-learngene", "--out", "my-learngene"], None),
+        (["--size", "mini", "--task", "sequence-classification", "--num-labels", "2"], "base"),
+    ],
+    "cli inspect": [
+        (["inspect", "owner/name"], None),
+        (["inspect", "some-learngene", "--revision", "main"], None),
+        (["--size", "mini", "--task", "causal-lm", "--dtype", "bfloat16"], "base"),
+    ],
+}
+
+VALID_CASES = [(script, row if base is None else BASES[script] + row)
+               for script, rows in VALID.items() for row, base in rows]
+
+
+@pytest.mark.parametrize("script,argv", VALID_CASES, ids=[f"{s}:{' '.join(a[-4:])}" for s, a in VALID_CASES])
+def test_a_valid_value_parses(world, script, argv, monkeypatch):
+    """Zeros that mean something, Hub ids, data as users have it: accepted, nothing written. Run
+    from the world's folder, so that a relative --out such as `gpt2` lies there."""
+    monkeypatch.chdir(world["root"])
+    before = snapshot(world["root"])
+    parse(script, filled(argv, world))
+    assert snapshot(world["root"]) == before
+
+
+def test_paths_come_back_with_the_home_folder_expanded(world, monkeypatch):
+    from hf_learngene.cli_types import dataset, existing_file, existing_folder, folder_or_hub_repo, output_folder
+
+    monkeypatch.setenv("HOME", world["root"])
+    root = world["root"]
+    assert existing_file()("~/train.csv") == f"{root}/train.csv"
+    assert existing_folder()("~/empty") == f"{root}/empty"
+    assert folder_or_hub_repo("config.json")("~/learngene") == f"{root}/learngene"
+    assert folder_or_hub_repo("config.json")("owner/name") == "owner/name"
+    assert dataset(["drumkits"], "audiofolder")("~/images") == f"{root}/images"
+    assert output_folder("~/new/run") == f"{root}/new/run"
+    args = parse("text_classification", filled(["--train_file", "~/train.csv", "--validation_file", "~/train.csv",
+                                                "--text_column_names", "review", "--label_column_name", "sentiment",
+                                                "--learngene", "~/learngene", "--size", "mini", "--output_dir",
+                                                "~/out"], world))
+    assert (args.train_file, args.learngene, args.output_dir) == (f"{root}/train.csv", f"{root}/learngene",
+                                                                   f"{root}/out")
+
+
+def test_a_dataset_name_comes_back_as_the_recipe_spells_it(world):
+    from hf_learngene.cli_types import dataset
+
+    assert dataset(["fashion-mnist"], "imagefolder")("Fashion-MNIST") == "fashion-mnist"
+    assert parse("diffusion_pretraining", filled(["--dataset_name", "FASHION-mnist", *OUT], world)).dataset_name \
+        == "fashion-mnist"
+    assert parse("audio_classification", filled(["--dataset_name", "DrumKits", *OUT], world)).dataset_name \
+        == "drumkits"
+
+
+MESSAGES = [  # (script, arguments, what the message says, what it must not say)
+    ("text_classification", TEXT_DATA + ["--learngene", "{learngene}"] + OUT,
+     "one of its presets (tiny, mini, small, medium, base, large)", None),
+    ("audio_classification", ["--learngene", "{pipmn}"] + OUT, "one of its presets (tiny, small, paper, large)",
+     "mini"),
+    ("audio_classification", ["--learngene", "owner/name"] + OUT, "a preset of its family", "mini"),
+    ("question_answering", SQUAD_DATA + ["--doc_stride", "200", "--learngene", "{learngene}", "--size", "mini"] + OUT,
+     "--doc_stride 200 must be below 128, half of --max_seq_length 256", None),
+    ("text_classification", ["--train_file", "{csv}", "--validation_file", "{jsonl}", "--text_column_names",
+                             "review", "--label_column_name", "sentiment", "--learngene", "{learngene}",
+                             "--size", "mini"] + OUT,
+     "--train_file is csv, --validation_file is json", "{"),
+    ("text_classification", ["--train_file", "{latin1}", "--validation_file", "{latin1}", "--text_column_names",
+                             "review", "--label_column_name", "sentiment", "--learngene", "{learngene}",
+                             "--size", "mini"] + OUT, "is not UTF-8 text", "Traceback"),
+    ("cli extract", ["extract", "{nest_model}", "--out", "{nest}", "--overwrite"], "holds the folder read from", None),
+    ("cli extract", ["extract", "{model}", "--out", "{clutter}"], "is not empty (notes.txt)", None),
+    ("cli extract", ["extract", TOO_LONG, "--out", "{out}"], "File name too long", "Traceback"),
+    ("audio_classification", ["--resume_from_checkpoint", "{checkpoint}"] + OUT, "not from a folder", None),
+    ("diffusion_pretraining", ["--dataset_name", "{meta_images}"] + OUT,
+     "--label_column_name label: the imagefolder", None),
+]
+
+
+@pytest.mark.parametrize("script,argv,says,not_says", MESSAGES, ids=[m[2][:40] for m in MESSAGES])
+def test_messages_say_what_is_valid(world, script, argv, says, not_says, capsys):
+    with pytest.raises(SystemExit):
+        parse(script, filled(argv, world))
+    message = capsys.readouterr().err.split(": error: ", 1)[1]
+    assert says in message, message
+    assert not_says is None or not_says not in message, message
+
+
+def test_diffusion_checkpointing_help_gives_its_default_and_no_epochs():
+    (parser,) = parsers("diffusion_pretraining")
+    (action,) = [a for a in parser._actions if "--checkpointing_steps" in a.option_strings]
+    assert action.default == 1000
+    assert "default 1000" in action.help and "only at the end" in action.help and "epoch" not in action.help, action.help
+
+
+def test_the_argument_lists_the_benchmarks_and_scripts_pass_to_the_recipes_parse(world, tmp_path, monkeypatch):
+    """benchmarks/fine_variable_depth.py and divmorph.py, recipes/imdb_workflow.py (which runs
+    text_classification) and scripts/main.sh (imdb_workflow with no arguments) as they call them."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import fine_variable_depth as fine_bench
+
+    work = tmp_path / "work"
+    write_json(work / "source-fine" / "learngene" / "config.json", {"_class_name": "FINELearngene"})
+    starts = {name: write_json(tmp_path / name / "config.json", {"_class_name": "DiTTransformer2DModel"}).parent
+              for name in ("svd", "front")}
+    argvs = []
+    for settings in (fine_bench.Settings(), fine_bench.QUICK):
+        argvs += [fine_bench.source_arguments(settings, kind, work) for kind in ("fine", "dit")]
+        for layers in settings.targets:
+            argvs += [argv for _, _, argv in fine_bench.target_runs(settings, work, layers, starts["svd"],
+                                                                     starts["front"]).values()]
+    for argv in argvs:
+        parse("diffusion_pretraining", argv)
+
+    divmorph_bench = importlib.import_module("divmorph")
+    model, ppo = divmorph_bench.MODEL, divmorph_bench.PPO  # the run lists of its main(), as it writes them
+    episode, out = ["--max_episode_steps", "1000"], ["--output_dir", str(work / "run")]
+    for argv in ([*model, *ppo, *episode, "--total_steps", "400000"],
+                 [*model[:8], "--architecture", "baseline", *ppo, *episode, "--total_steps", "400000"],
+                 ["--model", world["controller"], "--transfer", "tailors", *ppo, "--tasks", "held_out", *episode],
+                 ["--model", world["controller"], "--transfer", "full", *ppo, "--tasks", "held_out", *episode],
+                 [*model, *ppo, "--tasks", "held_out", *episode, "--total_steps", "60000"]):
+        parse("morphology_control", [*out, *argv])
+
+    import imdb_workflow
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("train.csv", "validation.csv"):
+        (data / name).write_text("text,label\ngreat,positive\n")
+    monkeypatch.chdir(tmp_path)  # scripts/main.sh runs imdb_workflow with no arguments: --output_dir out/imdb
+    args = imdb_workflow.parse_args([])
+    for init in ("learngene", "random"):
+        parse("text_classification", imdb_workflow.fine_tuning_arguments(
+            args, Path(world["learngene"]), data / "train.csv", data / "validation.csv", init, work / init))
