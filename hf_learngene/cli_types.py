@@ -238,7 +238,8 @@ def _size(text: str) -> str:
     return text
 
 
-size = ArgType("a preset name (e.g. mini), a JSON object, or sizes such as layers=4,hidden=256,heads=4", _size)
+size = ArgType("a preset of the model's family (hf-learngene inspect lists them), a JSON object, or sizes as "
+               "name=value pairs such as layers=4,hidden=256,heads=4 or channels=200,400", _size)
 
 
 def parse_size(text: str | None) -> Any:

@@ -42,7 +42,15 @@ from training_loop import (  # noqa: E402
 )
 
 import hf_learngene  # noqa: E402
-from hf_learngene.cli_types import ArgType, existing_file, integer, number, positive_integer, state_ranges  # noqa: E402
+from hf_learngene.cli_types import (  # noqa: E402
+    ArgType,
+    existing_file,
+    integer,
+    number,
+    positive_integer,
+    requires,
+    state_ranges,
+)
 from hf_learngene.metrics import squad_metrics  # noqa: E402
 
 HUB_DATASETS = {"squad": "rajpurkar/squad", "squad_v2": "rajpurkar/squad_v2"}
@@ -94,8 +102,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.train_file and not args.validation_file:
         parser.error("--train_file needs --validation_file")
-    if args.dataset_name and args.validation_file:
-        parser.error(f"--validation_file: only with --train_file (--dataset_name {args.dataset_name} has its own)")
+    requires(parser, args, ["--validation_file"], not args.dataset_name,
+             f"with --train_file (--dataset_name {args.dataset_name} has its own)")
     if args.doc_stride >= args.max_seq_length // 2:
         parser.error(f"--doc_stride {args.doc_stride} must be below {args.max_seq_length // 2}, half of "
                      f"--max_seq_length {args.max_seq_length}")

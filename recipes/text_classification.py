@@ -41,10 +41,10 @@ import hf_learngene  # noqa: E402
 from hf_learngene.cli_types import (  # noqa: E402
     ArgType,
     existing_file,
-    given,
     name,
     number,
     positive_integer,
+    requires,
     state_ranges,
 )
 from hf_learngene.metrics import GLUE_TASKS, glue_metrics  # noqa: E402
@@ -81,9 +81,8 @@ def parse_args(argv=None):
     add_training_arguments(parser)
     state_ranges(parser)
     args = parser.parse_args(argv)
-    local_options = given(parser, args, ["--validation_file", "--text_column_names", "--label_column_name"])
-    if args.task_name and local_options:
-        parser.error(f"{', '.join(local_options)}: only with --train_file (a GLUE task has its own splits and columns)")
+    requires(parser, args, ["--validation_file", "--text_column_names", "--label_column_name"], not args.task_name,
+             "with --train_file (a GLUE task has its own splits and columns)")
     if args.train_file:
         check_local_files(parser, args)
     check_model_arguments(parser, args)
