@@ -62,9 +62,10 @@ class BotOptions(MethodOptions):
     method: ClassVar[str] = "bot"
     title: ClassVar[str] = "BoT (wavelet)"
 
-    wavelet: str = field(default="haar", metadata={"help": "an orthogonal PyWavelets wavelet: haar, dbN or symN",
-                                                   "cli_type": ArgType("an orthogonal wavelet of "
-                                                                       "pywt.wavelist(kind='discrete')", _orthogonal)})
+    wavelet: str = field(default="haar", metadata={"help": "an orthogonal PyWavelets wavelet",
+                                                   "cli_type": ArgType("an orthogonal wavelet: haar, db1-db38, "
+                                                                       "sym2-sym20, coif1-coif17 or dmey",
+                                                                       _orthogonal)})
     levels: int = field(default=0, metadata={"help": "decomposition levels stored; each halves every resizable axis",
                                              "cli_type": integer(0, zero="the source's full size")})
 
