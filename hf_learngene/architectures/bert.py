@@ -37,7 +37,7 @@ BERT = Architecture(
         Param("cls.predictions.bias", ("vocab",)),
         *linear("cls.predictions.decoder", "vocab", "hidden"),
     ),
-    # Sizes of Google's BERT release (Turc et al., 2019) and the original base/large.
+    # Shapes of the public config.json files of google/bert_uncased_L-*_H-* and bert-base/large-uncased.
     presets={
         "tiny": {"layers": 2, "hidden": 128, "heads": 2, "intermediate": 512},
         "mini": {"layers": 4, "hidden": 256, "heads": 4, "intermediate": 1024},

@@ -42,6 +42,7 @@ DISTILBERT = Architecture(
     ),
     target_hook=_fixed_positions,
     carried_fields=("sinusoidal_pos_embds",),
+    # Shape of distilbert-base-uncased's public config.json.
     presets={"distilbert-base": {"layers": 6, "hidden": 768, "heads": 12, "intermediate": 3072}},
     fresh=(r"^pre_classifier\.", r"^classifier\.", r"^qa_outputs\."),
     tied_embedding="embeddings.word_embeddings.weight",

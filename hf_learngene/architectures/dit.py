@@ -68,7 +68,7 @@ DIT = Architecture(
     request_hook=_width_to_head_size,
     target_hook=_check_dit_size,
     carried_fields=("out_channels", "sample_size", "num_embeds_ada_norm"),
-    # The DiT paper's model sizes (Peebles & Xie, 2023): DiT-S/B/L/XL.
+    # The DiT paper's model sizes (Peebles & Xie, 2023; DiT_models in facebookresearch/DiT): DiT-S/B/L/XL.
     presets={
         "S": {"layers": 12, "heads": 6, "head_dim": 64},
         "B": {"layers": 12, "heads": 12, "head_dim": 64},

@@ -41,6 +41,7 @@ GEMMA2 = Architecture(
     ),
     layer_fields=("layer_types",),
     target_hook=_attention_scale,
+    # Shapes of the public config.json files of the Gemma 2 base checkpoints.
     presets={
         "gemma-2-2b": {"layers": 26, "hidden": 2304, "heads": 8, "kv_heads": 4, "head_dim": 256, "intermediate": 9216},
         "gemma-2-9b": {"layers": 42, "hidden": 3584, "heads": 16, "kv_heads": 8, "head_dim": 256,
@@ -63,6 +64,7 @@ GEMMA3_TEXT = replace(
         *norm(f"{_LAYER}.self_attn.q_norm", bias=False, dims=ROTARY),
         *norm(f"{_LAYER}.self_attn.k_norm", bias=False, dims=ROTARY),
     ),
+    # Shapes of the public config.json files of Gemma 3 (the 4B/12B/27B ones' text_config).
     presets={
         "gemma-3-270m": {"layers": 18, "hidden": 640, "heads": 4, "kv_heads": 1, "head_dim": 256, "intermediate": 2048},
         "gemma-3-1b": {"layers": 26, "hidden": 1152, "heads": 4, "kv_heads": 1, "head_dim": 256, "intermediate": 6912},

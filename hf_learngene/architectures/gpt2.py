@@ -33,6 +33,7 @@ GPT2 = Architecture(
         *linear("lm_head", "vocab", "hidden", bias=False),
     ),
     sizes_hook=_mlp_width,
+    # Shapes of the public config.json files of gpt2, gpt2-medium, gpt2-large and gpt2-xl.
     presets={
         "small": {"layers": 12, "hidden": 768, "heads": 12, "intermediate": 3072},
         "medium": {"layers": 24, "hidden": 1024, "heads": 16, "intermediate": 4096},

@@ -23,7 +23,7 @@ GPT_NEOX = Architecture(
         *norm("final_layer_norm"),
         *linear("lm_head", "vocab", "hidden", bias=False),
     ),
-    # Shapes of the Pythia suite.
+    # Shapes of the Pythia suite (EleutherAI/pythia models/*.yml; intermediate is GPT-NeoX's 4 × hidden).
     presets={
         "pythia-14m": {"layers": 6, "hidden": 128, "heads": 4, "intermediate": 512},
         "pythia-70m": {"layers": 6, "hidden": 512, "heads": 8, "intermediate": 2048},

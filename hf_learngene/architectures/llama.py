@@ -14,7 +14,7 @@ LLAMA = Architecture(
     model_types=("llama", "mistral"),
     axes={**DECODER_AXES, "head_dim": "head_dim"},
     params=(*decoder_ends(), *llama_layer("layers.{layer}")),
-    # Shapes of public checkpoints of this family (vocabulary stays the source's).
+    # Shapes of the public config.json files of SmolLM2-135M/360M, TinyLlama-1.1B and Llama-2-7b.
     presets={
         "smollm-135m": {"layers": 30, "hidden": 576, "heads": 9, "kv_heads": 3, "intermediate": 1536},
         "smollm-360m": {"layers": 32, "hidden": 960, "heads": 15, "kv_heads": 5, "intermediate": 2560},

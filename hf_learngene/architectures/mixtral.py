@@ -39,6 +39,7 @@ MIXTRAL = Architecture(
         *norm(f"{_LAYER}.post_attention_layernorm", bias=False),
     ),
     target_hook=_top_k_within_experts,
+    # Shapes of the public config.json files of Mixtral-8x7B and Mixtral-8x22B.
     presets={
         "mixtral-8x7b": {"layers": 32, "hidden": 4096, "heads": 32, "kv_heads": 8, "intermediate": 14336,
                          "experts": 8},

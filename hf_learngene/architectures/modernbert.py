@@ -38,6 +38,7 @@ MODERNBERT = Architecture(
     ),
     roles_hook=_attention_norms,
     layer_fields=("layer_types",),
+    # Shapes of the public config.json files of answerdotai/ModernBERT-base and -large.
     presets={
         "modernbert-base": {"layers": 22, "hidden": 768, "heads": 12, "intermediate": 1152},
         "modernbert-large": {"layers": 28, "hidden": 1024, "heads": 16, "intermediate": 2624},

@@ -21,7 +21,7 @@ PHI3 = Architecture(
         *norm(f"{_LAYER}.input_layernorm", bias=False),
         *norm(f"{_LAYER}.post_attention_layernorm", bias=False),
     ),
-    # Shapes of Phi-3-mini (and Phi-3.5-mini), Phi-3-medium (and Phi-4) and Phi-4-mini.
+    # Shapes of the public config.json files of Phi-3-mini-4k, Phi-3-medium-4k (Phi-4 shares it) and Phi-4-mini.
     presets={
         "phi-3-mini": {"layers": 32, "hidden": 3072, "heads": 32, "kv_heads": 32, "intermediate": 8192},
         "phi-3-medium": {"layers": 40, "hidden": 5120, "heads": 40, "kv_heads": 10, "intermediate": 17920},

@@ -63,6 +63,7 @@ PIPMN = Architecture(
     sizes_hook=_pipmn_sizes,
     target_hook=_check_pipmn_size,
     carried_fields=("token_mlp_ratio",),
+    # No public checkpoints: `paper` is the PIPMN paper's widths (the config default), the others halve or double them.
     presets={
         "tiny": {"channels": [100, 200]},
         "small": {"channels": [200, 400]},

@@ -8,7 +8,7 @@ QWEN2 = Architecture(
     axes=DECODER_AXES,
     params=(*decoder_ends(), *llama_layer("layers.{layer}")),
     layer_fields=("layer_types",),
-    # Shapes of the Qwen2.5 base checkpoints (Qwen2-0.5B/1.5B share the first two).
+    # Shapes of the public config.json files of the Qwen2.5 base checkpoints (Qwen2-0.5B shares the first).
     presets={
         "qwen2.5-0.5b": {"layers": 24, "hidden": 896, "heads": 14, "kv_heads": 2, "intermediate": 4864},
         "qwen2.5-1.5b": {"layers": 28, "hidden": 1536, "heads": 12, "kv_heads": 2, "intermediate": 8960},

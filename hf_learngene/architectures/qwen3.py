@@ -16,7 +16,7 @@ QWEN3 = Architecture(
         *norm(f"{_LAYER}.self_attn.k_norm", bias=False, dims=ROTARY),
     ),
     layer_fields=("layer_types",),
-    # Shapes of the Qwen3 dense checkpoints.
+    # Shapes of the public config.json files of the Qwen3 dense checkpoints.
     presets={
         "qwen3-0.6b": {"layers": 28, "hidden": 1024, "heads": 16, "kv_heads": 8, "head_dim": 128, "intermediate": 3072},
         "qwen3-1.7b": {"layers": 28, "hidden": 2048, "heads": 16, "kv_heads": 8, "head_dim": 128, "intermediate": 6144},

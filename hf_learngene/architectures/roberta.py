@@ -20,6 +20,7 @@ ROBERTA = Architecture(
         *linear("lm_head.decoder", "vocab", "hidden"),
     ),
     carried_fields=("pad_token_id",),
+    # Shapes of the public config.json files of these checkpoints.
     presets={
         "distilroberta-base": {"layers": 6, "hidden": 768, "heads": 12, "intermediate": 3072},
         "roberta-base": {"layers": 12, "hidden": 768, "heads": 12, "intermediate": 3072},

@@ -39,7 +39,7 @@ VIT = Architecture(
     ),
     sizes_hook=_positions,
     carried_fields=("image_size",),
-    # DeiT sizes (Touvron et al., 2021); ViT-Base/Large share the base/large shapes.
+    # Shapes of the public config.json files of deit-{tiny,small,base}-patch16-224 and vit-large-patch16-224.
     presets={
         "tiny": {"layers": 12, "hidden": 192, "heads": 3, "intermediate": 768},
         "small": {"layers": 12, "hidden": 384, "heads": 6, "intermediate": 1536},
