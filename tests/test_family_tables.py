@@ -200,7 +200,7 @@ def test_every_family_shrinks_and_grows(family, method, direction):
         train_step(built)
 
 
-SCALED_EMBEDDINGS = {"gemma2", "gemma3_text"}  # the model multiplies the embeddings by √hidden
+SCALED_EMBEDDINGS = ("gemma2", "gemma3_text")  # the model multiplies the embeddings by √hidden
 
 
 @pytest.mark.parametrize("family", [f for f in FAMILIES if f != "xlm-roberta"])
@@ -208,9 +208,7 @@ SCALED_EMBEDDINGS = {"gemma2", "gemma3_text"}  # the model multiplies the embedd
 def test_twice_the_width_keeps_the_logits(family, method, options):
     """HyperCloning and BoT at whole ratios copy every unit: with an untied head the wider model
     computes the source's logits (fused and interleaved projections, sandwich norms, biases, per-head
-    q/k norms, partial rotary and √hidden-scaled embeddings included)."""
-    if method == "hypercloning" and family in SCALED_EMBEDDINGS:
-        pytest.skip("HyperCloning tiles the embeddings without the 1/√k their √hidden scale needs (see the report)")
+    q/k norms, partial rotary and √hidden-scaled embeddings, divided by √2, included)."""
     head_dim = HEAD_DIMS.get(family, [4])[0]
     source = tiny_model(tiny_config(family, heads=4, head_dim=head_dim, intermediate=24, kv_heads=2))
     learngene = Learngene.extract(source, method=method, show_progress=False, **options)
@@ -218,6 +216,23 @@ def test_twice_the_width_keeps_the_logits(family, method, options):
     grown = learngene.build(wider, auto_class=source_class(family), show_progress=False)
     assert learngene.architecture.axis_sizes(grown.config)["hidden"] == 8 * head_dim
     assert torch.allclose(logits(grown), logits(source), atol=1e-5)
+
+
+@pytest.mark.parametrize("family", SCALED_EMBEDDINGS)
+@pytest.mark.parametrize("method,options", [("hypercloning", {}), ("bot", {"rescaling": "preserve_function"})])
+def test_a_tied_gemma_head_gives_root_k_times_the_logits_and_says_so(family, method, options, caplog):
+    """A tied head reads the doubled hidden vector with the embedding rows that a function-preserving
+    build divides by √2 (the growth of the model's √hidden factor): its logits are √2× the source's,
+    not 2×, and the warning says so."""
+    source = tiny_model(tiny_config(family, heads=4, head_dim=4, intermediate=24, kv_heads=2, tied=True))
+    learngene = Learngene.extract(source, method=method, show_progress=False, **options)
+    with caplog.at_level("WARNING", logger="hf_learngene"):
+        grown = learngene.build({"hidden": 32, "heads": 8, "intermediate": 48}, auto_class=source_class(family),
+                                show_progress=False)
+    assert grown.get_output_embeddings().weight is grown.get_input_embeddings().weight
+    assert torch.allclose(logits(grown), 2**0.5 * logits(source), atol=1e-5)
+    warnings = [r.getMessage() for r in caplog.records if "tied to the output head" in r.getMessage()]
+    assert len(warnings) == 1 and f"gives logits {2**0.5:g}x the source's" in warnings[0]
 
 
 # ---------------------------------------------------------------------------- sizing rules

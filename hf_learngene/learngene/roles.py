@@ -53,7 +53,8 @@ def group_by_role(
 
 def signal_spec(param: Param) -> SignalSpec:
     """What a method may know of a role: its axes, which are resizable, which are inputs, its
-    name, whether a tied output head shares it, and how its heads are grouped."""
+    name, whether a tied output head shares it, how its heads are grouped, and the axis whose
+    square root the model scales it by."""
     axes = tuple(param.axes())
     inputs = [False] if param.layered else []
     for dim, names in enumerate(param.factors()):
@@ -66,6 +67,7 @@ def signal_spec(param: Param) -> SignalSpec:
         role=param.role,
         tied_output=param.tied_output,
         head_groups=param.head_groups,
+        scaled_by=param.scaled_by,
     )
 
 

@@ -42,6 +42,11 @@ class SignalSpec:
       axis of elements (BERT, GPT-2, ViT). A number ``g`` when heads are whole units (rotary
       halves, grouped-query attention, as in Llama): a ``heads`` axis then holds consecutive
       groups of ``g`` query heads, each group sharing one key/value head.
+    * ``scaled_by``: the axis whose square root the model multiplies this role's output by (Gemma
+      multiplies its word embeddings by √hidden), from the architecture table. A function-preserving
+      build divides the role by the growth of that factor (:func:`scale_growth`): HyperCloning in its
+      construction, FRONT and BoT through the ``preserve_function`` rescaling, which reads the same
+      table field as the role's fan-in.
     """
 
     axes: tuple[str, ...]
@@ -51,6 +56,16 @@ class SignalSpec:
     role: str = ""
     tied_output: bool = False
     head_groups: int | None = None
+    scaled_by: str | None = None
+
+
+def scale_growth(spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]) -> float:
+    """How much the factor the model multiplies this role by grows from the source's shape to the
+    target's: √(target / source) of the ``scaled_by`` axis, 1 for a role the model does not scale."""
+    if spec.scaled_by is None or spec.scaled_by not in spec.axes:
+        return 1.0
+    axis = spec.axes.index(spec.scaled_by)
+    return math.sqrt(target_shape[axis] / source_shape[axis])
 
 
 class Resizer(ABC):
@@ -332,9 +347,10 @@ def warn_if_tied_output_grows(spec: SignalSpec, source_shape: Sequence[int], tar
     """Say that a tied output head cannot keep the source's logits when the width grows.
 
     The grown model's hidden vector holds ``k`` copies (or a ``k``-times longer resampling) of the
-    source's, and a tied head reads it with the input embedding's unscaled rows, so a
-    function-preserving build gives logits ``k`` times the source's. An untied head is scaled for
-    its fan-in and keeps them.
+    source's, and a tied head reads it with the input embedding's rows, so a function-preserving
+    build gives logits ``k`` times the source's; ``√k`` times for an embedding the model scales by
+    √hidden (Gemma), whose rows that build divides by √k. An untied head is scaled for its fan-in
+    and keeps them.
     """
     if "hidden" not in spec.axes:
         return
@@ -342,10 +358,11 @@ def warn_if_tied_output_grows(spec: SignalSpec, source_shape: Sequence[int], tar
     ratio = target_shape[axis] / source_shape[axis]
     if ratio <= 1:
         return
+    factor = ratio / scale_growth(spec, source_shape, target_shape)
     logger.warning(
         f"the input embedding {spec.role} is tied to the output head (tie_word_embeddings=True): at "
         f"{ratio:g}x the width, a function-preserving build (hypercloning, or front/bot with rescaling 'auto' or "
-        f"'preserve_function') gives logits {ratio:g}x the source's (the same ranking; a softmax at temperature "
-        f"1/{ratio:g}). For the source's logits, build with tie_word_embeddings=False: the model then gets its "
+        f"'preserve_function') gives logits {factor:g}x the source's (the same ranking; a softmax at temperature "
+        f"1/{factor:g}). For the source's logits, build with tie_word_embeddings=False: the model then gets its "
         "own head, built from the word embeddings and scaled for its fan-in."
     )

@@ -13,14 +13,19 @@ paper adds ``+N`` and ``-N`` to paired copies; for ``k = 2`` this is the same), 
 still sees exactly the source's sum. Each role (and each layer) gets its own noise, drawn from
 ``seed`` and the role's name. Vectors and embeddings get none.
 
+A role the model multiplies by the square root of an axis (``SignalSpec.scaled_by``: Gemma's word
+embeddings, × √hidden) is divided by the growth of that factor (√k), so the scaled embedding is the
+source's repeated ``k`` times like every other hidden vector.
+
 What it cannot do, it refuses: depth changes, head-size changes, shrinking, ratios that are not
 whole numbers, and a grouped-query target whose query heads per key/value head differ from the
 source's (the copies would read other key/value heads).
 
 An untied output head is an ordinary weight with the hidden axis as its input, so the grown
 model's logits are the source's. A head tied to the input embedding cannot be both: the built
-model keeps the tie (as its config asks), its logits are ``k`` times the source's (the same
-ranking), and the build says so in a warning with how to untie the source first.
+model keeps the tie (as its config asks), its logits are ``k`` times the source's (``√k`` times for
+Gemma's √hidden-scaled embeddings; the same ranking), and the build says so in a warning with how
+to untie the source first.
 
 Rescaling: none by default (the scale is part of the construction).
 """
@@ -33,7 +38,7 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import LearngeneConfigError
-from .base import Gather, Resizer, heads_by_kv_head, stored_head_groups
+from .base import Gather, Resizer, heads_by_kv_head, scale_growth, stored_head_groups
 
 WIDTH_AXES = frozenset({"hidden", "heads", "kv_heads", "intermediate"})
 
@@ -92,6 +97,9 @@ class HyperCloningResizer(Resizer):
                 f"key/value heads. Leave kv_heads out of the size (the grouping is then kept){hint}"
             )
         out = super().decode(stored.reshape(tuple(source_shape)), spec, source_shape, target_shape)
+        growth = scale_growth(spec, source_shape, target_shape)
+        if growth != 1.0:  # the model scales this role by √(an axis) that grew: keep its scaled output
+            out = out / growth
         if self.snr_db is None:
             return out
         shapes = zip(spec.inputs, source_shape, target_shape)
