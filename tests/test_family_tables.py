@@ -396,6 +396,77 @@ def test_what_an_experts_change_needs_is_said():
         cloning.build({"experts": 6})
 
 
+# ---------------------------------------------------------------------------- review fixes
+
+
+@pytest.mark.parametrize("family,layers,deeper,pattern", [
+    ("gemma3_text", 4, 12, ["sliding_attention"] * 5 + ["full_attention"]),  # the 4-layer source has no global layer
+    ("modernbert", 2, 6, ["full_attention", "sliding_attention", "sliding_attention"]),
+])
+def test_a_source_shorter_than_the_pattern_gets_the_familys_pattern_at_a_new_depth(family, layers, deeper, pattern):
+    """A source's default ``layer_types`` cut to its depth is re-derived at the target's, not repeated."""
+    learngene = Learngene.extract(tiny_model(tiny_config(family, layers=layers, kv_heads=2)), method="front",
+                                  show_progress=False)
+    assert learngene.target_config({"layers": deeper}).layer_types == [pattern[i % len(pattern)] for i in range(deeper)]
+    explicit = tiny_config(family, layers=2, kv_heads=2)
+    explicit.layer_types = ["sliding_attention", "full_attention"]  # set by hand: its own pattern is repeated
+    learngene = Learngene.extract(tiny_model(explicit), method="front", show_progress=False)
+    assert learngene.target_config({"layers": 5}).layer_types == ["sliding_attention", "full_attention"] * 2 + [
+        "sliding_attention"]
+
+
+@pytest.mark.parametrize("family", ["qwen2", "phi3", "gpt_neox"])
+def test_a_source_head_dim_follows_a_width_change(family):
+    """The config classes have no head_dim field, but transformers' modeling code reads one a config sets."""
+    head_dim = HEAD_DIMS.get(family, [4])[0]
+    config = tiny_config(family, head_dim=head_dim, kv_heads=2)
+    config.head_dim = head_dim
+    learngene = Learngene.extract(tiny_model(config), method="bot", show_progress=False)
+    built = learngene.build({"hidden": 8 * head_dim, "heads": 4}, auto_class=source_class(family), show_progress=False)
+    assert built.config.head_dim == 2 * head_dim
+    assert learngene.architecture.axis_sizes(built.config)["head_dim"] == 2 * head_dim
+    train_step(built)
+    plain = Learngene.extract(tiny_model(tiny_config(family, head_dim=head_dim, kv_heads=2)), method="bot",
+                              show_progress=False)
+    assert "head_dim" not in plain.target_config({"hidden": 8 * head_dim, "heads": 4}).to_dict()
+    if family == "gpt_neox":
+        with pytest.raises(LearngeneConfigError, match="head_dim=16 differs from hidden_size // num_attention_heads"):
+            learngene.target_config({"head_dim": 16})
+
+
+def test_two_names_of_one_config_field_are_refused():
+    learngene = Learngene.extract(tiny_model(tiny_config("qwen2", kv_heads=2)), method="bot", show_progress=False)
+    with pytest.raises(LearngeneConfigError, match="'hidden' and 'hidden_size' both name the config field hidden_size"):
+        learngene.target_config({"hidden": 32, "hidden_size": 64})
+    assert learngene.target_config({"hidden": 32}, hidden_size=64).hidden_size == 64  # an override is applied after
+
+
+def test_experts_grown_by_a_whole_factor_keep_the_function_with_k_times_the_experts_per_token(caplog):
+    """Copies of an expert behind copies of its router row: top-k must pick every copy, so the
+    experts per token grow with the experts, unless the request sets them (then a warning)."""
+    source = tiny_model(tiny_config("mixtral", kv_heads=2, experts=2))  # two experts per token
+    learngene = Learngene.extract(source, method="bot", rescaling="preserve_function", show_progress=False)
+    grown = learngene.build({"experts": 4}, auto_class=source_class("mixtral"), show_progress=False)
+    assert grown.config.num_experts_per_tok == 4
+    assert torch.allclose(logits(grown), logits(source), atol=1e-6)
+    with caplog.at_level("WARNING", logger="hf_learngene"):
+        assert learngene.target_config({"experts": 4, "num_experts_per_tok": 2}).num_experts_per_tok == 2
+    assert any("does not compute the source's function; num_experts_per_tok=4" in r.getMessage() for r in caplog.records)
+    assert learngene.target_config({"experts": 3}).num_experts_per_tok == 2  # not a whole factor: kept
+
+
+def test_stack_names_only_the_methods_that_resize_the_refused_axis():
+    learngene = Learngene.extract(tiny_model(tiny_config("mixtral", kv_heads=2, experts=2)), method="stack",
+                                  show_progress=False)
+    with pytest.raises(LearngeneConfigError, match=r"cannot resize the experts axis \(2 → 4\)\. Keep the source's "
+                                                   r"widths, or use front or bot$"):
+        learngene.build({"experts": 4}, num_experts_per_tok=2)
+    with pytest.raises(LearngeneConfigError, match=r"use front, bot or weight_selection$"):
+        learngene.build({"experts": 1}, num_experts_per_tok=1)
+    with pytest.raises(LearngeneConfigError, match=r"use front, bot or hypercloning$"):
+        learngene.build({"intermediate": 48})
+
+
 # ---------------------------------------------------------------------------- the tables themselves
 
 

@@ -2,16 +2,35 @@
 heads × [q; k; v] × head size, so ``heads*3*...`` keeps each head's three blocks apart), rotary
 covers a part of each head only (Pythia's 25%; the rotary layout keeps its halves and the rest
 apart), attention and MLP read the same input (parallel residual) and ``embed_out`` (``lm_head``
-in transformers 5) is untied."""
+in transformers 5) is untied.
 
+The config class has no ``head_dim`` field, but the rotary embedding reads one a config sets,
+while the attention always splits the width into ``hidden // heads``: ``head_dim`` is the head
+size's field (so a source's follows a width change) and must stay ``hidden // heads``."""
+
+from typing import Any, Mapping
+
+from ..errors import LearngeneConfigError
 from .base import CONFIG_AXES, ROTARY, Architecture, Param, linear, norm
 
 _LAYER = "layers.{layer}"
 
+
+def _head_size_is_the_width_per_head(target: dict[str, Any], source: Mapping[str, Any], asked: set[str]) -> None:
+    head_dim = target.get("head_dim")
+    per_head = target["hidden_size"] // target["num_attention_heads"]
+    if head_dim is not None and head_dim != per_head:
+        raise LearngeneConfigError(
+            f"head_dim={head_dim} differs from hidden_size // num_attention_heads = {per_head}: GPT-NeoX's attention "
+            "always splits the width into heads of hidden / heads; leave head_dim out of the size request, or choose "
+            "the width and head count that give the head size"
+        )
+
+
 GPT_NEOX = Architecture(
     family="gpt_neox",
     model_types=("gpt_neox",),
-    axes=CONFIG_AXES,
+    axes={**CONFIG_AXES, "head_dim": "head_dim"},
     params=(
         Param("embed_in.weight", ("vocab", "hidden")),
         *norm(f"{_LAYER}.input_layernorm"),
@@ -34,6 +53,7 @@ GPT_NEOX = Architecture(
         "pythia-2.8b": {"layers": 32, "hidden": 2560, "heads": 32, "intermediate": 10240},
         "pythia-6.9b": {"layers": 32, "hidden": 4096, "heads": 32, "intermediate": 16384},
     },
+    target_hook=_head_size_is_the_width_per_head,
     fresh=(r"^score\.", r"^classifier\.", r"^qa_outputs\."),
     tied_embedding="embed_in.weight",
     tied_copies={"lm_head.weight": "embed_in.weight"},

@@ -1,7 +1,9 @@
 """Phi-3 and Phi-4-mini decoders (``model_type == "phi3"``): Llama's layers with two fused
 projections. ``qkv_proj`` stacks q, k and v on its output axis and ``gate_up_proj`` stacks the gate
 and up projections; each part is resized on its own axes (q and k in the rotary layout, which
-also covers Phi-4-mini's partial rotary), and the parts are stacked again when a model is built."""
+also covers Phi-4-mini's partial rotary), and the parts are stacked again when a model is built.
+The config class has no ``head_dim`` field, but the modeling code reads one a config sets, so it
+is the head size's field as in Llama (``hidden // heads`` where absent)."""
 
 from .base import DECODER_AXES, ROTARY, Architecture, Param, concatenated, decoder_ends, linear, norm
 
@@ -10,7 +12,7 @@ _LAYER = "layers.{layer}"
 PHI3 = Architecture(
     family="phi3",
     model_types=("phi3",),
-    axes=DECODER_AXES,
+    axes={**DECODER_AXES, "head_dim": "head_dim"},
     params=(
         *decoder_ends(),
         *concatenated(Param(f"{_LAYER}.self_attn.qkv_proj.weight", ("", "hidden"), fan_in=1, whole_heads=True), 0,

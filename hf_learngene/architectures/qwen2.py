@@ -1,11 +1,13 @@
-"""Qwen2 and Qwen2.5 decoders: Llama's layout, with biases on the q, k and v projections."""
+"""Qwen2 and Qwen2.5 decoders: Llama's layout, with biases on the q, k and v projections. The
+config class has no ``head_dim`` field, but the modeling code reads one a config sets, so it is
+the head size's field as in Llama (``hidden // heads`` where absent)."""
 
 from .base import DECODER_AXES, Architecture, decoder_ends, llama_layer
 
 QWEN2 = Architecture(
     family="qwen2",
     model_types=("qwen2",),
-    axes=DECODER_AXES,
+    axes={**DECODER_AXES, "head_dim": "head_dim"},
     params=(*decoder_ends(), *llama_layer("layers.{layer}")),
     layer_fields=("layer_types",),
     # Shapes of the public config.json files of the Qwen2.5 base checkpoints (Qwen2-0.5B shares the first).

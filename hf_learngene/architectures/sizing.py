@@ -81,7 +81,7 @@ def resolve_target_config(arch: Architecture, source_config: Any, size: SizeRequ
         target, asked = _fields_of(size), _as_fields(arch, overrides)
     else:
         request = _request(arch, size)
-        asked = _as_fields(arch, {**request, **overrides})
+        asked = {**_as_fields(arch, request), **_as_fields(arch, overrides)}
         if arch.request_hook:
             arch.request_hook(asked, source)
         # diffusers configs have only their own fields; a transformers config takes any further
@@ -97,8 +97,8 @@ def resolve_target_config(arch: Architecture, source_config: Any, size: SizeRequ
     if not isinstance(size, PretrainedConfig):
         _follow_source(arch, source_config, target, set(asked))
     _check(arch, source, target)
-    if arch.target_hook:
-        arch.target_hook(target, source, set(asked))
+    if arch.target_hook:  # a whole config names every field: the hook changes none of them
+        arch.target_hook(target, source, set(target) if isinstance(size, PretrainedConfig) else set(asked))
     return _config(arch, target)
 
 
@@ -126,8 +126,19 @@ def _request(arch: Architecture, size: SizeRequest) -> dict[str, Any]:
 
 
 def _as_fields(arch: Architecture, request: Mapping[str, Any]) -> dict[str, Any]:
-    """A request with its axis names replaced by the family's config fields."""
-    return {arch.axes.get(key, key): value for key, value in request.items()}
+    """A request with its axis names replaced by the family's config fields; two names of one
+    field (``hidden`` and ``hidden_size``) are refused rather than one silently winning."""
+    fields: dict[str, Any] = {}
+    named_by: dict[str, str] = {}
+    for key, value in request.items():
+        name = arch.axes.get(key, key)
+        if name in named_by:
+            raise LearngeneConfigError(
+                f"{named_by[name]!r} and {key!r} both name the config field {name} (given {fields[name]!r} and "
+                f"{value!r}); pass only one of them"
+            )
+        fields[name], named_by[name] = value, key
+    return fields
 
 
 def _check_family(arch: Architecture, model_type: str) -> None:
@@ -161,7 +172,9 @@ def _follow_source(arch: Architecture, source_config: Any, target: dict[str, Any
       multi-head attention, with a warning saying so);
     * a new width or head count changes a ``head_dim`` that the source has as ``hidden // heads``;
       an explicit head size that differs from it (Qwen3, Gemma) is kept;
-    * a new depth repeats the pattern of the per-layer lists (``layer_types``).
+    * a new depth re-derives a per-layer list (``layer_types``) that the source's config class
+      derived by default (the target's class derives it again at its depth), and repeats the
+      pattern of one the source set explicitly.
     Values a request gets wrong are left for :func:`_check` to report.
     """
     fields, sizes = arch.size_fields, arch.axis_sizes(source_config)
@@ -172,14 +185,34 @@ def _follow_source(arch: Architecture, source_config: Any, target: dict[str, Any
     if kv_heads and heads in asked and kv_heads not in asked and _is_count(target[heads]):
         target[kv_heads] = _kv_heads_for(sizes, target[heads], kv_heads)
     head_dim = fields.get("head_dim")
-    follows = hidden and head_dim and sizes["head_dim"] == sizes["hidden"] // sizes["heads"]
+    # a source without a head_dim field (Qwen2, Phi-3, GPT-NeoX may have none) has none to change
+    follows = hidden and head_dim in target and sizes["head_dim"] == sizes["hidden"] // sizes["heads"]
     if follows and head_dim not in asked and (hidden in asked or heads in asked):
         target[head_dim] = None  # hidden // heads, once they are checked
     layers = fields.get("layers")
     if layers in asked and _is_count(target[layers]):
         for name in arch.layer_fields:
-            if name not in asked and isinstance(target.get(name), list):
+            if name in asked or not isinstance(target.get(name), list):
+                continue
+            if _derived_by_default(source_config, name):
+                del target[name]  # the target's config class derives it for its own depth
+            else:
                 target[name] = _repeat_pattern(target[name], target[layers])
+
+
+def _derived_by_default(source_config: Any, name: str) -> bool:
+    """Whether the source's per-layer list ``name`` is what its config class derives from its other
+    fields (Gemma 3's five local layers and one global, cut to a 4-layer source's four local ones):
+    its truncated pattern is then not the family's, and must not be repeated."""
+    if not isinstance(source_config, PretrainedConfig):
+        return False
+    fields = _fields_of(source_config)
+    given = fields.pop(name, None)
+    try:
+        derived = AutoConfig.for_model(fields.pop("model_type"), **fields)
+    except (ValueError, TypeError, KeyError, StrictDataclassError):
+        return False  # the fields alone make no config: keep the list as it is
+    return _listed(getattr(derived, name, None)) == _listed(given)
 
 
 def _repeat_pattern(values: list, length: int) -> list:
@@ -232,7 +265,7 @@ def _check(arch: Architecture, source: Mapping[str, Any], target: dict[str, Any]
                 f"hidden size {hidden} is not divisible by the head count {heads}; choose a head count that divides "
                 f"{hidden} (e.g. {divisors})"
             )
-        if head_dim:
+        if head_dim in target:  # a config without the field derives it from the width
             target[head_dim] = hidden // heads
     if "kv_heads" in fields and target.get(fields["kv_heads"]) is not None:
         heads, kv_heads = target[fields["heads"]], target[fields["kv_heads"]]

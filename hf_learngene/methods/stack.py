@@ -18,6 +18,7 @@ import torch
 
 from ..errors import LearngeneConfigError
 from .base import Gather, Resizer
+from .hypercloning import WIDTH_AXES
 
 ORDERS = ("interleave", "repeat")
 
@@ -39,6 +40,18 @@ def inserted_copies(source_length: int, target_length: int, order: str) -> torch
     return ~first_seen
 
 
+def _methods_resizing(axis: str, source_length: int, target_length: int) -> str:
+    """The methods that can resize ``axis`` from ``source_length`` to ``target_length``, for an error
+    message: FRONT and BoT any axis; weight selection only shrinks; HyperCloning grows the widths it
+    knows (not the experts) by whole factors."""
+    methods = ["front", "bot"]
+    if target_length < source_length:
+        methods.append("weight_selection")
+    elif axis in WIDTH_AXES and target_length % source_length == 0:
+        methods.append("hypercloning")
+    return ", ".join(methods[:-1]) + " or " + methods[-1]
+
+
 class StackResizer(Resizer):
     name = "stack"
     default_rescaling = "none"
@@ -57,7 +70,7 @@ class StackResizer(Resizer):
             if free and n != m and name != "layers":
                 raise LearngeneConfigError(
                     f"stack changes depth only; it cannot resize the {name} axis ({n} → {m}). "
-                    "Keep the source's widths, or use front, bot or hypercloning"
+                    f"Keep the source's widths, or use {_methods_resizing(name, n, m)}"
                 )
             if name == "layers" and m < n:
                 raise LearngeneConfigError(
