@@ -326,14 +326,44 @@ def test_a_depth_change_keeps_the_pattern_of_global_and_local_layers(family, lay
     train_step(built)
 
 
-def test_modernbert_attention_norms_exist_from_layer_1_and_follow_the_depth():
-    source = tiny_model(tiny_config("modernbert", layers=3))
-    learngene = Learngene.extract(source, method="bot", show_progress=False)
-    built = learngene.build({"layers": 5}, auto_class=source_class("modernbert"), show_progress=False)
+@pytest.mark.parametrize("method", ["weight_selection", "hypercloning", "stack"])
+def test_modernbert_at_its_own_size_is_exact_with_the_peer_methods_too(method):
+    """The identity norm stacked for layer 0 is decoded but not written: every tensor comes back."""
+    source = tiny_model(tiny_config("modernbert", layers=4))
+    rebuilt = Learngene.extract(source, method=method, show_progress=False).build(
+        None, auto_class=source_class("modernbert"), show_progress=False)
+    expected, got = canonical_state(source), canonical_state(rebuilt)
+    assert set(got) == set(expected)
+    for name, tensor in expected.items():
+        assert (got[name] - tensor).abs().max().item() <= 1e-5, name
+
+
+@pytest.mark.parametrize("method,options,depth", [
+    ("weight_selection", {"layers": "uniform"}, 3),  # source layers 0, 2, 4
+    ("stack", {"order": "interleave"}, 8),  # 0 0 1 1 2 2 3 4 ...: layer 1 is a copy of layer 0
+    ("stack", {"order": "repeat"}, 8),  # 0 1 2 3 4 0 1 2: layer 5 is a copy of layer 0
+])
+def test_modernbert_attention_norms_follow_the_layer_their_attention_comes_from(method, options, depth):
+    """Layer 0 has no attention norm (an Identity); every other layer's comes from the source layer
+    its attention weights come from, or is the identity norm where that is the source's layer 0."""
+    source = tiny_model(tiny_config("modernbert", layers=5))
+    learngene = Learngene.extract(source, method=method, show_progress=False, **options)
+    built = learngene.build({"layers": depth}, auto_class=source_class("modernbert"), show_progress=False)
     assert isinstance(built.model.layers[0].attn_norm, torch.nn.Identity)
-    for i in (1, 2):  # the source's own layers' norms, as they were
-        assert torch.equal(built.model.layers[i].attn_norm.weight, source.model.layers[i].attn_norm.weight)
-    assert torch.equal(built.model.layers[4].attn_norm.weight, torch.ones(16))  # a new layer's: the identity
+    source_layers = source.model.layers
+    came_from = []
+    for i, layer in enumerate(built.model.layers):
+        matches = [j for j, s in enumerate(source_layers) if torch.equal(layer.attn.Wqkv.weight, s.attn.Wqkv.weight)]
+        assert len(matches) == 1, i
+        came_from.append(matches[0])
+        if i == 0:
+            continue
+        if matches[0] == 0:
+            assert torch.allclose(layer.attn_norm.weight, torch.ones(16), atol=1e-6), i
+        else:
+            assert torch.equal(layer.attn_norm.weight, source_layers[matches[0]].attn_norm.weight), i
+    assert came_from != list(range(depth))  # the layers are remapped, not kept in place
+    train_step(built)
 
 
 def test_a_partial_rotary_head_keeps_its_rotary_halves_and_refuses_a_size_that_splits_them():

@@ -89,6 +89,12 @@ class Param:
     :class:`~hf_learngene.methods.SignalSpec`). ``scaled_by`` names the axis whose square root the
     model multiplies this role's output by (Gemma's embeddings are scaled by √hidden): a
     function-preserving build divides the role by the growth of that factor.
+
+    ``first_layer`` is the first layer a layered role's tensor exists in (ModernBERT's layer 0 has
+    no attention norm): the role is still stacked over every layer, so that it follows a method's
+    layer mapping like the layer's other roles, and the missing layers are stacked as ``identity``,
+    the value that makes the role do nothing there (1 for a norm's weight, 0 for its bias). A
+    target's layers before ``first_layer`` are decoded but not written.
     """
 
     name: str
@@ -100,6 +106,8 @@ class Param:
     head_groups: int | None = None
     whole_heads: bool = False
     scaled_by: str | None = None
+    first_layer: int = 0
+    identity: float = 0.0
 
     @property
     def role(self) -> str:
@@ -337,7 +345,7 @@ class Architecture:
     * ``sizes_hook(config, sizes)``: fills irregular axis sizes in place (GPT-2's ``n_inner=None``
       is 4 × hidden, a ViT's positions follow its image and patch sizes).
     * ``roles_hook(config)``: roles that follow the config, added to ``params`` (a UNet's block
-      list, ModernBERT's attention norms that layer 0 lacks).
+      list).
     * ``request_hook(request, source)``: turns request names that are no config field into fields
       (a DiT's ``hidden`` is heads × head size), in place.
     * ``target_hook(target, source, asked)``: family rules and checks on the target's config fields

@@ -2,20 +2,15 @@
 ``Wi`` stacks the input and the gate, pre-norms without biases, and layers that alternate global
 and local (sliding-window) attention: a depth change keeps that pattern (``layer_types``).
 
-Layer 0 has no attention norm (its input is the normed embedding), so the attention norms of
-layers 1..L-1 are one role each rather than a stacked role: a depth change keeps layer ``i``'s for
-every ``i`` both models have, and new layers start from the model's own (identity) init.
+Layer 0 has no attention norm (its input is the normed embedding). The attention norm is still a
+stacked role, from ``first_layer=1``: layer 0 is stacked as the identity norm (weight 1, bias 0),
+so each target layer's attention norm comes from the source layer its attention weights come
+from, as the method maps layers, and a target's layer 0 leaves its decoded norm out.
 """
 
-from typing import Any
-
-from .base import CONFIG_AXES, ROTARY, Architecture, Param, config_value, linear, norm
+from .base import CONFIG_AXES, ROTARY, Architecture, Param, linear, norm
 
 _LAYER = "layers.{layer}"
-
-
-def _attention_norms(config: Any) -> tuple[Param, ...]:
-    return tuple(p for i in range(1, config_value(config, "num_hidden_layers")) for p in norm(f"layers.{i}.attn_norm"))
 
 
 MODERNBERT = Architecture(
@@ -25,6 +20,8 @@ MODERNBERT = Architecture(
     params=(
         Param("embeddings.tok_embeddings.weight", ("vocab", "hidden")),
         *norm("embeddings.norm"),
+        Param(f"{_LAYER}.attn_norm.weight", ("hidden",), first_layer=1, identity=1.0),
+        Param(f"{_LAYER}.attn_norm.bias", ("hidden",), first_layer=1, identity=0.0),
         *linear(f"{_LAYER}.attn.Wqkv", f"3*heads*{ROTARY}", "hidden", whole_heads=True),
         *linear(f"{_LAYER}.attn.Wo", "hidden", "heads*head_dim", residual=True, whole_heads=True),
         *norm(f"{_LAYER}.mlp_norm"),
@@ -36,7 +33,6 @@ MODERNBERT = Architecture(
         *norm("head.norm"),
         *linear("decoder", "vocab", "hidden"),
     ),
-    roles_hook=_attention_norms,
     layer_fields=("layer_types",),
     # Shapes of the public config.json files of answerdotai/ModernBERT-base and -large.
     presets={

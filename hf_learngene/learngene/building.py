@@ -219,13 +219,17 @@ class LearngeneBuildingMixin:
                         f"derives {whole_shape} from the target config; this size cannot be built "
                         "(e.g. a Llama head size must be even for its rotary halves)"
                     )
-            layers = sorted(members) if param.layered else [None]
-            if param.layered and layers != list(range(target_sizes["layers"])):
+            # every target layer is decoded; those before the role's first_layer have no tensor to write
+            decoded_layers = list(range(target_sizes["layers"])) if param.layered else [None]
+            if param.layered and sorted(members) != decoded_layers[param.first_layer:]:
                 raise UnsupportedArchitectureError(
-                    f"{param.name}: the target has it in layers {layers}, not in each of its {target_sizes['layers']}"
+                    f"{param.name}: the target has it in layers {sorted(members)}, not in each of layers "
+                    f"{param.first_layer}..{target_sizes['layers'] - 1}"
                 )
-            for layer, signal in zip(layers, self.decode_role_layers(param, target_sizes, stored_role, device, reuse_buffers=True),
+            for layer, signal in zip(decoded_layers, self.decode_role_layers(param, target_sizes, stored_role, device, reuse_buffers=True),
                                      strict=True):
+                if layer is not None and layer < param.first_layer:
+                    continue
                 name = members[layer][0]
                 if name not in pending:
                     pending[name] = torch.empty(whole_shape, dtype=dtype, device=device)

@@ -74,25 +74,30 @@ def signal_spec(param: Param) -> SignalSpec:
 def _stack_role(param: Param, members: dict, sizes: dict[str, int]) -> torch.Tensor:
     """One role's tensors (its part of each, for a concatenated dimension) stacked over layers in
     float32 and reshaped onto its expanded axes. Members may be lazy checkpoint tensors: each is
-    read when its layer is copied in, so only the stacked role is ever held."""
+    read when its layer is copied in, so only the stacked role is ever held. The layers before
+    the role's ``first_layer`` have no tensor: they are stacked as the role's identity value."""
     expected, part = full_tensor_shape(param, sizes), segment_index(param, sizes)
     if param.layered:
         layers = sorted(members)
-        if layers != list(range(sizes["layers"])):
+        if layers != list(range(param.first_layer, sizes["layers"])):
             raise UnsupportedArchitectureError(
-                f"{param.name}: found layers {layers}, expected 0..{sizes['layers'] - 1} from the config"
+                f"{param.name}: found layers {layers}, expected {param.first_layer}..{sizes['layers'] - 1} from the config"
             )
+        rows = sizes["layers"]
     else:
         layers = [None]
+        rows = 1
     for layer in layers:
         if tuple(members[layer][1].shape) != expected:
             raise UnsupportedArchitectureError(
                 f"{param.name} has shape {tuple(members[layer][1].shape)} but the config implies {expected}"
             )
-    stacked = torch.empty((len(layers), *tensor_shape(param, sizes)), dtype=torch.float32)
-    for index, layer in enumerate(layers):
+    stacked = torch.empty((rows, *tensor_shape(param, sizes)), dtype=torch.float32)
+    if param.layered:
+        stacked[: param.first_layer].fill_(param.identity)
+    for layer in layers:
         tensor = members[layer][1]
         tensor = tensor.load() if hasattr(tensor, "load") else tensor.detach()
-        stacked[index].copy_(tensor[part])
+        stacked[0 if layer is None else layer].copy_(tensor[part])
         del tensor
     return stacked.reshape(expanded_shape(param, sizes))
