@@ -51,6 +51,8 @@ class SpectralRegularizer:
             if tuple(kept) == tuple(shape):  # nothing outside the block
                 continue
             tensors = [members[layer][1] for layer in sorted(members, key=lambda i: -1 if i is None else i)]
+            if param.layered and param.first_layer:  # layers without the tensor count as its identity, as stored
+                tensors = [torch.full_like(tensors[0], param.identity).detach()] * param.first_layer + tensors
             self._roles.append((param.layered, tensors, shape, kept, spec.resizable))
 
     def high_frequency_share(self) -> torch.Tensor:

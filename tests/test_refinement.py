@@ -113,3 +113,17 @@ def test_regularizer_refuses_an_fsdp_sharded_model(tmp_path):
                                                          TrainerControl(), model=model)
     finally:
         torch.distributed.destroy_process_group()
+
+
+def test_a_role_missing_from_the_first_layers_is_penalised_as_stored():
+    # ModernBERT's layer 0 has no attention norm: the regulariser stacks the identity there, as extraction does
+    config = transformers.ModernBertConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=3,
+                                           num_attention_heads=2, max_position_embeddings=32, pad_token_id=0,
+                                           bos_token_id=1, eos_token_id=2, cls_token_id=1, sep_token_id=2)
+    torch.manual_seed(0)
+    model = transformers.ModernBertForMaskedLM(config)
+    regularizer = SpectralRegularizer(model, keep=0.5, weight=1.0)
+    penalty = regularizer()
+    assert torch.isfinite(penalty) and penalty > 0
+    penalty.backward()
+    assert model.model.layers[1].attn_norm.weight.grad is not None
