@@ -25,7 +25,8 @@ from conftest import tiny_config, tiny_model
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_each_declaration_matches_its_method(method):
-    """Same names and defaults as the method's constructor, and the method keeps what it is given."""
+    """Same names as the method's constructor, whose defaults are read from the declaration, and the
+    method keeps what it is given."""
     options = METHOD_OPTIONS[method]()
     parameters = inspect.signature(METHODS[method].__init__).parameters
     declared = {option.name: option.default for option in dataclasses.fields(options)}

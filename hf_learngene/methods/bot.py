@@ -43,6 +43,7 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 
 from ..errors import LearngeneConfigError
 from .base import AxisOperator, Resizer, operator_matrix, resize_blockwise
+from .options import BotOptions
 
 
 def _linear_resample(x: torch.Tensor, length: int) -> torch.Tensor:
@@ -232,7 +233,7 @@ def resize_matrix(wavelet: str, source_length: int, target_length: int) -> torch
 class BotResizer(Resizer):
     name = "bot"
 
-    def __init__(self, wavelet: str = "haar", levels: int = 0):
+    def __init__(self, wavelet: str = BotOptions.wavelet, levels: int = BotOptions.levels):
         try:
             self._wavelet = pywt.Wavelet(wavelet)
         except ValueError:

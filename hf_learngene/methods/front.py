@@ -28,6 +28,7 @@ import torch
 
 from ..errors import LearngeneConfigError
 from .base import AxisOperator, Resizer, resize_blockwise
+from .options import FrontOptions
 
 Keep = Union[float, Mapping[str, Union[float, int]]]
 
@@ -204,7 +205,7 @@ class InverseDct(AxisOperator):
 class FrontResizer(Resizer):
     name = "front"
 
-    def __init__(self, keep: Keep = 1.0):
+    def __init__(self, keep: Keep = FrontOptions.keep):
         if isinstance(keep, Mapping):
             bad = {k: v for k, v in keep.items() if not isinstance(v, (int, float)) or v <= 0}
         else:

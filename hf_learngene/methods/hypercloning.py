@@ -39,6 +39,7 @@ import torch
 
 from ..errors import LearngeneConfigError
 from .base import Gather, Resizer, heads_by_kv_head, scale_growth, stored_head_groups
+from .options import HyperCloningOptions
 
 WIDTH_AXES = frozenset({"hidden", "heads", "kv_heads", "intermediate"})
 
@@ -47,7 +48,7 @@ class HyperCloningResizer(Resizer):
     name = "hypercloning"
     default_rescaling = "none"
 
-    def __init__(self, snr_db: float | None = None, seed: int = 0):
+    def __init__(self, snr_db: float | None = HyperCloningOptions.snr_db, seed: int = HyperCloningOptions.seed):
         if snr_db is not None and not isinstance(snr_db, (int, float)):
             raise LearngeneConfigError(f"snr_db must be a number (signal-to-noise ratio in dB) or None, got {snr_db!r}")
         self.snr_db = snr_db

@@ -22,8 +22,10 @@ import pywt
 from ..cli_types import ArgType, integer, number
 from ..cli_types import seed as seed_type
 from ..errors import LearngeneConfigError
-from .stack import ORDERS
-from .weight_selection import LAYER_CHOICES
+
+# the choices of the options that take one word; the methods check against these same tuples
+ORDERS = ("interleave", "repeat")  # stack: how source blocks repeat in a deeper model
+LAYER_CHOICES = ("first", "uniform")  # weight selection: which blocks a shallower model keeps
 
 
 def _orthogonal(text: str) -> str:

@@ -20,7 +20,7 @@ from ..errors import LearngeneConfigError
 from .base import Gather, Resizer
 from .hypercloning import WIDTH_AXES
 
-ORDERS = ("interleave", "repeat")
+from .options import ORDERS, StackOptions
 
 
 def source_layers(source_length: int, target_length: int, order: str) -> torch.Tensor:
@@ -56,7 +56,7 @@ class StackResizer(Resizer):
     name = "stack"
     default_rescaling = "none"
 
-    def __init__(self, order: str = "interleave", identity_copies: bool = False):
+    def __init__(self, order: str = StackOptions.order, identity_copies: bool = StackOptions.identity_copies):
         if order not in ORDERS:
             raise LearngeneConfigError(f"stack order must be one of {ORDERS}, got {order!r}")
         self.order = order

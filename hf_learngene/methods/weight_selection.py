@@ -34,7 +34,7 @@ import torch
 from ..errors import LearngeneConfigError
 from .base import Gather, Resizer, SignalSpec, heads_by_kv_head, stored_head_groups
 
-LAYER_CHOICES = ("first", "uniform")
+from .options import LAYER_CHOICES, WeightSelectionOptions
 FLAT_PAIRS = {("heads", "head_dim"), ("kv_heads", "head_dim")}
 GROUP_AXES = ("kv_heads", "heads_per_kv")  # a grouped ``heads`` axis, as the learngene stores it
 
@@ -82,7 +82,7 @@ class WeightSelectionResizer(Resizer):
     name = "weight_selection"
     default_rescaling = "none"
 
-    def __init__(self, layers: str = "first"):
+    def __init__(self, layers: str = WeightSelectionOptions.layers):
         if layers not in LAYER_CHOICES:
             raise LearngeneConfigError(f"weight_selection layers must be one of {LAYER_CHOICES}, got {layers!r}")
         self.layers = layers
