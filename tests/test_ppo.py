@@ -5,6 +5,7 @@ indices): each limb's best action is written in its token, bodies have different
 and the task flips the sign. A policy that reads the token learns it within a few updates.
 """
 
+import csv
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -205,3 +206,17 @@ def test_returns_bootstrap_a_truncated_episode_and_not_a_terminated_one(terminat
     torch.testing.assert_close(rollout.returns[:, 0], expected)
     torch.testing.assert_close(rollout.advantages[:, 0], expected - value)
     assert len(finished) == 1 and finished[0]["length"] == 3 and finished[0]["return"] == 3.0
+
+
+def test_a_log_with_older_columns_is_rewritten_not_misaligned(tmp_path):
+    run = trainer(tmp_path / "a", total_steps=512)
+    run.output_dir.mkdir(parents=True, exist_ok=True)
+    # a metrics.csv from a version without some columns (as a resumed older run would leave)
+    (run.output_dir / "metrics.csv").write_text("step,update,mean_return\n256,1,1.5\n")
+    run.train()
+    with open(run.output_dir / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[0]["step"] == "256" and rows[0]["mean_return"] == "1.5" and rows[0]["mean_gate"] == ""
+    assert [int(r["step"]) for r in rows[1:]] == [h["step"] for h in run.history]
+    assert [int(r["episodes"]) for r in rows[1:]] == [h["episodes"] for h in run.history]
+    np.testing.assert_allclose([float(r["mean_return"]) for r in rows[1:]], [h["mean_return"] for h in run.history])

@@ -457,9 +457,23 @@ class PPOTrainer:
 
     def _log(self, row: dict[str, Any], writer) -> None:
         path = self.output_dir / LOG_FILE
-        new = not path.exists()
+        fields = list(row)
+        if path.exists():
+            with open(path, newline="") as handle:
+                header = next(csv.reader(handle), [])
+            if header and header != fields:
+                with open(path, newline="") as handle:
+                    rows = list(csv.DictReader(handle))
+                # a run resumed from an older version logs other columns: rewrite under both headers
+                # rather than append rows whose values would sit under the wrong names
+                fields = header + [name for name in fields if name not in header]
+                with open(path, "w", newline="") as handle:
+                    out = csv.DictWriter(handle, fieldnames=fields)
+                    out.writeheader()
+                    out.writerows(rows)
+        new = not path.exists() or path.stat().st_size == 0
         with open(path, "a", newline="") as handle:
-            out = csv.DictWriter(handle, fieldnames=list(row))
+            out = csv.DictWriter(handle, fieldnames=fields)
             if new:
                 out.writeheader()
             out.writerow(row)
