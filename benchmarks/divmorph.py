@@ -10,22 +10,30 @@ Every run goes through ``recipes/morphology_control.py`` (the recipe users run),
    evaluation (mean actions, one episode per pair) on every train and held-out body (a held-out
    body's never-trained embedding row is set to the train bodies' mean first).
 2. **Transfer** to the held-out task (``stand_tall``) on the train bodies for ``--transfer-steps``
-   each: DivMorph with only its task tailors training (learngenes and body tailors frozen), the
-   same controller fine-tuned whole, and a new DivMorph controller trained from scratch. Reported:
-   the return curves and the environment steps each needs to reach a threshold fixed *before*
-   comparing them — the final return of the from-scratch run (mean of its last 20% of updates) —
-   and the ratio of whole-controller fine-tuning's steps to the tailors' (the paper: 3×).
+   each, with ``--transfer-seeds`` seeds per mode: DivMorph with only its task tailors training
+   (learngenes and body tailors frozen), the same controller fine-tuned whole, the dense baseline
+   fine-tuned whole (MetaMorph's transfer), and a new DivMorph controller trained from scratch.
+   Each mode's learning rate is chosen first, on a seed that is not reported (``--tuning-seed``),
+   from ``--learning-rates`` (tailors train few parameters and can take a larger one; whole-controller
+   fine-tuning gets the same chance). Every ``--evaluate-every`` updates a run saves a checkpoint, which the benchmark evaluates
+   deterministically (mean actions, one episode per body, the same episodes every time): the
+   transfer curves. The training log's returns are not used for them: they average the episodes
+   that happened to end during an update, mostly the short ones. Reported: the curves, the mean
+   evaluation return over the budget, and the environment steps each mode needs to reach a
+   threshold fixed *before* comparing them — the from-scratch runs' final evaluation return — with
+   the ratio of whole-controller fine-tuning's steps to the tailors' (the paper: 3×).
 3. **Single-agent deployment** of the pre-trained DivMorph controller for every train body on
    ``run_forward``: units whose gate passes ``config.gate_threshold`` merged into a gate-free
    policy; its parameters against the full controller's (the paper: 17× smaller) and its
    deterministic return against the full controller's on the same episodes — equal by
    construction with hard (``top_k``) gates, so it is also compared with the dense baseline's.
 
-Budgets are sized for 2 CPU cores (``--pretrain-steps 400000 --transfer-steps 60000``: 0.98M steps in
-all); ``--scale`` multiplies every budget (e.g. on a GPU machine). Results:
+Budgets are sized for 2 CPU cores (``--pretrain-steps 400000 --transfer-steps 60000``, two runs at a
+time: 0.8M pre-training steps and 0.72M transfer steps); ``--scale`` multiplies every budget (e.g. on a GPU machine). Results:
 ``benchmarks/results/divmorph.json`` (with the exact command) and ``divmorph_*.png``.
 
-    python benchmarks/divmorph.py [--pretrain-steps N] [--transfer-steps N] [--scale F] [--threads N] [--workdir DIR]
+    python benchmarks/divmorph.py [--pretrain-steps N] [--transfer-steps N] [--scale F] [--jobs N] [--threads N]
+        [--transfer-seeds S ...] [--evaluate-every UPDATES] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -33,11 +41,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import platform
 import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -59,20 +69,40 @@ from hf_learngene.morphology import (  # noqa: E402
 )
 from hf_learngene.morphology.ppo import EnvPool, RunningMeanStd  # noqa: E402
 
-# top_k gates: each agent opens 3% of every linear's tailor units (2 of 62 in a 128-wide layer) beside a
-# 3% learngene, which sizes a single agent at ~17x fewer parameters than the full controller; the
-# measured question is then the return at that size
+# top_k gates: each agent opens 3% of every linear's tailor units (2 of 63 morphology and 2 of 62 task units in
+# a 128-wide layer) beside 3 learngene units: 7 rank-1 units per linear, which sizes a single agent at 17.5x
+# fewer parameters than the full controller (4 learngene units, a 0.03 share, gave 15.6x); the measured
+# question is then the return at that size
 MODEL = ["--hidden_size", "128", "--num_layers", "3", "--num_heads", "2", "--intermediate_size", "256",
-         "--unit_split", "0.03,0.485,0.485", "--gate", "top_k", "--gate_density", "0.03"]
+         "--unit_split", "0.025,0.49,0.485", "--gate", "top_k", "--gate_density", "0.03"]
 PPO = ["--rollout_steps", "128", "--minibatch_size", "512", "--ppo_epochs", "4", "--learning_rate", "3e-4",
        "--no_progress_bar", "--overwrite_output_dir"]
 TAIL = 0.2  # the share of the last updates whose returns are a run's final return
 
 
-def run_recipe(output_dir: Path, *argv: str) -> list[dict]:
-    started = time.perf_counter()
-    morphology_control.main(["--output_dir", str(output_dir), *argv])
-    print(f"  {output_dir.name}: {time.perf_counter() - started:.0f}s", flush=True)
+def run_recipes(runs: dict[Path, list[str]], jobs: int, threads: int) -> None:
+    """Run the recipe once per output folder, ``jobs`` at a time, each in its own process with ``threads``
+    torch threads (the environments of one run are stepped one after the other, so parallel runs are how
+    several cores are used). A failed run stops the benchmark with the end of its log."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
+
+    def run(output_dir: Path, argv: list[str]) -> None:
+        started = time.perf_counter()
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        log = output_dir.with_name(output_dir.name + ".log")
+        with open(log, "w") as handle:
+            code = subprocess.run([sys.executable, str(ROOT / "recipes" / "morphology_control.py"), "--output_dir",
+                                   str(output_dir), *argv], env=env, stdout=handle, stderr=subprocess.STDOUT).returncode
+        if code:
+            raise RuntimeError(f"{output_dir.name} failed ({code}); the end of {log}:\n{log.read_text()[-3000:]}")
+        print(f"  {output_dir.name}: {time.perf_counter() - started:.0f}s", flush=True)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for future in [pool.submit(run, output_dir, argv) for output_dir, argv in runs.items()]:
+            future.result()
+
+
+def training_log(output_dir: Path) -> list[dict]:
     with open(output_dir / "metrics.csv", newline="") as handle:
         return [{"step": int(r["step"]), "mean_return": float(r["mean_return"]),
                  "by_pair": json.loads(r["returns_by_body_task"])} for r in csv.DictReader(handle)]
@@ -92,14 +122,37 @@ def final_by_body(rows: list[dict]) -> dict[str, float]:
     return {body: float(np.mean(values)) for body, values in by_body.items()}
 
 
-def steps_to(rows: list[dict], threshold: float, window: int = 3) -> int | None:
-    """The first step at which the mean return of the last ``window`` updates reaches ``threshold``."""
-    returns = [r["mean_return"] for r in rows]
-    for i in range(len(rows)):
-        recent = [v for v in returns[max(0, i - window + 1): i + 1] if np.isfinite(v)]
-        if recent and np.mean(recent) >= threshold:
-            return rows[i]["step"]
-    return None
+def steps_to(rows: list[dict], threshold: float) -> int | None:
+    """The first step whose evaluation return reaches ``threshold`` (None: never, within the budget)."""
+    return next((r["step"] for r in rows if np.isfinite(r["mean_return"]) and r["mean_return"] >= threshold), None)
+
+
+def mean_steps_to(steps: list[int | None], budget: int) -> float:
+    return float(np.mean([budget if s is None else s for s in steps]))
+
+
+def mean_curve(curves: list[list[dict]]) -> list[dict]:
+    """The seeds' evaluation curves averaged point by point (they evaluate at the same steps)."""
+    return [{"step": points[0]["step"], "mean_return": float(np.mean([p["mean_return"] for p in points]))}
+            for points in zip(*curves)]
+
+
+def evaluation_curve(run_dir: Path, pairs: list[tuple[str, str]], max_steps: int,
+                     start: tuple[DivMorphForContinuousControl, RunningMeanStd] | None = None) -> list[dict]:
+    """Every checkpoint a run saved (and the controller it started from, when given) evaluated with
+    :func:`evaluate`; the return averaged over ``pairs``. Unlike the training log's returns (the
+    episodes that happened to end during an update, mostly the short ones), every point scores the
+    same episodes."""
+    def point(step: int, model, stats) -> dict:
+        returns = evaluate(controller_actions(model), pairs, stats, max_steps)
+        return {"step": step, "mean_return": float(np.mean(list(returns.values())))}
+
+    points = [point(0, *start)] if start is not None else []
+    for folder in sorted((run_dir / "checkpoints").glob("step-*"), key=lambda f: int(f.name.split("-")[1])):
+        model = DivMorphForContinuousControl.from_pretrained(folder / "model").eval()
+        points.append(point(int(folder.name.split("-")[1]), model,
+                            RunningMeanStd.from_file(folder / "trainer_state.safetensors")))
+    return points
 
 
 @torch.no_grad()
@@ -135,7 +188,7 @@ def plot(curves: dict[str, list[dict]], threshold: float | None, path: Path, tit
     for name, rows in curves.items():
         ax.plot([r["step"] for r in rows], [r["mean_return"] for r in rows], label=name)
     if threshold is not None:
-        ax.axhline(threshold, color="gray", linestyle="--", label="threshold (scratch's final return)")
+        ax.axhline(threshold, color="gray", linestyle="--", label="threshold (scratch's final evaluation return)")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("mean episode return")
     ax.set_title(title)
@@ -152,8 +205,14 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--max-episode-steps", type=int, default=1000)
     parser.add_argument("--eval-episode-steps", type=int, default=500)
-    parser.add_argument("--threads", type=int, default=2,
-                        help="torch threads (1 runs steadier on a machine whose other cores are busy)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each run")
+    parser.add_argument("--jobs", type=int, default=2, help="recipe runs at once (each steps its environments on one core)")
+    parser.add_argument("--transfer-seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--tuning-seed", type=int, default=0, help="the transfer seed the learning rates are chosen on")
+    parser.add_argument("--learning-rates", type=float, nargs="+", default=[3e-4, 1e-3],
+                        help="the transfer learning rates tried for each mode")
+    parser.add_argument("--evaluate-every", type=int, default=2,
+                        help="transfer runs save (and the benchmark evaluates) a checkpoint every this many PPO updates")
     parser.add_argument("--workdir", default="/tmp/hf-learngene-divmorph")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "divmorph.json"))
     args = parser.parse_args()
@@ -165,13 +224,15 @@ def main() -> None:
     results: dict = {"command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
                      "environment": {"git_commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT,
                                                                   capture_output=True, text=True).stdout.strip(),
-                                     "torch": torch.__version__, "python": platform.python_version(), "threads": args.threads},
+                                     "torch": torch.__version__, "python": platform.python_version(), "threads": args.threads,
+                                     "jobs": args.jobs},
                      "model": MODEL, "ppo": PPO, "budgets": {"pretrain_steps": pretrain, "transfer_steps": transfer}}
 
     print(f"pre-training on {len(TRAIN_BODIES)} bodies x {len(TRAIN_TASKS)} tasks, {pretrain} steps each model")
-    curves = {"divmorph": run_recipe(work / "divmorph", *MODEL, *PPO, *episode, "--total_steps", str(pretrain)),
-              "baseline": run_recipe(work / "baseline", *MODEL[:8], "--architecture", "baseline", *PPO, *episode,
-                                     "--total_steps", str(pretrain))}
+    run_recipes({work / "divmorph": [*MODEL, *PPO, *episode, "--total_steps", str(pretrain)],
+                 work / "baseline": [*MODEL[:8], "--architecture", "baseline", *PPO, *episode,
+                                     "--total_steps", str(pretrain)]}, args.jobs, args.threads)
+    curves = {name: training_log(work / name) for name in ("divmorph", "baseline")}
     stats = {name: RunningMeanStd.from_file(work / name / "model" / morphology_control.OBSERVATION_STATS)
              for name in curves}
     models = {name: DivMorphForContinuousControl.from_pretrained(work / name / "model").eval() for name in curves}
@@ -194,26 +255,61 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
 
-    print(f"transfer to {HELD_OUT_TASKS} on the train bodies, {transfer} steps each mode")
-    held_out = ["--tasks", "held_out", *episode, "--total_steps", str(transfer)]
-    model_dir = str(work / "divmorph" / "model")
-    transfer_curves = {
-        "tailors": run_recipe(work / "transfer-tailors", "--model", model_dir, "--transfer", "tailors", *PPO, *held_out),
-        "full": run_recipe(work / "transfer-full", "--model", model_dir, "--transfer", "full", *PPO, *held_out),
-        "scratch": run_recipe(work / "transfer-scratch", *MODEL, *PPO, *held_out),
-    }
-    threshold = final_return(transfer_curves["scratch"])
-    steps = {name: steps_to(rows, threshold) for name, rows in transfer_curves.items()}
+    print(f"transfer to {HELD_OUT_TASKS} on the train bodies, {transfer} steps each mode, seeds {args.transfer_seeds}")
+    held_out = ["--tasks", "held_out", *episode, "--total_steps", str(transfer),
+                "--checkpointing_steps", str(args.evaluate_every)]
+    sources = {"tailors": ["--model", str(work / "divmorph" / "model"), "--transfer", "tailors"],
+               "full": ["--model", str(work / "divmorph" / "model"), "--transfer", "full"],
+               "baseline_full": ["--model", str(work / "baseline" / "model"), "--transfer", "full"],
+               "scratch": MODEL}
+    transfer_pairs = [(body, task) for body in TRAIN_BODIES for task in HELD_OUT_TASKS]
+    starts = {mode: (models[name], stats[name]) for mode, name in
+              (("tailors", "divmorph"), ("full", "divmorph"), ("baseline_full", "baseline"))}
+    # each mode's learning rate, chosen on a seed that is not reported: the best mean evaluation return
+    sweep = {(mode, lr): work / f"tune-{mode}-lr{lr:g}" for mode in sources for lr in args.learning_rates}
+    run_recipes({folder: [*sources[mode], *PPO, *held_out, "--seed", str(args.tuning_seed), "--learning_rate", f"{lr:g}"]
+                 for (mode, lr), folder in sweep.items()}, args.jobs, args.threads)
+    sweep_returns = {key: float(np.mean([r["mean_return"] for r in evaluation_curve(
+        folder, transfer_pairs, args.eval_episode_steps, starts.get(key[0]))])) for key, folder in sweep.items()}
+    learning_rate = {mode: max(args.learning_rates, key=lambda lr: sweep_returns[mode, lr]) for mode in sources}
+    print("  learning rates:", learning_rate, flush=True)
+    runs = {work / f"transfer-{mode}-seed{seed}": [*argv, *PPO, *held_out, "--seed", str(seed),
+                                                   "--learning_rate", f"{learning_rate[mode]:g}"]
+            for seed in args.transfer_seeds for mode, argv in sources.items()}
+    run_recipes(runs, args.jobs, args.threads)
+    evaluated = {mode: [evaluation_curve(work / f"transfer-{mode}-seed{seed}", transfer_pairs, args.eval_episode_steps,
+                                         starts.get(mode)) for seed in args.transfer_seeds] for mode in sources}
+    # fixed before any comparison: what training from scratch reaches at the end of the budget
+    threshold = float(np.mean([final_return(curve) for curve in evaluated["scratch"]]))
+    steps = {mode: [steps_to(curve, threshold) for curve in curves_] for mode, curves_ in evaluated.items()}
+    mean_steps = {mode: mean_steps_to(values, transfer) for mode, values in steps.items()}
     results["transfer"] = {
-        "task": HELD_OUT_TASKS[0], "threshold": threshold,
-        "threshold_rule": "the from-scratch run's mean return over its last 20% of updates",
+        "task": HELD_OUT_TASKS[0], "seeds": args.transfer_seeds, "threshold": threshold,
+        "learning_rate": learning_rate,
+        "learning_rate_sweep": {"seed": args.tuning_seed, "rule": "each mode's best mean evaluation return",
+                                "mean_evaluation_return": {mode: {f"{lr:g}": sweep_returns[mode, lr]
+                                                                  for lr in args.learning_rates} for mode in sources}},
+        "measure": (f"deterministic evaluation (mean actions, one {args.eval_episode_steps}-step episode per train "
+                    f"body) of the checkpoint saved every {args.evaluate_every} updates, averaged over the bodies"),
+        "threshold_rule": "the from-scratch runs' final evaluation return (their last 20% of evaluations, mean over seeds)",
         "steps_to_threshold": steps,
-        "final_return": {name: final_return(rows) for name, rows in transfer_curves.items()},
-        "full_over_tailors_steps": (steps["full"] / steps["tailors"]) if steps["full"] and steps["tailors"] else None,
-        "curves": {name: [(r["step"], r["mean_return"]) for r in rows] for name, rows in transfer_curves.items()},
+        "mean_steps_to_threshold": mean_steps,
+        "mean_steps_rule": f"a seed that never reaches the threshold counts as the budget ({transfer} steps)",
+        "mean_evaluation_return": {mode: float(np.mean([[r["mean_return"] for r in c] for c in curves_]))
+                                   for mode, curves_ in evaluated.items()},
+        "final_return": {mode: float(np.mean([final_return(c) for c in curves_])) for mode, curves_ in evaluated.items()},
+        "full_over_tailors_steps": mean_steps["full"] / mean_steps["tailors"] if mean_steps["tailors"] else None,
+        "curves": {mode: [[(r["step"], r["mean_return"]) for r in c] for c in curves_]
+                   for mode, curves_ in evaluated.items()},
+        "training_curves": {mode: [[(r["step"], r["mean_return"]) for r in training_log(
+            work / f"transfer-{mode}-seed{seed}")] for seed in args.transfer_seeds] for mode in sources},
     }
-    plot(transfer_curves, threshold, out.with_name("divmorph_transfer.png"), f"transfer to {HELD_OUT_TASKS[0]}")
+    plot({mode: mean_curve(curves_) for mode, curves_ in evaluated.items()}, threshold,
+         out.with_name("divmorph_transfer.png"), f"transfer to {HELD_OUT_TASKS[0]} (mean of {len(args.transfer_seeds)} seeds)")
     out.write_text(json.dumps(results, indent=2))
+    for mode in sources:
+        print(f"  {mode:14s} steps to {threshold:.1f}: {steps[mode]} (mean {mean_steps[mode]:.0f}), "
+              f"mean evaluation return {results['transfer']['mean_evaluation_return'][mode]:.1f}")
 
     print("single-agent deployment (run_forward)")
     full = models["divmorph"]
