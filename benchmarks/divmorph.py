@@ -47,7 +47,7 @@ import shlex
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -137,17 +137,21 @@ def mean_curve(curves: list[list[dict]]) -> list[dict]:
             for points in zip(*curves)]
 
 
-def evaluation_curve(run_dir: Path, pairs: list[tuple[str, str]], max_steps: int,
-                     start: tuple[DivMorphForContinuousControl, RunningMeanStd] | None = None) -> list[dict]:
-    """Every checkpoint a run saved (and the controller it started from, when given) evaluated with
-    :func:`evaluate`; the return averaged over ``pairs``. Unlike the training log's returns (the
+def evaluation_curve(run_dir: Path, pairs: list[tuple[str, str]], max_steps: int, start: Path | None = None,
+                     threads: int = 1) -> list[dict]:
+    """Every checkpoint a run saved (and the saved controller it started from, ``start``, when given)
+    evaluated with :func:`evaluate`; the return averaged over ``pairs``. Unlike the training log's returns (the
     episodes that happened to end during an update, mostly the short ones), every point scores the
     same episodes."""
     def point(step: int, model, stats) -> dict:
         returns = evaluate(controller_actions(model), pairs, stats, max_steps)
         return {"step": step, "mean_return": float(np.mean(list(returns.values())))}
 
-    points = [point(0, *start)] if start is not None else []
+    torch.set_num_threads(threads)
+    points = []
+    if start is not None:
+        points.append(point(0, DivMorphForContinuousControl.from_pretrained(start).eval(),
+                            RunningMeanStd.from_file(start / morphology_control.OBSERVATION_STATS)))
     for folder in sorted((run_dir / "checkpoints").glob("step-*"), key=lambda f: int(f.name.split("-")[1])):
         model = DivMorphForContinuousControl.from_pretrained(folder / "model").eval()
         points.append(point(int(folder.name.split("-")[1]), model,
@@ -263,22 +267,30 @@ def main() -> None:
                "baseline_full": ["--model", str(work / "baseline" / "model"), "--transfer", "full"],
                "scratch": MODEL}
     transfer_pairs = [(body, task) for body in TRAIN_BODIES for task in HELD_OUT_TASKS]
-    starts = {mode: (models[name], stats[name]) for mode, name in
-              (("tailors", "divmorph"), ("full", "divmorph"), ("baseline_full", "baseline"))}
+    starts = {"tailors": work / "divmorph" / "model", "full": work / "divmorph" / "model",
+              "baseline_full": work / "baseline" / "model"}
+
+    def evaluation_curves(folders: dict) -> dict:  # {key: (run folder, mode)} -> {key: curve}, jobs at a time
+        with ProcessPoolExecutor(args.jobs) as pool:
+            futures = {key: pool.submit(evaluation_curve, folder, transfer_pairs, args.eval_episode_steps,
+                                        starts.get(mode), args.threads) for key, (folder, mode) in folders.items()}
+            return {key: future.result() for key, future in futures.items()}
+
     # each mode's learning rate, chosen on a seed that is not reported: the best mean evaluation return
     sweep = {(mode, lr): work / f"tune-{mode}-lr{lr:g}" for mode in sources for lr in args.learning_rates}
     run_recipes({folder: [*sources[mode], *PPO, *held_out, "--seed", str(args.tuning_seed), "--learning_rate", f"{lr:g}"]
                  for (mode, lr), folder in sweep.items()}, args.jobs, args.threads)
-    sweep_returns = {key: float(np.mean([r["mean_return"] for r in evaluation_curve(
-        folder, transfer_pairs, args.eval_episode_steps, starts.get(key[0]))])) for key, folder in sweep.items()}
+    sweep_returns = {key: float(np.mean([r["mean_return"] for r in curve])) for key, curve in
+                     evaluation_curves({key: (folder, key[0]) for key, folder in sweep.items()}).items()}
     learning_rate = {mode: max(args.learning_rates, key=lambda lr: sweep_returns[mode, lr]) for mode in sources}
     print("  learning rates:", learning_rate, flush=True)
     runs = {work / f"transfer-{mode}-seed{seed}": [*argv, *PPO, *held_out, "--seed", str(seed),
                                                    "--learning_rate", f"{learning_rate[mode]:g}"]
             for seed in args.transfer_seeds for mode, argv in sources.items()}
     run_recipes(runs, args.jobs, args.threads)
-    evaluated = {mode: [evaluation_curve(work / f"transfer-{mode}-seed{seed}", transfer_pairs, args.eval_episode_steps,
-                                         starts.get(mode)) for seed in args.transfer_seeds] for mode in sources}
+    curves_by_run = evaluation_curves({(mode, seed): (work / f"transfer-{mode}-seed{seed}", mode)
+                                       for mode in sources for seed in args.transfer_seeds})
+    evaluated = {mode: [curves_by_run[mode, seed] for seed in args.transfer_seeds] for mode in sources}
     # fixed before any comparison: what training from scratch reaches at the end of the budget
     threshold = float(np.mean([final_return(curve) for curve in evaluated["scratch"]]))
     steps = {mode: [steps_to(curve, threshold) for curve in curves_] for mode, curves_ in evaluated.items()}
