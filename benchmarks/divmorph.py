@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import set_seed
 
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "recipes"))
@@ -60,6 +61,7 @@ import morphology_control  # noqa: E402
 from hf_learngene import DivMorphForContinuousControl  # noqa: E402
 from hf_learngene.morphology import (  # noqa: E402
     BODIES,
+    TOKEN_DIM,
     HELD_OUT_BODIES,
     HELD_OUT_TASKS,
     TASKS,
@@ -69,12 +71,12 @@ from hf_learngene.morphology import (  # noqa: E402
 )
 from hf_learngene.morphology.ppo import EnvPool, RunningMeanStd  # noqa: E402
 
-# top_k gates: each agent opens 3% of every linear's tailor units (2 of 63 morphology and 2 of 62 task units in
-# a 128-wide layer) beside 3 learngene units: 7 rank-1 units per linear, which sizes a single agent at 17.5x
-# fewer parameters than the full controller (4 learngene units, a 0.03 share, gave 15.6x); the measured
-# question is then the return at that size
+# top_k gates: each agent opens 3% of every block linear's tailor units (2 of 63 morphology and 2 of 63 task units
+# in a 128-wide layer) beside 2 learngene units: 6 rank-1 units per linear, which sizes a single agent at 18x fewer
+# parameters than the full controller; the limb-token input projection is dense and shared (the config's
+# default); the measured question is then the return at that size
 MODEL = ["--hidden_size", "128", "--num_layers", "3", "--num_heads", "2", "--intermediate_size", "256",
-         "--unit_split", "0.025,0.49,0.485", "--gate", "top_k", "--gate_density", "0.03"]
+         "--unit_split", "0.02,0.49,0.49", "--gate", "top_k", "--gate_density", "0.03"]
 PPO = ["--rollout_steps", "128", "--minibatch_size", "512", "--ppo_epochs", "4", "--learning_rate", "3e-4",
        "--no_progress_bar", "--overwrite_output_dir"]
 TAIL = 0.2  # the share of the last updates whose returns are a run's final return
@@ -122,9 +124,11 @@ def final_by_body(rows: list[dict]) -> dict[str, float]:
     return {body: float(np.mean(values)) for body, values in by_body.items()}
 
 
-def steps_to(rows: list[dict], threshold: float) -> int | None:
-    """The first step whose evaluation return reaches ``threshold`` (None: never, within the budget)."""
-    return next((r["step"] for r in rows if np.isfinite(r["mean_return"]) and r["mean_return"] >= threshold), None)
+def steps_to(rows: list[dict], threshold: float, consecutive: int = 2) -> int | None:
+    """The first step from which ``consecutive`` evaluations in a row reach ``threshold`` (None: never
+    within the budget); one evaluation alone can cross it by the luck of its episodes."""
+    above = [np.isfinite(r["mean_return"]) and r["mean_return"] >= threshold for r in rows]
+    return next((rows[i]["step"] for i in range(len(rows) - consecutive + 1) if all(above[i:i + consecutive])), None)
 
 
 def mean_steps_to(steps: list[int | None], budget: int) -> float:
@@ -137,25 +141,33 @@ def mean_curve(curves: list[list[dict]]) -> list[dict]:
             for points in zip(*curves)]
 
 
-def evaluation_curve(run_dir: Path, pairs: list[tuple[str, str]], max_steps: int, start: Path | None = None,
+def starting_controller(argv: list[str]) -> tuple[DivMorphForContinuousControl, RunningMeanStd]:
+    """The controller a recipe run with ``argv`` starts from, built as the recipe builds it (seeded; a task
+    never trained starts at the trained tasks' mean row), and the token statistics it starts with."""
+    args = morphology_control.parse_args(argv)
+    set_seed(args.seed)
+    model = morphology_control.make_controller(args).eval()
+    stats = morphology_control.observation_stats_of(Path(args.model)) if args.model else None
+    return model, RunningMeanStd.from_file(stats) if stats is not None else RunningMeanStd(TOKEN_DIM)
+
+
+def evaluation_curve(run_dir: Path, argv: list[str], pairs: list[tuple[str, str]], max_steps: int,
                      threads: int = 1) -> list[dict]:
-    """Every checkpoint a run saved (and the saved controller it started from, ``start``, when given)
-    evaluated with :func:`evaluate`; the return averaged over ``pairs``. Unlike the training log's returns (the
+    """The controller the run (``argv``) started from and every checkpoint it saved, evaluated with
+    :func:`evaluate`; the return averaged over ``pairs``. Unlike the training log's returns (the
     episodes that happened to end during an update, mostly the short ones), every point scores the
     same episodes."""
+    torch.set_num_threads(threads)
+
     def point(step: int, model, stats) -> dict:
         returns = evaluate(controller_actions(model), pairs, stats, max_steps)
         return {"step": step, "mean_return": float(np.mean(list(returns.values())))}
 
-    torch.set_num_threads(threads)
-    points = []
-    if start is not None:
-        points.append(point(0, DivMorphForContinuousControl.from_pretrained(start).eval(),
-                            RunningMeanStd.from_file(start / morphology_control.OBSERVATION_STATS)))
+    points = [point(0, *starting_controller(["--output_dir", str(run_dir), *argv]))]
     for folder in sorted((run_dir / "checkpoints").glob("step-*"), key=lambda f: int(f.name.split("-")[1])):
         model = DivMorphForContinuousControl.from_pretrained(folder / "model").eval()
         points.append(point(int(folder.name.split("-")[1]), model,
-                            RunningMeanStd.from_file(folder / "trainer_state.safetensors")))
+                            RunningMeanStd.from_file(folder / morphology_control.CHECKPOINT_FILE)))
     return points
 
 
@@ -213,9 +225,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="recipe runs at once (each steps its environments on one core)")
     parser.add_argument("--transfer-seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--tuning-seed", type=int, default=0, help="the transfer seed the learning rates are chosen on")
-    parser.add_argument("--learning-rates", type=float, nargs="+", default=[3e-4, 1e-3],
+    parser.add_argument("--learning-rates", type=float, nargs="+", default=[3e-4, 1e-3, 3e-3],
                         help="the transfer learning rates tried for each mode")
-    parser.add_argument("--evaluate-every", type=int, default=2,
+    parser.add_argument("--evaluate-every", type=int, default=3,
                         help="transfer runs save (and the benchmark evaluates) a checkpoint every this many PPO updates")
     parser.add_argument("--workdir", default="/tmp/hf-learngene-divmorph")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "divmorph.json"))
@@ -240,21 +252,31 @@ def main() -> None:
     stats = {name: RunningMeanStd.from_file(work / name / "model" / morphology_control.OBSERVATION_STATS)
              for name in curves}
     models = {name: DivMorphForContinuousControl.from_pretrained(work / name / "model").eval() for name in curves}
-    # a held-out body's embedding row was never trained: give it the train bodies' mean, as add_body does
-    with torch.no_grad():
-        embedding = models["divmorph"].gate_network.body_embedding.weight
-        train_rows = [BODIES.index(b) for b in TRAIN_BODIES]
-        for body in HELD_OUT_BODIES:
-            embedding[BODIES.index(body)] = embedding[train_rows].mean(0)
+    # a held-out body's embedding row was never trained: it starts at the train bodies' mean (its gates are the
+    # average body's, the same for every held-out body), as the recipe does for a body it never trained on
+    models["divmorph"].init_unseen("body", [BODIES.index(b) for b in HELD_OUT_BODIES],
+                                   [BODIES.index(b) for b in TRAIN_BODIES])
     eval_pairs = [(b, t) for b in TRAIN_BODIES + HELD_OUT_BODIES for t in TRAIN_TASKS]
     evaluation = {name: evaluate(controller_actions(models[name]), eval_pairs, stats[name], args.eval_episode_steps)
                   for name in curves}
+
+    def evaluation_mean(name: str, bodies) -> float:  # every (body, task) pair weighs the same
+        return float(np.mean([evaluation[name][f"{b}/{t}"] for b in bodies for t in TRAIN_TASKS]))
+
     results["pretraining"] = {
-        name: {"final_return": final_return(rows), "final_return_by_train_body": final_by_body(rows),
+        name: {"evaluation_mean": {"train_bodies": evaluation_mean(name, TRAIN_BODIES),
+                                   "held_out_bodies": evaluation_mean(name, HELD_OUT_BODIES)},
                "evaluation_by_body": {b: float(np.mean([evaluation[name][f"{b}/{t}"] for t in TRAIN_TASKS]))
                                       for b in TRAIN_BODIES + HELD_OUT_BODIES},
+               "final_training_return": final_return(rows), "final_training_return_by_train_body": final_by_body(rows),
                "parameters": sum(p.numel() for p in models[name].parameters())}
         for name, rows in curves.items()}
+    results["pretraining_measure"] = (
+        f"evaluation: mean actions, one {args.eval_episode_steps}-step episode per (body, train task) pair, every pair "
+        "weighing the same; training return: the mean over (body, task) pairs of the episodes that ended in the last "
+        f"{TAIL:.0%} of updates")
+    for name in curves:
+        print(f"  {name}: evaluation return {results['pretraining'][name]['evaluation_mean']}", flush=True)
     plot(curves, None, out.with_name("divmorph_pretraining.png"), "pre-training, train bodies x train tasks")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
@@ -267,34 +289,30 @@ def main() -> None:
                "baseline_full": ["--model", str(work / "baseline" / "model"), "--transfer", "full"],
                "scratch": MODEL}
     transfer_pairs = [(body, task) for body in TRAIN_BODIES for task in HELD_OUT_TASKS]
-    starts = {"tailors": work / "divmorph" / "model", "full": work / "divmorph" / "model",
-              "baseline_full": work / "baseline" / "model"}
 
-    def evaluation_curves(folders: dict) -> dict:  # {key: (run folder, mode)} -> {key: curve}, jobs at a time
-        with ProcessPoolExecutor(args.jobs) as pool:
-            futures = {key: pool.submit(evaluation_curve, folder, transfer_pairs, args.eval_episode_steps,
-                                        starts.get(mode), args.threads) for key, (folder, mode) in folders.items()}
+    def run_and_evaluate(runs: dict) -> dict:  # {key: (folder, argv)} -> {key: evaluation curve}
+        run_recipes({folder: argv for folder, argv in runs.values()}, args.jobs, args.threads)
+        with ProcessPoolExecutor(args.jobs) as pool:  # evaluations, jobs at a time
+            futures = {key: pool.submit(evaluation_curve, folder, argv, transfer_pairs, args.eval_episode_steps,
+                                        args.threads) for key, (folder, argv) in runs.items()}
             return {key: future.result() for key, future in futures.items()}
 
     # each mode's learning rate, chosen on a seed that is not reported: the best mean evaluation return
-    sweep = {(mode, lr): work / f"tune-{mode}-lr{lr:g}" for mode in sources for lr in args.learning_rates}
-    run_recipes({folder: [*sources[mode], *PPO, *held_out, "--seed", str(args.tuning_seed), "--learning_rate", f"{lr:g}"]
-                 for (mode, lr), folder in sweep.items()}, args.jobs, args.threads)
-    sweep_returns = {key: float(np.mean([r["mean_return"] for r in curve])) for key, curve in
-                     evaluation_curves({key: (folder, key[0]) for key, folder in sweep.items()}).items()}
+    sweep = run_and_evaluate({(mode, lr): (work / f"tune-{mode}-lr{lr:g}", [
+        *argv, *PPO, *held_out, "--seed", str(args.tuning_seed), "--learning_rate", f"{lr:g}"])
+        for mode, argv in sources.items() for lr in args.learning_rates})
+    sweep_returns = {key: float(np.mean([r["mean_return"] for r in curve])) for key, curve in sweep.items()}
     learning_rate = {mode: max(args.learning_rates, key=lambda lr: sweep_returns[mode, lr]) for mode in sources}
-    print("  learning rates:", learning_rate, flush=True)
-    runs = {work / f"transfer-{mode}-seed{seed}": [*argv, *PPO, *held_out, "--seed", str(seed),
-                                                   "--learning_rate", f"{learning_rate[mode]:g}"]
-            for seed in args.transfer_seeds for mode, argv in sources.items()}
-    run_recipes(runs, args.jobs, args.threads)
-    curves_by_run = evaluation_curves({(mode, seed): (work / f"transfer-{mode}-seed{seed}", mode)
-                                       for mode in sources for seed in args.transfer_seeds})
+    # fixed before the reported runs: what training from scratch reaches at the end of the budget, on the tuning seed
+    threshold = final_return(sweep["scratch", learning_rate["scratch"]])
+    print(f"  learning rates: {learning_rate}; threshold {threshold:.1f}", flush=True)
+    curves_by_run = run_and_evaluate({(mode, seed): (work / f"transfer-{mode}-seed{seed}", [
+        *argv, *PPO, *held_out, "--seed", str(seed), "--learning_rate", f"{learning_rate[mode]:g}"])
+        for seed in args.transfer_seeds for mode, argv in sources.items()})
     evaluated = {mode: [curves_by_run[mode, seed] for seed in args.transfer_seeds] for mode in sources}
-    # fixed before any comparison: what training from scratch reaches at the end of the budget
-    threshold = float(np.mean([final_return(curve) for curve in evaluated["scratch"]]))
+    budget = max(r["step"] for curves_ in evaluated.values() for c in curves_ for r in c)
     steps = {mode: [steps_to(curve, threshold) for curve in curves_] for mode, curves_ in evaluated.items()}
-    mean_steps = {mode: mean_steps_to(values, transfer) for mode, values in steps.items()}
+    mean_steps = {mode: mean_steps_to(values, budget) for mode, values in steps.items()}
     results["transfer"] = {
         "task": HELD_OUT_TASKS[0], "seeds": args.transfer_seeds, "threshold": threshold,
         "learning_rate": learning_rate,
@@ -302,19 +320,21 @@ def main() -> None:
                                 "mean_evaluation_return": {mode: {f"{lr:g}": sweep_returns[mode, lr]
                                                                   for lr in args.learning_rates} for mode in sources}},
         "measure": (f"deterministic evaluation (mean actions, one {args.eval_episode_steps}-step episode per train "
-                    f"body) of the checkpoint saved every {args.evaluate_every} updates, averaged over the bodies"),
-        "threshold_rule": "the from-scratch runs' final evaluation return (their last 20% of evaluations, mean over seeds)",
+                    f"body) of the starting controller and of the checkpoint saved every {args.evaluate_every} "
+                    "updates, averaged over the bodies"),
+        "threshold_rule": ("the from-scratch run's final evaluation return (its last 20% of evaluations) on the "
+                           "tuning seed, at its chosen learning rate"),
+        "steps_rule": "the first evaluation from which two in a row reach the threshold",
         "steps_to_threshold": steps,
+        "censored": {mode: sum(s is None for s in values) for mode, values in steps.items()},
         "mean_steps_to_threshold": mean_steps,
-        "mean_steps_rule": f"a seed that never reaches the threshold counts as the budget ({transfer} steps)",
+        "mean_steps_rule": f"a seed that never reaches the threshold counts as the whole budget ({budget} steps)",
         "mean_evaluation_return": {mode: float(np.mean([[r["mean_return"] for r in c] for c in curves_]))
                                    for mode, curves_ in evaluated.items()},
         "final_return": {mode: float(np.mean([final_return(c) for c in curves_])) for mode, curves_ in evaluated.items()},
         "full_over_tailors_steps": mean_steps["full"] / mean_steps["tailors"] if mean_steps["tailors"] else None,
         "curves": {mode: [[(r["step"], r["mean_return"]) for r in c] for c in curves_]
                    for mode, curves_ in evaluated.items()},
-        "training_curves": {mode: [[(r["step"], r["mean_return"]) for r in training_log(
-            work / f"transfer-{mode}-seed{seed}")] for seed in args.transfer_seeds] for mode in sources},
     }
     plot({mode: mean_curve(curves_) for mode, curves_ in evaluated.items()}, threshold,
          out.with_name("divmorph_transfer.png"), f"transfer to {HELD_OUT_TASKS[0]} (mean of {len(args.transfer_seeds)} seeds)")
@@ -338,6 +358,7 @@ def main() -> None:
                                 pair, stats["divmorph"], args.eval_episode_steps)
         rows.append({"body": body, "parameters": summary["parameters"], "full_parameters": summary["source_parameters"],
                      "compression": summary["compression"],
+                     "compression_vs_dense_baseline": results["pretraining"]["baseline"]["parameters"] / summary["parameters"],
                      "max_relative_weight_change": summary["max_relative_weight_change"],
                      "return": agent_return[f"{body}/run_forward"], "full_return": full_return[f"{body}/run_forward"],
                      "baseline_return": baseline_return[f"{body}/run_forward"]})
@@ -352,6 +373,7 @@ def main() -> None:
     results["single_agent_summary"] = {
         "rule": "return >= reference - 0.1 * |reference| (90% of it when positive)",
         "min_compression": min(r["compression"] for r in rows),
+        "min_compression_vs_dense_baseline": min(r["compression_vs_dense_baseline"] for r in rows),
         "bodies": len(rows),
         "at_90_percent_of_full": sum(kept(r["return"], r["full_return"]) for r in rows),
         "at_90_percent_of_dense_baseline": sum(kept(r["return"], r["baseline_return"]) for r in rows),

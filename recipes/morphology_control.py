@@ -144,6 +144,10 @@ def parse_args(argv=None):
     if args.transfer == "tailors" and not saved.get("factorized", True):
         parser.error("--transfer tailors needs a DivMorph controller; this --model is the dense baseline, which "
                      "has no tailors (use --transfer full)")
+    if args.model and observation_stats_of(Path(args.model)) is None:
+        parser.error(f"--model {args.model} holds no {OBSERVATION_STATS} (and is not a checkpoint's model/ folder): "
+                     "the token normalisation the controller was trained with, which it needs to act as it learned; "
+                     "give the model/ folder of a run of this recipe, or a checkpoints/step-N/model folder")
     if not (args.model or args.learngene):
         try:  # the options are checked above; DivMorphConfig checks again for Python callers
             args.controller_config = new_controller_config(args)
@@ -160,6 +164,15 @@ def parse_args(argv=None):
     return args
 
 
+def observation_stats_of(model: Path) -> Path | None:
+    """The token statistics a saved controller was trained with: beside its weights (the run's ``model/``), or
+    in the trainer state of the checkpoint whose ``model/`` it is."""
+    for path in (model / OBSERVATION_STATS, model.parent / CHECKPOINT_FILE):
+        if path.is_file():
+            return path
+    return None
+
+
 def new_controller_config(args) -> DivMorphConfig:
     return DivMorphConfig(token_dim=TOKEN_DIM, max_limbs=MAX_LIMBS, num_bodies=NUM_BODIES, num_tasks=NUM_TASKS,
                           hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
@@ -171,6 +184,14 @@ def new_controller_config(args) -> DivMorphConfig:
 def make_controller(args) -> DivMorphForContinuousControl:
     if args.model:
         controller = DivMorphForContinuousControl.from_pretrained(args.model)
+        # a body or task this controller never trained on starts from the mean of the trained ones' embedding
+        # rows (the gates of the average agent), not from its random row; a folder saved before this record was
+        # kept was trained on the suite's train split
+        for kind, split, chosen in (("body", BODY_SPLIT, args.bodies), ("task", TASK_SPLIT, args.tasks)):
+            trained = getattr(controller.config, f"trained_{split.plural}", None) or list(split.train)
+            new = [split.index(name) for name in chosen if name not in trained]
+            if new:
+                controller.init_unseen(kind, new, [split.index(name) for name in trained])
         if args.transfer == "tailors":
             controller.freeze_for_task_transfer()
         return controller
@@ -191,10 +212,10 @@ def main(argv=None) -> dict:
     env_fns = [lambda b=b, t=t: make_env(b, t, max_episode_steps=args.max_episode_steps)
                for b, t in pairs for _ in range(args.envs_per_pair)]
     # a controller trained before keeps the input statistics it learned with (frozen)
-    stats = Path(args.model) / OBSERVATION_STATS if args.model else None
+    stats = observation_stats_of(Path(args.model)) if args.model else None
     trainer = PPOTrainer(controller, env_fns, args.ppo, output_dir, device=accelerator.device,
                          show_progress=not args.no_progress_bar, tensorboard=args.report_to == "tensorboard",
-                         observation_stats=stats if stats is not None and stats.is_file() else None)
+                         observation_stats=stats)
     if args.resume_from_checkpoint:
         # parse_args made sure there is a checkpoint to resume from
         checkpoint = (latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest"
@@ -207,6 +228,10 @@ def main(argv=None) -> dict:
     if trainer.steps < args.total_steps:  # stopped early on purpose: leave a checkpoint to continue from
         trainer.save_checkpoint()
         return {"steps": trainer.steps, "stopped_early": True}
+    for split, chosen in ((BODY_SPLIT, args.bodies), (TASK_SPLIT, args.tasks)):  # what the controller has seen
+        field = f"trained_{split.plural}"
+        setattr(controller.config, field, sorted(set(getattr(controller.config, field, None) or []) | set(chosen)))
+
     def write_model(folder: Path) -> None:
         controller.save_pretrained(folder)
         trainer.save_observation_stats(folder / OBSERVATION_STATS)

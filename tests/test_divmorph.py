@@ -259,12 +259,16 @@ def test_the_single_agent_policy_reproduces_the_full_controller():
         assert summary["max_relative_weight_change"] < 1e-6
 
 
-def push_tailor_gates_to_sparsity(model: DivMorphForContinuousControl, steps: int = 8) -> None:
-    """Train the gate network on the sparsity loss alone: most tailor gates fall towards 0."""
+def push_tailor_gates_to_sparsity(model: DivMorphForContinuousControl, body: int = 1, task: int = 0,
+                                  mean_gate: float = 0.1) -> None:
+    """Train the gate network on the sparsity loss alone, in small steps, until the tailor gates of
+    (``body``, ``task``) average below ``mean_gate``: most have fallen towards 0, the highest still stand."""
     model.train()
-    optimizer = torch.optim.Adam(model.gate_network.parameters(), lr=0.2)
+    optimizer = torch.optim.Adam(model.gate_network.parameters(), lr=0.02)
     tokens, mask, body_ids, task_ids = batch()
-    for _ in range(steps):
+    for _ in range(500):
+        if model.gate_values([body], [task]).mean() < mean_gate:
+            break
         optimizer.zero_grad()
         model(tokens, mask, body_ids, task_ids).sparsity_loss.backward()
         optimizer.step()
@@ -488,3 +492,37 @@ def test_the_dense_baseline_runs_and_trains():
     assert not torch.allclose(other_task.action_mean, out.action_mean)
     with pytest.raises(ValueError, match="no task tailors"):
         model.freeze_for_task_transfer()
+
+
+def test_the_input_projection_is_a_dense_shared_layer_unless_asked_to_be_factorized():
+    model = tiny_model()
+    assert isinstance(model.encoder.input_projection, nn.Linear)
+    assert "encoder.input_projection" not in model.factorized_linears()
+    assert model.parameter_kind("encoder.input_projection.weight") == "learngene"
+    assert "encoder.input_projection.weight" in model.learngene_state_dict()
+    tokens, mask, _, _ = batch()
+    agent = model.single_agent(1, 0)
+    full = model(tokens, mask, torch.full((4,), 1), torch.full((4,), 0))
+    torch.testing.assert_close(agent(tokens, mask).action_mean, full.action_mean, atol=1e-5, rtol=0)
+    factorized = tiny_model(factorize_input_projection=True)
+    assert "encoder.input_projection" in factorized.factorized_linears()
+    assert factorized.gate_values([0], [0]).shape[-1] > model.gate_values([0], [0]).shape[-1]
+
+
+@pytest.mark.parametrize("factorized", [True, False])
+def test_unseen_bodies_and_tasks_start_at_the_mean_of_the_trained_rows(factorized):
+    model = tiny_model(factorized=factorized)
+    model.init_unseen("task", [1], [0])
+    if factorized:
+        model.init_unseen("body", [2], [0, 1])
+        bodies = model.gate_network.body_embedding.weight
+        torch.testing.assert_close(bodies[2], bodies[:2].mean(0))
+        tasks = model.gate_network.task_embedding.weight
+    else:  # the baseline's task embedding; it has no body embedding, so bodies are left as they are
+        model.init_unseen("body", [2], [0, 1])
+        tasks = model.task_embedding.weight
+    torch.testing.assert_close(tasks[1], tasks[0])
+    with pytest.raises(ValueError, match="apart"):
+        model.init_unseen("task", [0], [0])
+    with pytest.raises(ValueError, match="'body' or 'task'"):
+        model.init_unseen("limb", [1], [0])

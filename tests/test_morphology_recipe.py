@@ -12,6 +12,8 @@ from safetensors.torch import load_file
 sys.path.insert(0, str(Path(__file__).parents[1] / "recipes"))
 import morphology_control  # noqa: E402
 
+from hf_learngene.morphology import TASKS  # noqa: E402
+
 SMALL_MODEL = ["--hidden_size", "32", "--num_layers", "1", "--num_heads", "2", "--intermediate_size", "64"]
 SHORT_PPO = ["--rollout_steps", "16", "--minibatch_size", "128", "--ppo_epochs", "2", "--max_episode_steps", "50",
              "--no_progress_bar"]
@@ -66,6 +68,41 @@ def test_transfer_of_the_tailors_leaves_learngenes_and_body_tailors_as_they_were
         assert torch.equal(before[name], after[name]), name
     changed = [name for name, kind in kinds.items() if kind == "task" and not torch.equal(before[name], after[name])]
     assert changed
+
+
+def test_a_task_the_controller_never_trained_on_starts_at_the_trained_tasks_mean(trained, tmp_path):
+    folder, _ = trained
+    saved = json.loads((folder / "model" / "config.json").read_text())
+    assert saved["trained_tasks"] == ["run_backward", "run_forward"]
+    assert saved["trained_bodies"] == ["ant_three_legs", "hopper"]
+    args = morphology_control.parse_args(["--output_dir", str(tmp_path / "out"), "--model", str(folder / "model"),
+                                          "--transfer", "tailors", "--tasks", "held_out", "--bodies", "hopper"])
+    controller = morphology_control.make_controller(args)
+    tasks = controller.gate_network.task_embedding.weight
+    trained_rows = [TASKS.index("run_forward"), TASKS.index("run_backward")]
+    torch.testing.assert_close(tasks[TASKS.index("stand_tall")], tasks[trained_rows].mean(0))
+    # a task it trained on keeps its own row; so does a body it trained on
+    before = load_file(str(folder / "model" / "model.safetensors"))
+    assert torch.equal(tasks[trained_rows[0]], before["gate_network.task_embedding.weight"][trained_rows[0]])
+    assert torch.equal(controller.gate_network.body_embedding.weight, before["gate_network.body_embedding.weight"])
+
+
+def test_a_model_folder_without_its_observation_statistics_is_refused(trained, tmp_path, capsys):
+    folder, _ = trained
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (bare / name).write_bytes((folder / "model" / name).read_bytes())
+    with pytest.raises(SystemExit) as stop:
+        morphology_control.main(["--output_dir", str(tmp_path / "out"), "--model", str(bare), "--transfer", "full"])
+    assert stop.value.code == 2 and "observation_stats.safetensors" in capsys.readouterr().err
+    # a checkpoint's model/ folder: the statistics are in the checkpoint's trainer state
+    checkpoint = tmp_path / "checkpoint"
+    (checkpoint / "model").mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        (checkpoint / "model" / name).write_bytes((folder / "model" / name).read_bytes())
+    (checkpoint / "trainer_state.safetensors").write_bytes((folder / "model" / "observation_stats.safetensors").read_bytes())
+    assert morphology_control.observation_stats_of(checkpoint / "model") == checkpoint / "trainer_state.safetensors"
 
 
 def test_an_interrupted_run_resumes_exactly(tmp_path):

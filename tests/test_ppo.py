@@ -6,6 +6,7 @@ and the task flips the sign. A policy that reads the token learns it within a fe
 """
 
 import csv
+import json
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -16,7 +17,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from hf_learngene.morphology.ppo import EnvPool, PPOConfig, PPOTrainer, masked_gaussian
+from hf_learngene.morphology.ppo import EnvPool, PPOConfig, PPOTrainer, _mean_by_pair, masked_gaussian
 
 LIMBS, FEATURES = 4, 3
 
@@ -220,3 +221,15 @@ def test_a_log_with_older_columns_is_rewritten_not_misaligned(tmp_path):
     assert [int(r["step"]) for r in rows[1:]] == [h["step"] for h in run.history]
     assert [int(r["episodes"]) for r in rows[1:]] == [h["episodes"] for h in run.history]
     np.testing.assert_allclose([float(r["mean_return"]) for r in rows[1:]], [h["mean_return"] for h in run.history])
+
+
+def test_the_logged_mean_return_weighs_every_body_task_pair_the_same(tmp_path):
+    # pairs whose episodes end early finish more episodes per update: a pooled mean would be theirs
+    finished = [{"body": 0, "task": 0, "return": 1.0}] * 9 + [{"body": 1, "task": 0, "return": 100.0}]
+    by_pair = _mean_by_pair(finished)
+    assert by_pair == {"0/0": 1.0, "1/0": 100.0}
+    run = trainer(tmp_path, total_steps=512)
+    for row in run.train():
+        pairs = json.loads(row["returns_by_body_task"])
+        if pairs:
+            assert row["mean_return"] == pytest.approx(np.mean(list(pairs.values())))

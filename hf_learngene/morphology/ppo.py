@@ -438,9 +438,11 @@ class PPOTrainer:
                 rollout, finished = self.collect()
                 row = {"step": self.steps, "update": self.updates + 1, **self.update(rollout)}
                 row["episodes"] = len(finished)
-                row["mean_return"] = float(np.mean([f["return"] for f in finished])) if finished else float("nan")
+                by_pair = _mean_by_pair(finished)
+                # every (body, task) pair counts once: a pooled mean would weigh the pairs whose episodes end early
+                row["mean_return"] = float(np.mean(list(by_pair.values()))) if by_pair else float("nan")
                 row["steps_per_second"] = per_update / (time.perf_counter() - started)
-                row["returns_by_body_task"] = json.dumps(_mean_by_pair(finished))
+                row["returns_by_body_task"] = json.dumps(by_pair)
                 self.history.append(row)
                 self._log(row, writer)
                 bar.update(per_update)

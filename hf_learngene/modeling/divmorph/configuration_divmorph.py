@@ -70,6 +70,12 @@ class DivMorphConfig(PretrainedConfig):
         task_embedding_dim: size of a task's learned embedding, the input of its gates.
         factorized: ``True`` for DivMorph; ``False`` for the MetaMorph-style baseline: the same
             Transformer with dense linears, no embeddings and no gates.
+        factorize_input_projection: whether the limb-token input projection (``token_dim`` →
+            ``hidden_size``) is made of factor units too. Off by default (ours; the paper speaks of
+            the Transformer's weights): its rank is only ``token_dim`` (30), so a unit split and a
+            gate budget sized for the blocks would leave it without learngene units and with one
+            or two open units per agent — every limb token squeezed into two directions. Dense, it
+            is a shared (learngene) layer.
         unit_split: fractions of each linear's rank-1 units that are learngene units (gate always
             1), morphology tailors (gated by the body embedding) and task tailors (gated by the
             task embedding). Fractions in [0, 1] that add up to 1.
@@ -112,6 +118,7 @@ class DivMorphConfig(PretrainedConfig):
         morphology_embedding_dim: int = 32,
         task_embedding_dim: int = 32,
         factorized: bool = True,
+        factorize_input_projection: bool = False,
         unit_split: dict[str, float] | None = None,
         gate: str = "sigmoid",
         gate_threshold: float = 0.5,
@@ -170,6 +177,7 @@ class DivMorphConfig(PretrainedConfig):
         self.morphology_embedding_dim = morphology_embedding_dim
         self.task_embedding_dim = task_embedding_dim
         self.factorized = factorized
+        self.factorize_input_projection = bool(factorize_input_projection)
         self.unit_split = {kind: float(unit_split[kind]) for kind in UNIT_KINDS}
         self.gate = gate
         self.gate_threshold = float(gate_threshold)

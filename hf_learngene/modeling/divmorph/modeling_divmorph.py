@@ -30,7 +30,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -49,7 +49,7 @@ LEARNGENE_CONFIG_NAME = "learngene_config.json"
 LEARNGENE_FORMAT_VERSION = 1
 # Fields a learngene fixes: a controller built from it must have the same ones.
 LEARNGENE_SIZE_FIELDS = ("token_dim", "max_limbs", "hidden_size", "num_layers", "num_heads", "intermediate_size",
-                         "unit_split", "factorized")
+                         "unit_split", "factorized", "factorize_input_projection")
 # Shared but not part of the saved learngene: the critic's scale follows the source's rewards and the
 # exploration noise its training stage, so a new controller starts both fresh.
 _NOT_IN_SAVED_LEARNGENE = ("value_head.", "log_std")
@@ -485,6 +485,8 @@ class DivMorphForContinuousControl(DivMorphPreTrainedModel):
         super().__init__(config)
         if config.factorized:
             def make_linear(name: str, in_features: int, out_features: int) -> nn.Module:
+                if name == "encoder.input_projection" and not config.factorize_input_projection:
+                    return nn.Linear(in_features, out_features)  # a shared (learngene) layer; see the config
                 return DivMorphLinear(in_features, out_features, config.unit_split)
         else:
             def make_linear(name: str, in_features: int, out_features: int) -> nn.Module:
@@ -651,6 +653,25 @@ class DivMorphForContinuousControl(DivMorphPreTrainedModel):
         setattr(self.config, count_field, index + 1)
         return index
 
+    @torch.no_grad()
+    def init_unseen(self, kind: str, ids: Sequence[int], seen: Sequence[int]) -> None:
+        """Set the embedding rows of the bodies or tasks ``ids`` (``kind``: "body" or "task"), never
+        trained, to the mean of the rows of the ``seen`` ones. A new task (or body) then starts from
+        the average gate pattern, which opens units that were trained, instead of a random row's,
+        which opens units no agent ever trained; the dense baseline's task embedding likewise."""
+        if kind not in ("body", "task"):
+            raise ValueError(f"kind must be 'body' or 'task', got {kind!r}")
+        ids, seen = [int(i) for i in ids], [int(i) for i in seen]
+        if not seen or set(ids) & set(seen):
+            raise ValueError(f"init_unseen needs trained {kind} ids and new ones apart from them, got new {ids} "
+                             f"and trained {seen}")
+        if self.gate_network is not None:
+            table = self.gate_network.body_embedding if kind == "body" else self.gate_network.task_embedding
+        else:  # the baseline reads bodies from their tokens: only its task has an embedding
+            table = self.task_embedding if kind == "task" else None
+        if table is not None:
+            table.weight[ids] = table.weight[seen].mean(0)
+
     def add_body(self, init: str = "mean") -> int:
         """Add a row to the body embedding (existing rows kept) and return the new body's index.
 
@@ -816,6 +837,7 @@ class DivMorphForContinuousControl(DivMorphPreTrainedModel):
         folder = _learngene_folder(learngene, revision, token)
         info = _read_learngene_info(folder)
         fields = dict(info["model_config"])
+        fields.setdefault("factorize_input_projection", True)  # saved before the field: it was factorized
         for field, value in config_overrides.items():
             if field in LEARNGENE_SIZE_FIELDS and value != fields.get(field):
                 raise LearngeneConfigError(
