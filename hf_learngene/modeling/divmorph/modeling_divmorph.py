@@ -470,9 +470,10 @@ class DivMorphForContinuousControl(DivMorphPreTrainedModel):
 
     Parameter kinds (they partition the parameters):
 
-    * learngene — the learngene units (``U``, ``V``, ``σ``) of every linear, the linears' biases,
-      the LayerNorms, the limb-slot embedding, the actor and value heads and the log std: nothing
-      a body or a task selects;
+    * learngene — the learngene units (``U``, ``V``, ``σ``) of every factorized linear, the dense
+      input projection (unless ``factorize_input_projection``), the linears' biases, the
+      LayerNorms, the limb-slot embedding, the actor and value heads and the log std: nothing a
+      body or a task selects;
     * morphology tailors — the morphology units, the body embedding and its gate projections;
     * task tailors — the task units, the task embedding and its gate projections.
 
@@ -770,8 +771,9 @@ class DivMorphForContinuousControl(DivMorphPreTrainedModel):
     # ---- learngene
 
     def learngene_state_dict(self) -> dict[str, torch.Tensor]:
-        """The saved learngene: the learngene units (``U``, ``V``, ``σ``) of every linear, the
-        linears' biases, the LayerNorms, the limb-slot embedding and the actor head — everything
+        """The saved learngene: the learngene units (``U``, ``V``, ``σ``) of every factorized linear,
+        the dense input projection, the linears' biases, the LayerNorms, the limb-slot embedding and
+        the actor head — everything
         shared by all bodies and tasks except the value head and log std (they follow the source's
         reward and training stage; a new controller starts them fresh)."""
         if self.gate_network is None:
