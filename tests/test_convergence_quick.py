@@ -1,5 +1,8 @@
 """The convergence benchmark's --quick mode: at equal steps, FRONT and BoT end below random init
-on held-out masked-LM loss, for one shrink and one grow target; and the same seed gives the same curves."""
+on held-out masked-LM loss, for one shrink and one grow target; the same seed gives the same curves;
+and the new options (corpus, lr sweep, thresholds, plateau, downstream recipe) run end to end."""
+
+import json
 
 import pytest
 
@@ -20,8 +23,67 @@ def test_front_and_bot_beat_random_at_equal_steps(tmp_path):
 
 
 def test_same_seed_same_curves(tmp_path):
-    arguments = ["--quick", "--steps", "4", "--targets", "shrink 3L/192/3H", "--methods", "bot", "--no-plot"]
+    arguments = ["--quick", "--steps", "4", "--targets", "shrink 3L/192/3H", "--methods", "bot", "--no-plot",
+                 "--threads", "1"]
     first = convergence.main(arguments + ["--out", str(tmp_path / "a")])
     second = convergence.main(arguments + ["--out", str(tmp_path / "b")])
     curves = lambda report: [row["curve"] for row in report["results"]["shrink 3L/192/3H"]["rows"]]
     assert curves(first) == curves(second)
+
+
+def test_rotten_tomatoes_sweep_thresholds_plateau_and_downstream_recipe(tmp_path):
+    """Random init is swept over two rates and the best is every method's; the report holds the sweep,
+    the thresholds, the plateau and the recipe's accuracy; --merge of the report gives it back."""
+    report = convergence.main(["--quick", "--corpus", "rotten_tomatoes", "--steps", "4", "--targets",
+                               "shrink 3L/192/3H", "--methods", "bot", "--lr-sweep", "3e-4", "1e-3",
+                               "--finetune-steps", "2", "--threads", "1", "--out", str(tmp_path)])
+    stem = tmp_path / "convergence_quick_rotten_tomatoes"
+    report = json.loads(json.dumps(report))  # as the JSON file holds it (lists, not tuples)
+    assert json.loads(stem.with_suffix(".json").read_text()) == report
+    assert report["settings"]["corpus"] == "rotten_tomatoes" and report["settings"]["lr"] is None
+    assert report["settings"]["lr_sweep"] == [3e-4, 1e-3]
+    assert report["command"].startswith("python benchmarks/convergence.py --quick --corpus rotten_tomatoes")
+    result = report["results"]["shrink 3L/192/3H"]
+    sweep = {run["lr"]: run["final_loss"] for run in result["lr_sweep"]}
+    assert set(sweep) == {3e-4, 1e-3} and result["lr"] == min(sweep, key=sweep.get)
+    rows = {row["method"]: row for row in result["rows"]}
+    assert set(rows) == {"random", "bot"}
+    assert rows["random"]["curve"] == next(r["curve"] for r in result["lr_sweep"] if r["lr"] == result["lr"])
+    assert [t["fraction"] for t in result["thresholds"]] == [0.25, 0.5, 1.0]
+    for row in rows.values():
+        assert [t["fraction"] for t in row["thresholds"]] == [0.25, 0.5, 1.0]
+        assert 0.0 <= row["downstream_accuracy"] <= 1.0
+    assert 0 < report["unigram_plateau"] < 10.33  # below uniform guessing over MiniLM's 30,522 tokens
+    assert result["random_below_unigram_plateau"] == (rows["random"]["final_loss"] < report["unigram_plateau"])
+    table = stem.with_suffix(".md").read_text()
+    assert "| reach 25% | reach 50% | reach random's final |" in table and "rotten_tomatoes" in table
+    assert "the same lr for every method: random init's best" in table
+    assert stem.with_suffix(".png").stat().st_size > 10_000
+
+    merged = convergence.main(["--merge", str(stem.with_suffix(".json")), "--quick", "--no-plot",
+                               "--out", str(tmp_path / "merged")])
+    merged = json.loads(json.dumps(merged))
+    assert merged["results"] == report["results"] and merged["unigram_plateau"] == report["unigram_plateau"]
+    assert (tmp_path / "merged" / "convergence_quick_rotten_tomatoes.md").read_text() == table
+
+
+def test_lr_skips_the_sweep(tmp_path):
+    report = convergence.main(["--quick", "--steps", "2", "--targets", "shrink 3L/192/3H", "--methods", "random",
+                               "--lr", "5e-4", "--no-plot", "--threads", "1", "--out", str(tmp_path)])
+    result = report["results"]["shrink 3L/192/3H"]
+    assert result["lr"] == 5e-4 and result["lr_sweep"] == [] and report["settings"]["lr_sweep"] == ()
+    assert (tmp_path / "convergence_quick.json").exists()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--lr", "1e-3", "--lr-sweep", "1e-4"], "exclude each other"),
+    (["--lr-sweep", "1e-4", "1e-4"], "twice"),
+    (["--lr-sweep", "0"], "positive"),
+    (["--lr", "-0.001"], "positive"),
+    (["--finetune-steps", "-1"], "≥ 0"),
+    (["--corpus", "sst2"], "invalid choice"),
+])
+def test_bad_flags_are_refused(arguments, message, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        convergence.main(["--quick", "--out", str(tmp_path), *arguments])
+    assert message in capsys.readouterr().err
