@@ -204,7 +204,6 @@ def test_hypercloning_noise_breaks_symmetry_at_the_given_snr(bert):
     [
         ({"hidden": 24, "heads": 6}, "whole factors only: hidden 16 → 24 is 1.5×"),
         ({"layers": 8}, "cannot change the layers axis"),
-        ({"hidden": 32, "heads": 4}, "cannot change the head_dim axis"),
         ({"hidden": 8, "heads": 2}, "whole factors only"),
     ],
 )
@@ -212,6 +211,40 @@ def test_hypercloning_says_what_it_cannot_do(bert, size, message):
     learngene = Learngene.extract(bert, method="hypercloning", show_progress=False)
     with pytest.raises(LearngeneConfigError, match=message):
         learngene.build(size)
+
+
+@pytest.mark.parametrize("family", ["bert", "vit"])
+@pytest.mark.parametrize("heads", [4, 8])
+def test_hypercloning_grows_the_head_size_of_flat_heads_keeping_the_function(family, heads):
+    """4 heads of 4 → 4 heads of 8 (queries and keys divided by 2^(1/4), the logits kept), or 8 heads of 4."""
+    source = tiny_model(tiny_config(family, layers=2, heads=4, head_dim=4, intermediate=24))
+    with torch.no_grad():  # sharp attention: at init's scale every softmax is nearly uniform whatever its logits
+        for name, param in source.named_parameters():
+            if name.endswith(("query.weight", "key.weight", "q_proj.weight", "k_proj.weight")):
+                param.mul_(20)
+    learngene = Learngene.extract(source, method="hypercloning", show_progress=False)
+    grown = learngene.build({"hidden": 32, "heads": heads, "intermediate": 48}, auto_class=type(source),
+                            show_progress=False)
+    assert grown.config.num_attention_heads == heads
+    if family == "bert":
+        ids = torch.randint(1, 90, (2, 6))
+        before, after = hidden_states(source, ids), hidden_states(grown, ids)
+    else:
+        pixels = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            before = source.eval()(pixel_values=pixels, output_hidden_states=True).hidden_states[-1]
+            after = grown.eval()(pixel_values=pixels, output_hidden_states=True).hidden_states[-1]
+    assert torch.allclose(after, before.repeat(1, 1, 2), atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_hypercloning_refuses_a_head_size_it_cannot_keep(family):
+    """GPT-2's fused projection does not say which rows are queries and keys; Llama's rotation
+    frequencies follow the head size."""
+    source = tiny_model(tiny_config(family, layers=2, heads=4, head_dim=4, intermediate=24))
+    learngene = Learngene.extract(source, method="hypercloning", show_progress=False)
+    with pytest.raises(LearngeneConfigError, match="cannot change the .*head_dim axis"):
+        learngene.build({"hidden": 32, "heads": 4}, auto_class=type(source), show_progress=False)
 
 
 @pytest.mark.parametrize("order,expected", [("interleave", [0, 0, 1, 1, 2, 2, 3, 3]), ("repeat", [0, 1, 2, 3, 0, 1, 2, 3])])

@@ -90,6 +90,13 @@ class Param:
     model multiplies this role's output by (Gemma's embeddings are scaled by √hidden): a
     function-preserving build divides the role by the growth of that factor.
 
+    ``attention_logits`` says, for the four projections of a scaled dot-product attention over
+    flat heads (:func:`dot_product_attention`), whether the role is a query or key (``True``: the
+    model divides their dot product over ``head_dim`` by √head_dim) or a value or output
+    (``False``); ``None`` where a family does not say (fused or rotary projections, other roles).
+    A function-preserving build whose head size grows multiplies queries and keys by
+    ``(new/old)^(-1/4)`` each, so that the logits keep their value.
+
     ``first_layer`` is the first layer a layered role's tensor exists in (ModernBERT's layer 0 has
     no attention norm): the role is still stacked over every layer, so that it follows a method's
     layer mapping like the layer's other roles, and the missing layers are stacked as ``identity``,
@@ -106,6 +113,7 @@ class Param:
     head_groups: int | None = None
     whole_heads: bool = False
     scaled_by: str | None = None
+    attention_logits: bool | None = None
     first_layer: int = 0
     identity: float = 0.0
 
@@ -132,12 +140,26 @@ class Param:
 
 
 def linear(
-    prefix: str, out_dims: str, in_dims: str, bias: bool = True, residual: bool = False, whole_heads: bool = False
+    prefix: str, out_dims: str, in_dims: str, bias: bool = True, residual: bool = False, whole_heads: bool = False,
+    attention_logits: bool | None = None,
 ) -> tuple[Param, ...]:
     """The roles of an ``nn.Linear`` (weight stored as out × in)."""
-    weight = Param(f"{prefix}.weight", (out_dims, in_dims), fan_in=1, writes_residual=residual, whole_heads=whole_heads)
-    bias_role = Param(f"{prefix}.bias", (out_dims,), writes_residual=residual, whole_heads=whole_heads)
+    flags = {"writes_residual": residual, "whole_heads": whole_heads, "attention_logits": attention_logits}
+    weight = Param(f"{prefix}.weight", (out_dims, in_dims), fan_in=1, **flags)
+    bias_role = Param(f"{prefix}.bias", (out_dims,), **flags)
     return (weight, bias_role) if bias else (weight,)
+
+
+def dot_product_attention(query: str, key: str, value: str, output: str) -> tuple[Param, ...]:
+    """The four ``nn.Linear`` projections (with biases) of a scaled dot-product attention over flat
+    heads (``heads*head_dim``; BERT, DistilBERT, ViT, DiT): queries and keys marked as the two
+    factors of the logits, values and the output projection as not (``Param.attention_logits``)."""
+    return (
+        *linear(query, "heads*head_dim", "hidden", attention_logits=True),
+        *linear(key, "heads*head_dim", "hidden", attention_logits=True),
+        *linear(value, "heads*head_dim", "hidden", attention_logits=False),
+        *linear(output, "hidden", "heads*head_dim", residual=True, attention_logits=False),
+    )
 
 
 def conv1d(prefix: str, in_dims: str, out_dims: str, residual: bool = False) -> tuple[Param, ...]:

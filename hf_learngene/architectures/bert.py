@@ -1,15 +1,13 @@
 """BERT-family encoders (BERT, MiniLM and other ``model_type == "bert"`` checkpoints)."""
 
-from .base import CONFIG_AXES, Architecture, Param, linear, norm
+from .base import CONFIG_AXES, Architecture, Param, dot_product_attention, linear, norm
 
 _LAYER = "encoder.layer.{layer}."
 
 # The post-LN encoder layer BERT, RoBERTa and XLM-R share.
 ENCODER_LAYER = (
-    *linear(_LAYER + "attention.self.query", "heads*head_dim", "hidden"),
-    *linear(_LAYER + "attention.self.key", "heads*head_dim", "hidden"),
-    *linear(_LAYER + "attention.self.value", "heads*head_dim", "hidden"),
-    *linear(_LAYER + "attention.output.dense", "hidden", "heads*head_dim", residual=True),
+    *dot_product_attention(_LAYER + "attention.self.query", _LAYER + "attention.self.key",
+                           _LAYER + "attention.self.value", _LAYER + "attention.output.dense"),
     *norm(_LAYER + "attention.output.LayerNorm"),
     *linear(_LAYER + "intermediate.dense", "intermediate", "hidden"),
     *linear(_LAYER + "output.dense", "hidden", "intermediate", residual=True),

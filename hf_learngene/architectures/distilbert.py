@@ -4,7 +4,7 @@
 from typing import Any, Mapping
 
 from ..errors import LearngeneConfigError
-from .base import Architecture, Param, linear, norm
+from .base import Architecture, Param, dot_product_attention, linear, norm
 
 _LAYER = "transformer.layer.{layer}."
 
@@ -27,10 +27,8 @@ DISTILBERT = Architecture(
         Param("embeddings.word_embeddings.weight", ("vocab", "hidden")),
         Param("embeddings.position_embeddings.weight", ("positions", "hidden")),
         *norm("embeddings.LayerNorm"),
-        *linear(_LAYER + "attention.q_lin", "heads*head_dim", "hidden"),
-        *linear(_LAYER + "attention.k_lin", "heads*head_dim", "hidden"),
-        *linear(_LAYER + "attention.v_lin", "heads*head_dim", "hidden"),
-        *linear(_LAYER + "attention.out_lin", "hidden", "heads*head_dim", residual=True),
+        *dot_product_attention(_LAYER + "attention.q_lin", _LAYER + "attention.k_lin",
+                               _LAYER + "attention.v_lin", _LAYER + "attention.out_lin"),
         *norm(_LAYER + "sa_layer_norm"),
         *linear(_LAYER + "ffn.lin1", "intermediate", "hidden"),
         *linear(_LAYER + "ffn.lin2", "hidden", "intermediate", residual=True),

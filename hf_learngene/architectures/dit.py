@@ -10,7 +10,7 @@ label count and the 256 sinusoidal timestep frequencies are carried over.
 from typing import Any, Mapping
 
 from ..errors import LearngeneConfigError
-from .base import Architecture, Param, config_value, linear
+from .base import Architecture, Param, config_value, dot_product_attention, linear
 
 _LAYER = "transformer_blocks.{layer}."
 
@@ -55,10 +55,8 @@ DIT = Architecture(
         *linear(_LAYER + "norm1.emb.timestep_embedder.linear_2", "hidden", "hidden"),
         Param(_LAYER + "norm1.emb.class_embedder.embedding_table.weight", ("classes", "hidden")),
         *linear(_LAYER + "norm1.linear", "6*hidden", "hidden"),
-        *linear(_LAYER + "attn1.to_q", "heads*head_dim", "hidden"),
-        *linear(_LAYER + "attn1.to_k", "heads*head_dim", "hidden"),
-        *linear(_LAYER + "attn1.to_v", "heads*head_dim", "hidden"),
-        *linear(_LAYER + "attn1.to_out.0", "hidden", "heads*head_dim", residual=True),
+        *dot_product_attention(_LAYER + "attn1.to_q", _LAYER + "attn1.to_k",
+                               _LAYER + "attn1.to_v", _LAYER + "attn1.to_out.0"),
         *linear(_LAYER + "ff.net.0.proj", "intermediate", "hidden"),
         *linear(_LAYER + "ff.net.2", "hidden", "intermediate", residual=True),
         *linear("proj_out_1", "2*hidden", "hidden"),

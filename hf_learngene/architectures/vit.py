@@ -3,7 +3,7 @@ position embeddings and the patch projection keep their grids and only their wid
 
 from typing import Any
 
-from .base import Architecture, Param, config_value, linear, norm
+from .base import Architecture, Param, config_value, dot_product_attention, linear, norm
 
 _LAYER = "layers.{layer}."
 
@@ -26,10 +26,8 @@ VIT = Architecture(
         Param("embeddings.position_embeddings", ("1", "positions", "hidden")),
         Param("embeddings.patch_embeddings.projection.weight", ("hidden", "in_channels", "patch", "patch")),
         Param("embeddings.patch_embeddings.projection.bias", ("hidden",)),
-        *linear(_LAYER + "attention.q_proj", "heads*head_dim", "hidden"),
-        *linear(_LAYER + "attention.k_proj", "heads*head_dim", "hidden"),
-        *linear(_LAYER + "attention.v_proj", "heads*head_dim", "hidden"),
-        *linear(_LAYER + "attention.o_proj", "hidden", "heads*head_dim", residual=True),
+        *dot_product_attention(_LAYER + "attention.q_proj", _LAYER + "attention.k_proj",
+                               _LAYER + "attention.v_proj", _LAYER + "attention.o_proj"),
         *norm(_LAYER + "layernorm_before"),
         *norm(_LAYER + "layernorm_after"),
         *linear(_LAYER + "mlp.fc1", "intermediate", "hidden"),

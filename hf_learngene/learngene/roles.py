@@ -68,6 +68,7 @@ def signal_spec(param: Param) -> SignalSpec:
         tied_output=param.tied_output,
         head_groups=param.head_groups,
         scaled_by=param.scaled_by,
+        attention_logits=param.attention_logits,
     )
 
 

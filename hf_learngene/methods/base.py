@@ -47,6 +47,12 @@ class SignalSpec:
       build divides the role by the growth of that factor (:func:`scale_growth`): HyperCloning in its
       construction, FRONT and BoT through the ``preserve_function`` rescaling, which reads the same
       table field as the role's fan-in.
+    * ``attention_logits``: ``True`` for the queries and keys of a scaled dot-product attention
+      over flat heads (the model divides their dot product by √head_dim), ``False`` for its values
+      and output projection, ``None`` where the architecture does not say. When the head size
+      grows ``k``-fold, the resampled dot product is ``k`` times longer and the model's scale
+      ``1/√k`` times smaller, so a function-preserving build multiplies queries and keys by
+      ``k^(-1/4)`` each (:func:`logit_growth`) and the logits keep their value.
     """
 
     axes: tuple[str, ...]
@@ -57,6 +63,7 @@ class SignalSpec:
     tied_output: bool = False
     head_groups: int | None = None
     scaled_by: str | None = None
+    attention_logits: bool | None = None
 
 
 def scale_growth(spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]) -> float:
@@ -66,6 +73,15 @@ def scale_growth(spec: SignalSpec, source_shape: Sequence[int], target_shape: Se
         return 1.0
     axis = spec.axes.index(spec.scaled_by)
     return math.sqrt(target_shape[axis] / source_shape[axis])
+
+
+def logit_growth(spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]) -> float:
+    """What a function-preserving build divides a query or key role by when the head size changes:
+    ``(target / source)^(1/4)`` of the ``head_dim`` axis; 1 for every other role."""
+    if not spec.attention_logits or "head_dim" not in spec.axes:
+        return 1.0
+    axis = spec.axes.index("head_dim")
+    return (target_shape[axis] / source_shape[axis]) ** 0.25
 
 
 class Resizer(ABC):

@@ -17,7 +17,16 @@ A role the model multiplies by the square root of an axis (``SignalSpec.scaled_b
 embeddings, × √hidden) is divided by the growth of that factor (√k), so the scaled embedding is the
 source's repeated ``k`` times like every other hidden vector.
 
-What it cannot do, it refuses: depth changes, head-size changes, shrinking, ratios that are not
+The head size grows by a whole factor too where heads are flat and the architecture marks the
+attention's queries and keys (``SignalSpec.attention_logits``: BERT, DistilBERT, ViT, DiT): each
+head's query, key and value dimensions are repeated ``k`` times and the output projection reads
+each copy with ``1/k`` of the weight, as for any width; the ``k``-times longer dot product and the
+model's ``1/√(k·d)`` scale then change the logits by ``√k``, so queries and keys are divided by
+``k^(1/4)`` each and the logits keep their value (12 heads of 32 → 12 heads of 64 keeps the
+function).
+
+What it cannot do, it refuses: depth changes, other head-size changes (rotary or grouped heads,
+whose rotation frequencies follow the head size; fused projections), shrinking, ratios that are not
 whole numbers, and a grouped-query target whose query heads per key/value head differ from the
 source's (the copies would read other key/value heads).
 
@@ -38,7 +47,7 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import LearngeneConfigError
-from .base import Gather, Resizer, heads_by_kv_head, scale_growth, stored_head_groups
+from .base import Gather, Resizer, heads_by_kv_head, logit_growth, scale_growth, stored_head_groups
 from .options import HyperCloningOptions
 
 WIDTH_AXES = frozenset({"hidden", "heads", "kv_heads", "intermediate"})
@@ -61,7 +70,9 @@ class HyperCloningResizer(Resizer):
         for name, free, n, m in zip(spec.axes, spec.resizable, source_shape, target_shape):
             if not free or n == m:
                 continue
-            if name not in WIDTH_AXES:
+            if name == "head_dim" and spec.attention_logits is not None and spec.head_groups is None:
+                pass  # flat heads whose queries and keys the architecture marks: see the module docstring
+            elif name not in WIDTH_AXES:
                 raise LearngeneConfigError(
                     f"hypercloning grows width only; it cannot change the {name} axis ({n} → {m}). "
                     "Keep the source's depth and head size, or use front, bot or stack"
@@ -98,8 +109,9 @@ class HyperCloningResizer(Resizer):
                 f"key/value heads. Leave kv_heads out of the size (the grouping is then kept){hint}"
             )
         out = super().decode(stored.reshape(tuple(source_shape)), spec, source_shape, target_shape)
-        growth = scale_growth(spec, source_shape, target_shape)
-        if growth != 1.0:  # the model scales this role by √(an axis) that grew: keep its scaled output
+        # the model scales this role by √(an axis) that grew, or it is a query or key of a grown head size
+        growth = scale_growth(spec, source_shape, target_shape) * logit_growth(spec, source_shape, target_shape)
+        if growth != 1.0:
             out = out / growth
         if self.snr_db is None:
             return out
