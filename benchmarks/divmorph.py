@@ -116,12 +116,26 @@ def final_return(rows: list[dict]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def final_by_body(rows: list[dict]) -> dict[str, float]:
-    by_body: dict[str, list[float]] = {}
+def final_training_return(rows: list[dict]) -> float:
+    """A training log's final return: each (body, task) pair's mean over the last updates, averaged over the
+    pairs (a pair whose episodes are long finishes few of them and appears in few rows)."""
+    by_pair: dict[str, list[float]] = {}
     for row in rows[-max(1, int(len(rows) * TAIL)):]:
         for pair, value in row["by_pair"].items():
-            by_body.setdefault(BODIES[int(pair.split("/")[0])], []).append(value)
-    return {body: float(np.mean(values)) for body, values in by_body.items()}
+            by_pair.setdefault(pair, []).append(value)
+    return float(np.mean([np.mean(values) for values in by_pair.values()])) if by_pair else float("nan")
+
+
+def final_by_body(rows: list[dict]) -> dict[str, float]:
+    """:func:`final_training_return` per body (its pairs' means averaged)."""
+    by_pair: dict[str, list[float]] = {}
+    for row in rows[-max(1, int(len(rows) * TAIL)):]:
+        for pair, value in row["by_pair"].items():
+            by_pair.setdefault(pair, []).append(value)
+    by_body: dict[str, list[float]] = {}
+    for pair, values in by_pair.items():
+        by_body.setdefault(BODIES[int(pair.split("/")[0])], []).append(float(np.mean(values)))
+    return {body: float(np.mean(means)) for body, means in by_body.items()}
 
 
 def steps_to(rows: list[dict], threshold: float, consecutive: int = 2) -> int | None:
@@ -268,7 +282,7 @@ def main() -> None:
                                    "held_out_bodies": evaluation_mean(name, HELD_OUT_BODIES)},
                "evaluation_by_body": {b: float(np.mean([evaluation[name][f"{b}/{t}"] for t in TRAIN_TASKS]))
                                       for b in TRAIN_BODIES + HELD_OUT_BODIES},
-               "final_training_return": final_return(rows), "final_training_return_by_train_body": final_by_body(rows),
+               "final_training_return": final_training_return(rows), "final_training_return_by_train_body": final_by_body(rows),
                "parameters": sum(p.numel() for p in models[name].parameters())}
         for name, rows in curves.items()}
     results["pretraining_measure"] = (

@@ -164,6 +164,16 @@ def parse_args(argv=None):
     return args
 
 
+def final_mean_return(rows: list[dict]) -> float | None:
+    """The mean over (body, task) pairs of each pair's mean return in ``rows`` (log rows): a pair whose
+    episodes are long finishes few and appears in few rows, and weighs the same as any other."""
+    by_pair: dict[str, list[float]] = {}
+    for row in rows:
+        for pair, value in json.loads(row["returns_by_body_task"]).items():
+            by_pair.setdefault(pair, []).append(value)
+    return float(np.mean([np.mean(values) for values in by_pair.values()])) if by_pair else None
+
+
 def observation_stats_of(model: Path) -> Path | None:
     """The token statistics a saved controller was trained with: beside its weights (the run's ``model/``), or
     in the trainer state of the checkpoint whose ``model/`` it is."""
@@ -182,6 +192,9 @@ def new_controller_config(args) -> DivMorphConfig:
 
 
 def make_controller(args) -> DivMorphForContinuousControl:
+    """The controller a run trains. Its config records the bodies and tasks it has trained on
+    (``trained_bodies``, ``trained_tasks``: those before, and this run's), so that its checkpoints and
+    final model say so."""
     if args.model:
         controller = DivMorphForContinuousControl.from_pretrained(args.model)
         # a body or task this controller never trained on starts from the mean of the trained ones' embedding
@@ -192,12 +205,16 @@ def make_controller(args) -> DivMorphForContinuousControl:
             new = [split.index(name) for name in chosen if name not in trained]
             if new:
                 controller.init_unseen(kind, new, [split.index(name) for name in trained])
+            setattr(controller.config, f"trained_{split.plural}", sorted(set(trained) | set(chosen)))
         if args.transfer == "tailors":
             controller.freeze_for_task_transfer()
         return controller
     if args.learngene:
-        return DivMorphForContinuousControl.from_learngene(args.learngene, NUM_BODIES, NUM_TASKS)
-    return DivMorphForContinuousControl(args.controller_config)
+        controller = DivMorphForContinuousControl.from_learngene(args.learngene, NUM_BODIES, NUM_TASKS)
+    else:
+        controller = DivMorphForContinuousControl(args.controller_config)
+    controller.config.trained_bodies, controller.config.trained_tasks = sorted(args.bodies), sorted(args.tasks)
+    return controller
 
 
 def main(argv=None) -> dict:
@@ -228,10 +245,6 @@ def main(argv=None) -> dict:
     if trainer.steps < args.total_steps:  # stopped early on purpose: leave a checkpoint to continue from
         trainer.save_checkpoint()
         return {"steps": trainer.steps, "stopped_early": True}
-    for split, chosen in ((BODY_SPLIT, args.bodies), (TASK_SPLIT, args.tasks)):  # what the controller has seen
-        field = f"trained_{split.plural}"
-        setattr(controller.config, field, sorted(set(getattr(controller.config, field, None) or []) | set(chosen)))
-
     def write_model(folder: Path) -> None:
         controller.save_pretrained(folder)
         trainer.save_observation_stats(folder / OBSERVATION_STATS)
@@ -239,7 +252,7 @@ def main(argv=None) -> dict:
     write_folder_atomically(output_dir / "model", write_model)
     if controller.config.factorized:
         controller.save_learngene(output_dir / "learngene")
-    last = [row["mean_return"] for row in history[-10:] if np.isfinite(row["mean_return"])]
+    final = final_mean_return(history[-10:])
     results = {
         "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
         "steps": trainer.steps,
@@ -249,7 +262,7 @@ def main(argv=None) -> dict:
         "transfer": args.transfer,
         "trainable_parameters": sum(p.numel() for p in controller.parameters() if p.requires_grad),
         "parameters": sum(p.numel() for p in controller.parameters()),
-        "final_mean_return": float(np.mean(last)) if last else None,
+        "final_mean_return": final,
     }
     write_text_atomically(output_dir / "results.json", json.dumps(results, indent=2))
     return results

@@ -526,3 +526,18 @@ def test_unseen_bodies_and_tasks_start_at_the_mean_of_the_trained_rows(factorize
         model.init_unseen("task", [0], [0])
     with pytest.raises(ValueError, match="'body' or 'task'"):
         model.init_unseen("limb", [1], [0])
+
+
+def test_a_controller_saved_before_the_input_projection_option_loads_as_it_was_saved(tmp_path):
+    """Its config.json has no factorize_input_projection: its input projection was factor units."""
+    model = tiny_model(factorize_input_projection=True)
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["factorize_input_projection"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = DivMorphForContinuousControl.from_pretrained(tmp_path).eval()
+    assert loaded.config.factorize_input_projection
+    tokens, mask, body_ids, task_ids = batch()
+    torch.testing.assert_close(loaded(tokens, mask, body_ids, task_ids).action_mean,
+                               model(tokens, mask, body_ids, task_ids).action_mean)
+    assert not DivMorphConfig().factorize_input_projection  # a new controller's default

@@ -87,6 +87,21 @@ def test_a_task_the_controller_never_trained_on_starts_at_the_trained_tasks_mean
     assert torch.equal(controller.gate_network.body_embedding.weight, before["gate_network.body_embedding.weight"])
 
 
+def test_checkpoints_record_what_their_controller_trained_on(trained, tmp_path):
+    """A transfer's checkpoint says it trained on the new task, so continuing from it keeps that task's row."""
+    folder, _ = trained
+    run(tmp_path, "--model", str(folder / "model"), "--transfer", "full", "--tasks", "held_out",
+        "--bodies", "hopper", "--total_steps", "32", "--checkpointing_steps", "1")
+    checkpoint = sorted((tmp_path / "checkpoints").glob("step-*"))[0] / "model"
+    record = json.loads((checkpoint / "config.json").read_text())
+    assert record["trained_tasks"] == ["run_backward", "run_forward", "stand_tall"]
+    args = morphology_control.parse_args(["--output_dir", str(tmp_path / "again"), "--model", str(checkpoint),
+                                          "--transfer", "full", "--tasks", "held_out", "--bodies", "hopper"])
+    controller = morphology_control.make_controller(args)
+    saved = load_file(str(checkpoint / "model.safetensors"))["gate_network.task_embedding.weight"]
+    assert torch.equal(controller.gate_network.task_embedding.weight, saved)
+
+
 def test_a_model_folder_without_its_observation_statistics_is_refused(trained, tmp_path, capsys):
     folder, _ = trained
     bare = tmp_path / "bare"

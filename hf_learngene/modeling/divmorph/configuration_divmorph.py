@@ -104,6 +104,11 @@ class DivMorphConfig(PretrainedConfig):
 
     model_type = "divmorph"
 
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> "DivMorphConfig":
+        # a controller saved before factorize_input_projection existed had a factorized input projection
+        return super().from_dict({"factorize_input_projection": True, **config_dict}, **kwargs)
+
     def __init__(
         self,
         token_dim: int = 30,
