@@ -362,6 +362,13 @@ def world(tmp_path_factory) -> dict[str, str]:
     write_json(root / "dense-dit" / "config.json", {"_class_name": "DiTTransformer2DModel"})
     write_json(root / "controller" / "config.json", {"factorized": True})
     write_json(root / "baseline" / "config.json", {"factorized": False})
+    from safetensors.torch import save_file
+
+    from hf_learngene.morphology import TOKEN_DIM
+    from hf_learngene.morphology.ppo import RunningMeanStd
+
+    for controller in ("controller", "baseline"):  # the input statistics a saved controller keeps beside it
+        save_file(RunningMeanStd(TOKEN_DIM).state("token_stats"), str(root / controller / "observation_stats.safetensors"))
     write_json(root / "divmorph" / "learngene_config.json", {})
     (root / "train.csv").write_text("review,sentiment\ngreat,positive\n")
     (root / "train.jsonl").write_text('{"review": "great", "sentiment": "positive"}\n')
@@ -706,8 +713,10 @@ def test_the_argument_lists_the_benchmarks_and_scripts_pass_to_the_recipes_parse
     episode, out = ["--max_episode_steps", "1000"], ["--output_dir", str(work / "run")]
     for argv in ([*model, *ppo, *episode, "--total_steps", "400000"],
                  [*model[:8], "--architecture", "baseline", *ppo, *episode, "--total_steps", "400000"],
-                 ["--model", world["controller"], "--transfer", "tailors", *ppo, "--tasks", "held_out", *episode],
-                 ["--model", world["controller"], "--transfer", "full", *ppo, "--tasks", "held_out", *episode],
+                 ["--model", world["controller"], "--transfer", "tailors", *ppo, "--tasks", "held_out", *episode,
+                  "--checkpointing_steps", "3", "--seed", "1", "--learning_rate", "0.001"],
+                 ["--model", world["baseline"], "--transfer", "full", *ppo, "--tasks", "held_out", *episode,
+                  "--checkpointing_steps", "3", "--seed", "1", "--learning_rate", "0.0003"],
                  [*model, *ppo, "--tasks", "held_out", *episode, "--total_steps", "60000"]):
         parse("morphology_control", [*out, *argv])
 
