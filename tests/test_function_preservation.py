@@ -217,3 +217,23 @@ def test_no_warning_for_a_model_without_an_output_head(caplog):
         learngene.build(WIDER, auto_class=transformers.AutoModel, show_progress=False)
     assert not [r for r in caplog.records if "tied to the output head" in r.getMessage()]
 
+
+def test_preserve_function_keeps_the_function_through_a_grown_head_size():
+    """BERT's 4 heads of 4 → 4 heads of 8 with BoT's Haar at this whole ratio: queries and keys take
+    2^(-1/4) each, so the attention logits, and the whole function, are kept (without that factor
+    every logit was √2 times the source's)."""
+    config = transformers.BertConfig(vocab_size=97, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=24, max_position_embeddings=32)
+    torch.manual_seed(0)
+    source = transformers.BertModel(config).eval()
+    with torch.no_grad():  # sharp attention: at init's scale every softmax is nearly uniform whatever its logits
+        for layer in source.encoder.layer:
+            layer.attention.self.query.weight.mul_(20)
+            layer.attention.self.key.weight.mul_(20)
+    learngene = Learngene.extract(source, method="bot", rescaling="preserve_function", show_progress=False)
+    grown = learngene.build({"hidden": 32, "heads": 4, "intermediate": 48}, auto_class=transformers.AutoModel,
+                            show_progress=False).eval()
+    ids = torch.randint(1, 97, (2, 7), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before, after = source(input_ids=ids).last_hidden_state, grown(input_ids=ids).last_hidden_state
+    assert torch.allclose(after, before.repeat_interleave(2, dim=-1), atol=1e-5)  # Haar: [h0, h0, h1, h1, ...]

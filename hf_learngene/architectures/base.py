@@ -94,8 +94,8 @@ class Param:
     flat heads (:func:`dot_product_attention`), whether the role is a query or key (``True``: the
     model divides their dot product over ``head_dim`` by √head_dim) or a value or output
     (``False``); ``None`` where a family does not say (fused or rotary projections, other roles).
-    HyperCloning, growing the head size ``k``-fold, multiplies queries and keys by ``k^(-1/4)`` each,
-    so that the logits keep their value.
+    A function-preserving build whose head size grows multiplies queries and keys by
+    ``(new/old)^(-1/4)`` each, so that the logits keep their value.
 
     ``first_layer`` is the first layer a layered role's tensor exists in (ModernBERT's layer 0 has
     no attention norm): the role is still stacked over every layer, so that it follows a method's

@@ -11,6 +11,7 @@ import torch
 
 from ..architectures import Param, expanded_shape, fan_in
 from ..methods import get_method
+from ..methods.base import logit_growth
 from ..methods.rescaling import affine
 from .roles import signal_spec
 
@@ -57,6 +58,7 @@ class LearngeneDecodingMixin:
         scale, shift = affine(
             record.mean, record.std, self.config.rescaling, source_fan_in, fan_in(param, target_sizes),
             resized=resized, widens=widens, z_std=lambda: _std_over(decode(reuse_buffers)),
+            logit_growth=logit_growth(spec, source_shape, target_shape),
         )
         for z in decode(reuse_buffers):
             if z.untyped_storage().data_ptr() == stored.untyped_storage().data_ptr():

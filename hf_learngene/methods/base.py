@@ -50,12 +50,9 @@ class SignalSpec:
     * ``attention_logits``: ``True`` for the queries and keys of a scaled dot-product attention
       over flat heads (the model divides their dot product by √head_dim), ``False`` for its values
       and output projection, ``None`` where the architecture does not say. When the head size
-      grows ``k``-fold, the tiled dot product is ``k`` times longer and the model's scale ``1/√k``
-      times smaller, so HyperCloning multiplies queries and keys by ``k^(-1/4)`` each
-      (:func:`logit_growth`) and the logits keep their value. FRONT and BoT's ``preserve_function``
-      do not: measured on MiniLM (``benchmarks/function_similarity.py``), the factor kept less of
-      the function at the non-whole targets (front 0.41 → 0.36 at 8L/512/8H, 0.28 → 0.20 at
-      12L/768/12H; bot 0.39 → 0.37 at 8L/512/8H) and more only for BoT at 12L/768/12H (0.73 → 0.75).
+      grows ``k``-fold, the resampled dot product is ``k`` times longer and the model's scale
+      ``1/√k`` times smaller, so a function-preserving build multiplies queries and keys by
+      ``k^(-1/4)`` each (:func:`logit_growth`) and the logits keep their value.
     """
 
     axes: tuple[str, ...]

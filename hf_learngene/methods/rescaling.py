@@ -19,8 +19,10 @@ back and none assumes where a norm's identity lies).
   pre-activation keeps its value. With BoT's Haar wavelet at whole ratios this is exactly
   HyperCloning's construction (the grown model computes the source's function); with FRONT,
   padding or truncating orthonormal DCT coefficients preserves the inner products of the kept
-  band, so it holds for the band the learngene keeps. Attention logits over a changed head
-  size scale by ``sqrt(new/old)``. An untied output head is a weight like any other (the hidden
+  band, so it holds for the band the learngene keeps. Where the head size grows ``k``-fold,
+  queries and keys (roles the architecture marks ``attention_logits``) are also divided by
+  ``k^(1/4)``, so that the attention logits keep their value (elsewhere they scale by
+  ``sqrt(new/old)``). An untied output head is a weight like any other (the hidden
   axis is its fan-in), so the logits keep their value; a head tied to the input embedding sees
   the width ratio (its logits grow ``k``-fold, as in HyperCloning) and the build warns.
 
@@ -108,17 +110,20 @@ def affine(
     resized: bool = True,
     widens: bool = False,
     z_std: Callable[[], float] | None = None,
+    logit_growth: float = 1.0,
 ) -> tuple[float, float]:
     """``(scale, shift)`` such that ``z * scale + shift`` is :func:`restore`'s result.
 
     Every policy is affine in the resized signal, so a role can be restored one layer at a time;
     ``z_std`` gives the std of the whole resized role, asked for only when :func:`needs_z_std`.
+    ``logit_growth`` (:func:`~hf_learngene.methods.base.logit_growth`) is what ``preserve_function``
+    also divides a query or key role by.
     """
     check_policy(policy)
     if policy == "auto":
         policy = "preserve_function" if widens else "source_std"
-    if policy == "preserve_function" and resized and source_fan_in and target_fan_in:
-        ratio = source_fan_in / target_fan_in
+    if policy == "preserve_function" and resized:
+        ratio = (source_fan_in / target_fan_in if source_fan_in and target_fan_in else 1.0) / logit_growth
         return std * ratio, mean * ratio
     if policy in UNSTANDARDISED or not resized:
         return std, mean
