@@ -5,6 +5,7 @@ import csv
 import math
 
 import pytest
+import torch
 import transformers
 
 import convergence
@@ -53,3 +54,18 @@ def test_labelled_csvs_are_disjoint_and_of_the_corpus(tmp_path):
     texts = lambda part: {row["text"] for row in part}
     assert texts(train_rows) <= rotten and texts(validation_rows) <= rotten
     assert not texts(train_rows) & texts(validation_rows)
+
+
+def test_masked_lm_loss_equals_the_models_own_loss(tokenizer):
+    """The benchmark scores only the labelled tokens with the vocabulary head; the value is the model's loss."""
+    settings = convergence.Settings(corpus="rotten_tomatoes", train_reviews=40, heldout_reviews=8, max_length=32,
+                                    batch=4)
+    data = convergence.MaskedReviews(tokenizer, settings)
+    config = transformers.BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=2, intermediate_size=64)
+    model = transformers.BertForMaskedLM(config).eval()
+    for step in range(3):
+        batch = data.batch(step)
+        assert (batch["labels"] != -100).any()
+        ours, theirs = convergence.masked_lm_loss(model, batch), model(**batch).loss
+        assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-6)
