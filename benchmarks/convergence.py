@@ -115,6 +115,7 @@ class Settings:
     finetune_eval_reviews: int = 500
     seed: int = 0
     front_keeps: tuple[float, ...] = (1.0, 0.5)
+    bot_schemes: tuple[str, ...] = ("split",)  # BoT's non_dyadic option, one run each ("linear": the former default)
     rescaling: str | None = None  # front and bot: None = their default ("auto")
     corpus: str = "imdb"
     thresholds: tuple[float, ...] = (0.25, 0.5, 1.0)  # fractions of the budget along random init's curve
@@ -245,7 +246,7 @@ def composed_plan(method: str, target: dict) -> list[tuple[str, dict]] | str:
     raise ValueError(f"{method!r} is not a composed peer")
 
 
-def build_model(method: str, target: dict, settings: Settings, keep: float = 1.0, source=None):
+def build_model(method: str, target: dict, settings: Settings, options: dict | None = None, source=None):
     """The target masked-LM model initialised by ``method`` from ``source`` (default: MiniLM);
     ``None`` when the method cannot do it. A composed peer (``"a+b"``) builds each step from the
     previous step's model (:func:`composed_plan`)."""
@@ -260,7 +261,7 @@ def build_model(method: str, target: dict, settings: Settings, keep: float = 1.0
                 return None, f"{step} to {size}: {refusal}", 0
             first_bytes = stored_bytes if first_bytes is None else first_bytes
         return model, None, first_bytes
-    options = {"keep": keep} if method == "front" else {}
+    options = dict(options or {})
     if method in ("front", "bot") and settings.rescaling:
         options["rescaling"] = settings.rescaling
     learngene = Learngene.extract(source if source is not None else minilm_path(), method=method,
@@ -422,6 +423,23 @@ def add_thresholds(rows: list[dict], steps: int, fractions: tuple[float, ...],
 # ---------------------------------------------------------------------------- the benchmark
 
 
+def method_variants(methods: tuple[str, ...], settings: Settings) -> list[tuple[str, dict, str]]:
+    """``(method, options, label)`` of every run of a target: front once per kept fraction, bot once
+    per non-dyadic scheme (labelled by them when there are several), every other method once."""
+    variants = []
+    for method in methods:
+        if method == "front":
+            several = len(settings.front_keeps) > 1
+            variants += [(method, {"keep": k}, f"front (keep {k:g})" if several else method) for k in settings.front_keeps]
+        elif method == "bot":
+            several = len(settings.bot_schemes) > 1
+            variants += [(method, {"non_dyadic": scheme}, f"bot ({scheme})" if several else method)
+                         for scheme in settings.bot_schemes]
+        else:
+            variants.append((method, {}, method))
+    return variants
+
+
 def sweep_random(target: dict, data: MaskedReviews, settings: Settings, device: str):
     """Random init trained at every ``settings.lr_sweep`` rate; returns (sweep records, best lr, best model, curve)."""
     sweep, best = [], None
@@ -468,14 +486,12 @@ def run_targets(settings: Settings, targets: dict, methods: tuple[str, ...], dev
         else:
             lr, random_model, random_curve = settings.lr, None, None
         chosen = replace(settings, lr=lr)
-        variants = [(m, k) for m in methods for k in (settings.front_keeps if m == "front" else (1.0,))]
-        for method, keep in variants:
-            label = f"front (keep {keep:g})" if method == "front" and len(settings.front_keeps) > 1 else method
+        for method, options, label in method_variants(methods, settings):
             start = time.perf_counter()
             if method == "random" and random_model is not None:  # the sweep's best run is random's row
                 model, refusal, stored_bytes, curve = random_model, None, 0, random_curve
             else:
-                model, refusal, stored_bytes = build_model(method, target, chosen, keep)
+                model, refusal, stored_bytes = build_model(method, target, chosen, options)
                 if model is None:
                     rows.append({"method": label, "applicable": False, "reason": refusal})
                     print(f"[{target_name}] {label}: n/a ({refusal.split(';')[0]})", flush=True)
@@ -624,6 +640,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help=f"downstream recipe steps, 0 skips the check (default {Settings.finetune_steps}; quick 0)")
     parser.add_argument("--front-keeps", type=positive_float, nargs="+", metavar="KEEP",
                         help=f"front's kept fractions, one run each (default {' '.join(map(str, Settings.front_keeps))})")
+    parser.add_argument("--bot-schemes", nargs="+", choices=hf_learngene.methods.options.NON_DYADIC, metavar="SCHEME",
+                        help=f"bot's non_dyadic schemes, one run each (default {' '.join(Settings.bot_schemes)})")
     parser.add_argument("--rescaling", choices=hf_learngene.RESCALING_POLICIES,
                         help="front and bot's rescaling policy (default: theirs, auto)")
     parser.add_argument("--threads", type=count(1), default=2)
@@ -652,6 +670,7 @@ def main(argv: list[str] | None = None) -> dict:
         settings = replace(settings, lr=None, lr_sweep=tuple(args.lr_sweep or settings.lr_sweep))
     overrides = {"steps": args.steps, "batch": args.batch, "max_length": args.max_length,
                  "eval_every": args.eval_every, "front_keeps": tuple(args.front_keeps or ()) or None,
+                 "bot_schemes": tuple(args.bot_schemes or ()) or None,
                  "finetune_steps": args.finetune_steps, "rescaling": args.rescaling}
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     targets = args.targets or (["shrink 4L/256/4H", "grow 8L/512/8H"] if args.quick else list(TARGETS))

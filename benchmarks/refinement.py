@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
         model.cpu()  # extraction and the measurements below run where the learngene is made
         share = SpectralRegularizer(model, keep=args.keep, weight=1.0).high_frequency_share().item()
         error = rebuild_error(model, args.keep)
-        target, _, stored = build_model("front", TARGETS[args.target], settings, args.keep, source=model)
+        target, _, stored = build_model("front", TARGETS[args.target], settings, {"keep": args.keep}, source=model)
         curve = train_mlm(target.to(args.device), data, settings)
         accuracy = sentiment_accuracy(target, settings, sentiment)
         rows.append({"source": label, "weight": weight, "high_frequency_share": share, "rebuild_error": error,

@@ -37,3 +37,12 @@ def test_hypercloning_stack_selection_builds_8L_512_8H():
     config = model.config
     assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads) == (8, 512, 8)
     assert config.intermediate_size == 2048
+
+
+def test_method_variants_label_front_keeps_and_bot_schemes():
+    settings = convergence.Settings(front_keeps=(1.0, 0.5), bot_schemes=("split", "linear"))
+    assert convergence.method_variants(("random", "front", "bot"), settings) == [
+        ("random", {}, "random"), ("front", {"keep": 1.0}, "front (keep 1)"), ("front", {"keep": 0.5}, "front (keep 0.5)"),
+        ("bot", {"non_dyadic": "split"}, "bot (split)"), ("bot", {"non_dyadic": "linear"}, "bot (linear)")]
+    assert convergence.method_variants(("front", "bot"), convergence.QUICK) == [
+        ("front", {"keep": 1.0}, "front"), ("bot", {"non_dyadic": "split"}, "bot")]

@@ -156,7 +156,7 @@ def test_bot_cache_stays_within_its_bound(monkeypatch):
         resize_operator("db2", n, 3 * n)
         assert bot.cached_bytes() <= 3_000_000
     assert 1 < len(bot._cache) < 20  # old entries left, recent ones kept
-    assert ("db2", 1450, 4350) in bot._cache
+    assert ("db2", 1450, 4350, "linear", False) in bot._cache
 
 
 def test_dct_matrix_cache_is_bounded():

@@ -54,6 +54,11 @@ class RoleRecord:
         }
 
 
+# options a method gained after learngenes were saved without them, with the value those learngenes
+# were built with: a saved learngene decodes as it did, whatever the option's default is now
+OPTIONS_BEFORE_THEY_EXISTED = {"bot": {"non_dyadic": "linear"}}
+
+
 class LearngeneConfig(PretrainedConfig):
     """Everything needed to rebuild models from a learngene's stored tensors.
 
@@ -90,7 +95,7 @@ class LearngeneConfig(PretrainedConfig):
         self.family = family
         self.source_config = source_config or {}
         self.method = method
-        self.method_options = method_options or {}
+        self.method_options = {**OPTIONS_BEFORE_THEY_EXISTED.get(method, {}), **(method_options or {})}
         self.rescaling = rescaling
         self.roles = {
             role: record.to_dict() if isinstance(record, RoleRecord) else record

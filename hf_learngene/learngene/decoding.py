@@ -12,7 +12,7 @@ import torch
 from ..architectures import Param, expanded_shape, fan_in
 from ..methods import get_method
 from ..methods.base import logit_growth
-from ..methods.rescaling import affine
+from ..methods.rescaling import affine, resolved_policy
 from .roles import signal_spec
 
 
@@ -60,10 +60,15 @@ class LearngeneDecodingMixin:
             resized=resized, widens=widens, z_std=lambda: _std_over(decode(reuse_buffers)),
             logit_growth=logit_growth(spec, source_shape, target_shape),
         )
+        response = None  # the mean decoded as the weights are, where the operator does not keep constants
+        if resized and resolved_policy(self.config.rescaling, widens) == "preserve_function":
+            response = resizer.constant_response(spec, stored.shape, source_shape, target_shape)
+        if response is not None:
+            response = (response * shift).to(device=stored.device, dtype=torch.float32)
         for z in decode(reuse_buffers):
             if z.untyped_storage().data_ptr() == stored.untyped_storage().data_ptr():
                 z = z.clone()  # an unchanged size may decode to the stored tensor itself: never change it in place
-            yield z.mul_(scale).add_(shift)
+            yield z.mul_(scale).add_(shift) if response is None else z.mul_(scale).add_(response)
 
     @functools.cached_property
     def _source_roles(self) -> dict[str, Param]:

@@ -120,6 +120,16 @@ class Resizer(ABC):
     def check(self, spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]) -> None:
         """Refuse, with a clear message, a resize this method cannot do."""
 
+    def constant_response(
+        self, spec: SignalSpec, stored_shape: Sequence[int], source_shape: Sequence[int], target_shape: Sequence[int]
+    ) -> torch.Tensor | None:
+        """What a source signal of ones decodes to, over the axes of one decoded layer, where it is
+        not ones (broadcastable: length 1 on the axes that keep constants); ``None`` when every
+        axis keeps a constant, as resampling does. A function-preserving build adds the role's mean
+        back through it, so that an operator that does not keep constants (BoT's ``split`` shares
+        along input axes) decodes the mean as it decodes the weights."""
+        return None
+
     def decode(
         self, stored: torch.Tensor, spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]
     ) -> torch.Tensor:

@@ -15,6 +15,23 @@ levels, a shrink ``n → m`` first resamples the axis linearly to ``m·2^k`` (�
 then resamples linearly down to ``m``. The wavelet does the dyadic part; linear resampling only
 covers the remaining factor below 2.
 
+That is ``non_dyadic="linear"``. Interpolating between neighbouring units blends units that
+have nothing in common (a trained model's units have no order), so the default,
+``non_dyadic="split"``, does the remainder with whole units: ``k = floor(log2(ratio))`` wavelet
+levels, and the factor left (below 2) copies or drops whole units, evenly spread (target unit
+``j`` is unit ``floor((j + 1/2) · n / m)`` of the level's output). Growing, every unit then has
+``⌊m/n⌋`` or ``⌈m/n⌉`` copies; along an input (fan-in) axis each copy carries
+``(m/n) / copies`` of its unit's weight (a kept unit of a shrinking axis ``m/n`` of it, a dropped
+one nothing), so that after ``preserve_function``'s division by the fan-in ratio the copies of a
+unit sum to its weight whatever the other axes do. With Haar this keeps the source's function at any
+width ratio for every linear map and every elementwise activation (384 → 512 hidden units:
+128 units copied twice); a LayerNorm over a grown width sees its copied units twice in its mean
+and variance, so it keeps the function nearly, not exactly. Shrinking drops whole units where
+the ratio is not a power of two (12 heads → 8 keeps 8 of them whole; 4L/256 from 6L/384 keeps
+256 of the hidden units) and averages neighbours only for the power-of-two part. At power-of-two
+ratios both schemes are the same. Encoding (``levels``) always uses ``linear``, so the stored
+bands do not depend on this option.
+
 Every level is normalised by ``1/sqrt(2)`` (the lowpass gain of an orthogonal wavelet), so a
 constant signal keeps its value, as for every method (see :mod:`.base`).
 
@@ -22,6 +39,8 @@ Options:
     wavelet: any discrete orthogonal wavelet PyWavelets knows (default ``"haar"``).
     levels: decomposition levels applied to every resizable axis before storing (default 0:
         the learngene keeps the source signal; each level halves the stored size).
+    non_dyadic: ``"split"`` (default) or ``"linear"``, the scheme for ratios that are not powers
+        of two (above).
 """
 
 from __future__ import annotations
@@ -43,7 +62,7 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 
 from ..errors import LearngeneConfigError
 from .base import AxisOperator, Resizer, operator_matrix, resize_blockwise
-from .options import BotOptions
+from .options import NON_DYADIC, BotOptions
 
 
 def _linear_resample(x: torch.Tensor, length: int) -> torch.Tensor:
@@ -57,10 +76,31 @@ def _levels_for(ratio: float) -> int:
     return max(0, math.ceil(math.log2(ratio) - 1e-9))
 
 
-def resize_signals(x: np.ndarray, wavelet: str, target_length: int) -> np.ndarray:
+def _nearest_units(source_length: int, target_length: int) -> np.ndarray:
+    """For every target unit, the whole source unit it is (``split``): copies or drops evenly spread."""
+    return np.minimum(((np.arange(target_length) + 0.5) * source_length / target_length).astype(np.int64),
+                      source_length - 1)
+
+
+def _split_levels(ratio: float) -> int:
+    return max(0, math.floor(math.log2(ratio) + 1e-9))
+
+
+def resize_signals(x: np.ndarray, wavelet: str, target_length: int, non_dyadic: str = "linear") -> np.ndarray:
     """The scheme itself, with PyWavelets on the rows of a 2-D float64 array: what
-    :func:`resize_operator`'s sparse matrix is checked against."""
+    :func:`resize_operator`'s sparse matrix is checked against (before ``split``'s fan-in share)."""
     source_length = x.shape[-1]
+    if non_dyadic == "split" and target_length < source_length:
+        levels = _split_levels(source_length / target_length)
+        x = x[:, _nearest_units(source_length, target_length * 2**levels)]
+        for _ in range(levels):
+            x = pywt.dwt(x, wavelet, mode="periodization", axis=-1)[0] / math.sqrt(2.0)
+        return x
+    if non_dyadic == "split" and target_length > source_length:
+        levels = _split_levels(target_length / source_length)
+        for _ in range(levels):
+            x = pywt.idwt(x * math.sqrt(2.0), None, wavelet, mode="periodization", axis=-1)
+        return x[:, _nearest_units(x.shape[-1], target_length)]
     if target_length < source_length:
         levels = _levels_for(source_length / target_length)
         x = _linear_resample(torch.from_numpy(x), target_length * 2**levels).numpy()
@@ -164,10 +204,48 @@ class WaveletResize(AxisOperator):
         return f"WaveletResize({self.in_length} → {self.out_length}, {self.matrix.values().numel()} entries)"
 
 
-def _build(wavelet: str, source_length: int, target_length: int) -> WaveletResize:
-    """The scheme's matrix, level by level in sparse form: memory and time O(n · filter · 2^levels),
-    never an n × n identity. Checked once against PyWavelets on a random signal."""
+def _nearest_matrix(source_length: int, target_length: int) -> sp.csr_matrix:
+    """The (target × source) 0/1 matrix of :func:`_nearest_units`."""
+    return sp.csr_matrix((np.ones(target_length), (np.arange(target_length), _nearest_units(source_length, target_length))),
+                         shape=(target_length, source_length))
+
+
+def _fan_in_shares(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """``matrix`` with every column that is not all zero scaled to sum to ``target / source``: along
+    an input axis the copies of a unit share its weight and a dropped unit has none
+    (``preserve_function`` then divides by the fan-in ratio)."""
+    target_length, source_length = matrix.shape
+    sums = np.asarray(matrix.sum(axis=0)).ravel()
+    scale = np.divide(target_length / source_length, sums, out=np.zeros_like(sums), where=np.abs(sums) > 1e-12)
+    return sp.csr_matrix(matrix @ sp.diags(scale))
+
+
+def _build_split(wavelet: str, source_length: int, target_length: int) -> sp.csr_matrix:
+    """``split``'s matrix: the power-of-two part by wavelet levels, the rest by whole units."""
     if target_length < source_length:
+        levels = _split_levels(source_length / target_length)
+        length = target_length * 2**levels
+        matrix = _nearest_matrix(source_length, length)
+        for _ in range(levels):
+            matrix = _analysis_matrix(wavelet, length) @ matrix
+            length //= 2
+        return matrix
+    matrix = sp.identity(source_length, format="csr")
+    length = source_length
+    for _ in range(_split_levels(target_length / source_length)):
+        matrix = _synthesis_matrix(wavelet, length) @ matrix
+        length *= 2
+    return _nearest_matrix(length, target_length) @ matrix
+
+
+def _build(wavelet: str, source_length: int, target_length: int, non_dyadic: str = "linear",
+           fan_in: bool = False) -> WaveletResize:
+    """The scheme's matrix, level by level in sparse form: memory and time O(n · filter · 2^levels),
+    never an n × n identity. Checked once against PyWavelets on a random signal. ``fan_in``: the
+    axis is an input axis of the role, whose copies share their unit's weight (``split`` only)."""
+    if non_dyadic == "split":
+        matrix = _build_split(wavelet, source_length, target_length)
+    elif target_length < source_length:
         levels = _levels_for(source_length / target_length)
         length = target_length * 2**levels
         matrix = sp.identity(length, format="csr")
@@ -185,11 +263,14 @@ def _build(wavelet: str, source_length: int, target_length: int) -> WaveletResiz
         if length != target_length:
             matrix = _resample_matrix(length, target_length) @ matrix
     matrix = sp.csr_matrix(matrix)
+    probe = np.random.default_rng(0).standard_normal((1, source_length))
+    if not np.allclose(matrix @ probe[0], resize_signals(probe, wavelet, target_length, non_dyadic)[0], rtol=0,
+                       atol=1e-10):
+        raise RuntimeError(f"BoT's sparse {wavelet} resize {source_length} → {target_length} disagrees with pywt")
+    if fan_in and non_dyadic == "split":
+        matrix = _fan_in_shares(matrix)
     matrix.eliminate_zeros()
     matrix.sort_indices()
-    probe = np.random.default_rng(0).standard_normal((1, source_length))
-    if not np.allclose(matrix @ probe[0], resize_signals(probe, wavelet, target_length)[0], rtol=0, atol=1e-10):
-        raise RuntimeError(f"BoT's sparse {wavelet} resize {source_length} → {target_length} disagrees with pywt")
     coo = matrix.tocoo()  # COO, not CSR: the same speed here, and no "beta" warning in the user's log
     indices = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))
     values = torch.from_numpy(coo.data.astype(np.float64))
@@ -199,7 +280,7 @@ def _build(wavelet: str, source_length: int, target_length: int) -> WaveletResiz
 # A least-recently-used cache bounded by bytes, not entries: an operator's size grows with its
 # axis (an LLM's MLP axis holds tens of thousands of rows), a count bound would not bound memory.
 CACHE_BYTES = 256 * 2**20
-_cache: OrderedDict[tuple[str, int, int], WaveletResize] = OrderedDict()
+_cache: OrderedDict[tuple[str, int, int, str, bool], WaveletResize] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -209,14 +290,16 @@ def cached_bytes() -> int:
         return sum(op.nbytes for op in _cache.values())
 
 
-def resize_operator(wavelet: str, source_length: int, target_length: int) -> WaveletResize:
+def resize_operator(wavelet: str, source_length: int, target_length: int, non_dyadic: str = "linear",
+                    fan_in: bool = False) -> WaveletResize:
     """The sparse operator of one axis resize ``source_length → target_length``, cached (at most
     :data:`CACHE_BYTES` in all; the least recently used go first, the newest always stays)."""
-    key = (wavelet, source_length, target_length)
+    fan_in = fan_in and non_dyadic == "split"  # the only scheme it changes
+    key = (wavelet, source_length, target_length, non_dyadic, fan_in)
     with _cache_lock:
         op = _cache.pop(key, None)
     if op is None:
-        op = _build(wavelet, source_length, target_length)
+        op = _build(wavelet, source_length, target_length, non_dyadic, fan_in)
     with _cache_lock:
         _cache[key] = op
         total = sum(entry.nbytes for entry in _cache.values())
@@ -225,15 +308,17 @@ def resize_operator(wavelet: str, source_length: int, target_length: int) -> Wav
     return op
 
 
-def resize_matrix(wavelet: str, source_length: int, target_length: int) -> torch.Tensor:
+def resize_matrix(wavelet: str, source_length: int, target_length: int, non_dyadic: str = "linear",
+                  fan_in: bool = False) -> torch.Tensor:
     """The dense (target × source) matrix of one axis resize, in float64, for short axes."""
-    return operator_matrix(resize_operator(wavelet, source_length, target_length), source_length)
+    return operator_matrix(resize_operator(wavelet, source_length, target_length, non_dyadic, fan_in), source_length)
 
 
 class BotResizer(Resizer):
     name = "bot"
 
-    def __init__(self, wavelet: str = BotOptions.wavelet, levels: int = BotOptions.levels):
+    def __init__(self, wavelet: str = BotOptions.wavelet, levels: int = BotOptions.levels,
+                 non_dyadic: str = BotOptions.non_dyadic):
         try:
             self._wavelet = pywt.Wavelet(wavelet)
         except ValueError:
@@ -245,11 +330,14 @@ class BotResizer(Resizer):
             raise LearngeneConfigError(f"wavelet '{wavelet}' is not orthogonal; BoT needs an orthogonal wavelet (haar, dbN, symN)")
         if not isinstance(levels, int) or levels < 0:
             raise LearngeneConfigError(f"levels must be a non-negative integer, got {levels!r}")
+        if non_dyadic not in NON_DYADIC:
+            raise LearngeneConfigError(f"non_dyadic must be one of {', '.join(NON_DYADIC)}, got {non_dyadic!r}")
         self.wavelet = wavelet
         self.levels = levels
+        self.non_dyadic = non_dyadic
 
     def options(self) -> dict[str, Any]:
-        return {"wavelet": self.wavelet, "levels": self.levels}
+        return {"wavelet": self.wavelet, "levels": self.levels, "non_dyadic": self.non_dyadic}
 
     def stored_shape(self, spec, source_shape):
         return tuple(
@@ -258,13 +346,28 @@ class BotResizer(Resizer):
 
     def encode(self, signal, spec, *, overwrite=False):
         stored = self.stored_shape(spec, signal.shape)
-        operators = {
-            axis: operator
+        operators = {  # the stored bands are always the linear scheme's, whatever ``non_dyadic`` decodes with
+            axis: resize_operator(self.wavelet, signal.shape[axis], stored[axis])
             for axis, free in enumerate(spec.resizable)
-            if free and (operator := self.axis_operator(spec, axis, signal.shape[axis], signal.shape[axis], stored[axis]))
-            is not None
+            if free and signal.shape[axis] != stored[axis]
         }
         return resize_blockwise(signal, operators, overwrite)
 
+    def constant_response(self, spec, stored_shape, source_shape, target_shape):
+        if self.non_dyadic != "split":
+            return None
+        first = 1 if spec.axes[:1] == ("layers",) else 0
+        response = None
+        for axis in range(first, len(spec.axes)):
+            if not (spec.resizable[axis] and spec.inputs[axis]) or stored_shape[axis] == target_shape[axis]:
+                continue
+            operator = self.axis_operator(spec, axis, stored_shape[axis], source_shape[axis], target_shape[axis])
+            ones = torch.ones(stored_shape[axis], dtype=torch.float64)
+            along = operator.apply(ones, 0).reshape([-1 if a == axis else 1 for a in range(first, len(spec.axes))])
+            response = along if response is None else response * along
+        return response
+
     def axis_operator(self, spec, axis, stored_length, source_length, target_length):
-        return None if stored_length == target_length else resize_operator(self.wavelet, stored_length, target_length)
+        if stored_length == target_length:
+            return None
+        return resize_operator(self.wavelet, stored_length, target_length, self.non_dyadic, spec.inputs[axis])

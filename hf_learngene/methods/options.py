@@ -26,6 +26,7 @@ from ..errors import LearngeneConfigError
 # the choices of the options that take one word; the methods check against these same tuples
 ORDERS = ("interleave", "repeat")  # stack: how source blocks repeat in a deeper model
 LAYER_CHOICES = ("first", "uniform")  # weight selection: which blocks a shallower model keeps
+NON_DYADIC = ("split", "linear")  # BoT: how the part of a ratio that is not a power of two is done
 
 
 def _orthogonal(text: str) -> str:
@@ -70,6 +71,10 @@ class BotOptions(MethodOptions):
                                                                        _orthogonal)})
     levels: int = field(default=0, metadata={"help": "decomposition levels stored; each halves every resizable axis",
                                              "cli_type": integer(0, zero="the source's full size")})
+    non_dyadic: str = field(default="split", metadata={
+        "help": "the part of a ratio that is not a power of two: split copies or drops whole units (keeps the "
+                "function when growing), linear interpolates between neighbouring units",
+        "choices": NON_DYADIC})
 
 
 @dataclass

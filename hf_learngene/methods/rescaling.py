@@ -92,6 +92,14 @@ def restore(
     return z * scale + shift
 
 
+def resolved_policy(policy: str, widens: bool = False) -> str:
+    """The policy ``auto`` stands for at this build (``preserve_function`` when the tensor widens)."""
+    check_policy(policy)
+    if policy == "auto":
+        return "preserve_function" if widens else "source_std"
+    return policy
+
+
 def needs_z_std(policy: str, resized: bool = True, widens: bool = False) -> bool:
     """Whether ``policy`` sets the result's std from the resized signal's own (so a build that
     resizes a role piece by piece must measure it over the whole role first)."""

@@ -1,0 +1,124 @@
+"""BoT's ``non_dyadic="split"``: the part of a ratio that is not a power of two copies or drops whole
+units, and along input axes the copies share their unit's weight, so growth at any ratio keeps the
+function of every linear map and elementwise activation, and kept heads stay whole."""
+
+import json
+
+import pytest
+import torch
+import transformers
+
+from hf_learngene import Learngene, LearngeneConfig, LearngeneConfigError, get_method
+from hf_learngene.methods import SignalSpec
+from hf_learngene.methods.bot import resize_matrix
+
+from conftest import tiny_config, tiny_model
+
+ONE = SignalSpec(("hidden",), (True,), (False,))
+
+
+def hidden_states(model, ids):
+    model.eval()
+    with torch.no_grad():
+        return model(input_ids=ids, output_hidden_states=True).hidden_states[-1]
+
+
+@pytest.mark.parametrize("source, target", [(384, 512), (6, 8), (5, 13), (1536, 2048), (12, 8), (384, 256), (6, 4)])
+def test_split_takes_whole_units_evenly(source, target):
+    x = torch.randn(source, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    out = get_method("bot").decode(x, ONE, (source,), (target,))
+    if target > source and (target / source) < 2:  # below one wavelet level: every unit copied once or twice
+        counts = torch.tensor([(out == value).sum().item() for value in x])
+        assert set(counts.tolist()) == {1, 2} and counts.sum() == target
+    elif target < source and source / target < 2:  # whole units dropped, none blended, in order
+        assert all((x == value).any() for value in out)
+        picked = [int((x == value).nonzero()[0]) for value in out]
+        assert picked == sorted(picked) and len(set(picked)) == target
+
+
+def test_fan_in_shares_make_linear_maps_exact_at_any_ratio():
+    for source, target in [(384, 512), (6, 8), (5, 13), (24, 40)]:
+        copies = resize_matrix("haar", source, target, "split")
+        shares = resize_matrix("haar", source, target, "split", fan_in=True)
+        # a weight read through the shares, divided by the fan-in ratio, sees exactly the source's sum
+        assert torch.allclose(shares.T @ copies / (target / source), torch.eye(source, dtype=torch.float64))
+
+
+def test_power_of_two_ratios_are_the_same_in_both_schemes():
+    for source, target in [(384, 768), (32, 64), (384, 192), (8, 2)]:
+        assert torch.allclose(resize_matrix("haar", source, target, "split"),
+                              resize_matrix("haar", source, target, "linear"))
+
+
+@pytest.fixture(scope="module")
+def bert():
+    source = tiny_model(tiny_config("bert", layers=2, heads=4, head_dim=4, intermediate=24))
+    with torch.no_grad():  # sharp attention: at init's scale every softmax is nearly uniform whatever its logits
+        for name, param in source.named_parameters():
+            if name.endswith(("query.weight", "key.weight")):
+                param.mul_(20)
+    return source.eval()
+
+
+def test_split_grows_the_mlp_by_a_non_whole_ratio_keeping_the_function(bert):
+    """24 → 40 MLP units (5/3): 16 units copied twice, their output weights shared by the copies."""
+    grown = Learngene.extract(bert, method="bot", show_progress=False).build(
+        {"intermediate": 40}, auto_class=transformers.BertModel, show_progress=False)
+    assert grown.config.intermediate_size == 40
+    ids = torch.randint(1, 90, (2, 6), generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(hidden_states(grown, ids), hidden_states(bert, ids), atol=1e-5)
+    # the paper-era linear remainder interpolates between units and does not
+    linear = Learngene.extract(bert, method="bot", non_dyadic="linear", show_progress=False).build(
+        {"intermediate": 40}, auto_class=transformers.BertModel, show_progress=False)
+    assert not torch.allclose(hidden_states(linear, ids), hidden_states(bert, ids), atol=1e-3)
+
+
+def test_split_keeps_fewer_larger_heads_whole():
+    """3 heads of 4 → 2 heads of 8, hidden 12 → 16 (the 12 heads of 32 → 8 heads of 64 of MiniLM →
+    8L/512/8H, small): heads 0 and 2 are kept whole, each head size copied twice with queries and
+    keys divided by 2^(1/4). Fed the source's hidden states split the same way, the grown attention
+    computes each kept head's context exactly (copied), and its output projection the source's with
+    head 1 pruned (split)."""
+    source = tiny_model(tiny_config("bert", layers=1, heads=3, head_dim=4, intermediate=24)).eval()
+    with torch.no_grad():
+        source.bert.encoder.layer[0].attention.self.query.weight.mul_(20)
+    learngene = Learngene.extract(source, method="bot", show_progress=False)
+    grown = learngene.build({"hidden": 16, "heads": 2}, auto_class=transformers.BertModel, show_progress=False).eval()
+    assert (grown.config.num_attention_heads, grown.config.hidden_size) == (2, 16)
+    hidden = torch.randn(2, 5, 12, generator=torch.Generator().manual_seed(0))
+    copies = resize_matrix("haar", 12, 16, "split").float()  # each of the 12 units once or twice
+    before, after = source.bert.encoder.layer[0].attention, grown.encoder.layer[0].attention
+    with torch.no_grad():
+        context = before.self(hidden)[0].reshape(2, 5, 3, 4)
+        grown_context = after.self(hidden @ copies.T)[0].reshape(2, 5, 2, 8)
+        kept = context[:, :, [0, 2]].repeat_interleave(2, dim=-1)
+        assert torch.allclose(grown_context, kept, atol=1e-5)
+        pruned = before.output.dense.weight.clone()
+        pruned[:, 4:8] = 0.0
+        expected = (context.reshape(2, 5, 12) @ pruned.T + before.output.dense.bias) @ copies.T
+        assert torch.allclose(after.output.dense(grown_context.reshape(2, 5, 16)), expected, atol=1e-5)
+
+
+def test_a_learngene_saved_before_the_option_decodes_as_it_did(bert, tmp_path):
+    assert LearngeneConfig(method="bot", method_options={"wavelet": "haar", "levels": 0}).method_options == {
+        "wavelet": "haar", "levels": 0, "non_dyadic": "linear"}
+    assert LearngeneConfig(method="bot", method_options={"non_dyadic": "split"}).method_options["non_dyadic"] == "split"
+    Learngene.extract(bert, method="bot", non_dyadic="linear", show_progress=False).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["method_options"]["non_dyadic"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    old = Learngene.from_pretrained(tmp_path)
+    assert old.config.method_options["non_dyadic"] == "linear"
+    size = {"hidden": 24, "heads": 4, "intermediate": 40}
+    torch.manual_seed(0)  # the pooler is not in the source (an MLM model): the same fresh one for both
+    expected = Learngene.extract(bert, method="bot", non_dyadic="linear", show_progress=False).build(
+        size, auto_class=transformers.BertModel, show_progress=False)
+    torch.manual_seed(0)
+    built = old.build(size, auto_class=transformers.BertModel, show_progress=False)
+    for (name, a), b in zip(expected.state_dict().items(), built.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_a_non_dyadic_scheme_it_does_not_know_is_refused():
+    with pytest.raises(LearngeneConfigError, match="non_dyadic must be one of split, linear, got 'cubic'"):
+        get_method("bot", non_dyadic="cubic")
