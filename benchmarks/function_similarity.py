@@ -7,6 +7,9 @@ built model ranks every pair of reviews as the source does; random init gives a 
 
     python benchmarks/function_similarity.py [--reviews 48] [--policies source_std preserve_function auto]
 
+BoT is measured with its default ``non_dyadic="split"`` at every policy and, beside it, with the former
+``non_dyadic="linear"`` at ``auto``; the composed peers are built as the convergence benchmark builds them.
+
 Writes ``function_similarity.json`` and ``function_similarity.md`` to ``--out``.
 """
 
@@ -25,10 +28,11 @@ import hf_learngene
 from hf_learngene import Learngene, LearngeneConfigError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from convergence import TARGETS  # noqa: E402
+from convergence import TARGETS, Settings, build_model  # noqa: E402
 from imdb_finetune import minilm_path, package_file  # noqa: E402
 
 PEERS = ("weight_selection", "hypercloning", "stack", "random")
+COMPOSED = ("hypercloning+stack", "hypercloning+stack+weight_selection")
 
 
 def pair_similarities(model, batch) -> torch.Tensor:
@@ -41,10 +45,17 @@ def pair_similarities(model, batch) -> torch.Tensor:
     return similarities[torch.triu(torch.ones_like(similarities), diagonal=1).bool()]
 
 
+def add_row(rows: list, target_name: str, method: str, rescaling: str, reference, model, batch) -> None:
+    correlation = torch.corrcoef(torch.stack([reference, pair_similarities(model, batch)]))[0, 1].item()
+    rows.append({"target": target_name, "method": method, "rescaling": rescaling, "correlation": correlation})
+    print(f"{target_name:24s} {method:36s} {rescaling:18s} {correlation:6.3f}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reviews", type=int, default=48)
     parser.add_argument("--policies", nargs="+", default=["source_std", "preserve_function", "auto"])
+    parser.add_argument("--targets", nargs="+", choices=list(TARGETS), help="default: all")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
@@ -56,23 +67,28 @@ def main(argv: list[str] | None = None) -> dict:
     source = transformers.AutoModel.from_pretrained(minilm_path())
     reference = pair_similarities(source, batch)
 
-    variants = [(m, p) for m in ("front", "bot") for p in args.policies] + [(m, None) for m in PEERS]
+    variants = ([("front", p, {}) for p in args.policies] + [("bot", p, {}) for p in args.policies]
+                + [("bot", "auto", {"non_dyadic": "linear"})] + [(m, None, {}) for m in PEERS])
     rows = []
-    for target_name, target in TARGETS.items():
-        for method, policy in variants:
-            learngene = Learngene.extract(source, method=method, rescaling=policy, show_progress=False)
+    for target_name in args.targets or TARGETS:
+        target = TARGETS[target_name]
+        for method, policy, options in variants:
+            learngene = Learngene.extract(source, method=method, rescaling=policy, show_progress=False, **options)
             torch.manual_seed(0)
             try:
                 model = hf_learngene.AutoModel.from_learngene(learngene, target, show_progress=False)
             except LearngeneConfigError:
                 continue
-            correlation = torch.corrcoef(torch.stack([reference, pair_similarities(model, batch)]))[0, 1].item()
-            rows.append({"target": target_name, "method": method, "rescaling": learngene.config.rescaling,
-                         "correlation": correlation})
-            print(f"{target_name:24s} {method:16s} {learngene.config.rescaling:18s} {correlation:6.3f}", flush=True)
+            label = method + "".join(f" ({value})" for value in options.values())
+            add_row(rows, target_name, label, learngene.config.rescaling, reference, model, batch)
+        for method in COMPOSED:
+            model, refusal, _ = build_model(method, target, Settings(), source=source)
+            if model is not None:
+                add_row(rows, target_name, method, "none", reference, model.bert, batch)
 
     lines = [f"Correlation of pairwise sentence similarities ({args.reviews} IMDB reviews) between MiniLM and the "
-             "built model, before any training.", "", "| target | method | rescaling | correlation |", "|---|---|---|---|"]
+             "built model, before any training. bot: non_dyadic split (the default); bot (linear): the former "
+             "scheme.", "", "| target | method | rescaling | correlation |", "|---|---|---|---|"]
     lines += [f"| {r['target']} | {r['method']} | {r['rescaling']} | {r['correlation']:.3f} |" for r in rows]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
