@@ -232,6 +232,8 @@ def composed_plan(method: str, target: dict) -> list[tuple[str, dict]] | str:
     if method == "hypercloning+stack":
         if width != int(width) or width < 1:
             return f"hidden {target['hidden']} is not a whole multiple of {SOURCE_SIZE['hidden']}"
+        if width == 1:
+            return "the width does not change: stack alone"
         if target["layers"] == SOURCE_SIZE["layers"]:
             return "the depth does not change: hypercloning alone"
         return [("hypercloning", {**target, "layers": SOURCE_SIZE["layers"]}), ("stack", target)]

@@ -19,6 +19,7 @@ def test_plans_of_the_grow_targets():
 @pytest.mark.parametrize("method, target, reason", [
     ("hypercloning+stack", "grow 8L/512/8H", "not a whole multiple"),
     ("hypercloning+stack", "grow width 6L/768/24H", "hypercloning alone"),
+    ("hypercloning+stack", "grow depth 12L/384/12H", "stack alone"),
     ("hypercloning+stack", "shrink 4L/256/4H", "not a whole multiple"),
     ("hypercloning+stack+weight_selection", "grow 12L/768/12H", "whole multiple"),
     ("hypercloning+stack+weight_selection", "shrink 3L/192/3H", "or smaller"),
