@@ -10,6 +10,7 @@ import transformers
 
 from hf_learngene import Learngene, LearngeneConfig, LearngeneConfigError, get_method
 from hf_learngene.methods import SignalSpec
+from hf_learngene.methods.base import operator_matrix as operator_dense
 from hf_learngene.methods.bot import resize_matrix
 
 from conftest import tiny_config, tiny_model
@@ -122,3 +123,36 @@ def test_a_learngene_saved_before_the_option_decodes_as_it_did(bert, tmp_path):
 def test_a_non_dyadic_scheme_it_does_not_know_is_refused():
     with pytest.raises(LearngeneConfigError, match="non_dyadic must be one of split, linear, got 'cubic'"):
         get_method("bot", non_dyadic="cubic")
+
+
+def test_split_keeps_the_logits_at_a_head_size_ratio_that_is_not_a_power_of_two():
+    """3 heads of 4 → 2 heads of 6 at the same width: head dimensions copied unevenly, the keys'
+    copies sharing their dimension's weight, so the whole model computes the source with head 1 pruned."""
+    source = tiny_model(tiny_config("bert", layers=2, heads=3, head_dim=4, intermediate=24)).eval()
+    with torch.no_grad():
+        for layer in source.bert.encoder.layer:
+            layer.attention.self.query.weight.mul_(20)
+    learngene = Learngene.extract(source, method="bot", rescaling="preserve_function", show_progress=False)
+    fewer = learngene.build({"hidden": 12, "heads": 2}, auto_class=transformers.BertModel, show_progress=False)
+    assert (fewer.config.num_attention_heads, fewer.config.hidden_size) == (2, 12)
+    pruned = tiny_model(tiny_config("bert", layers=2, heads=3, head_dim=4, intermediate=24))
+    pruned.load_state_dict(source.state_dict())
+    with torch.no_grad():
+        for layer in pruned.bert.encoder.layer:
+            layer.attention.output.dense.weight[:, 4:8] = 0.0
+    ids = torch.randint(1, 90, (2, 6), generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(hidden_states(fewer, ids), hidden_states(pruned.eval(), ids), atol=1e-5)
+
+
+def test_grouped_heads_keep_the_linear_scheme_on_their_head_axes():
+    """Llama-family query heads must stay with their key/value heads: split leaves their head axes
+    to the linear scheme, and still splits every other axis."""
+    bot = get_method("bot")
+    grouped = SignalSpec(("layers", "heads", "head_dim", "hidden"), (True,) * 4, (False, False, False, True),
+                         head_groups=2)
+    linear = resize_matrix("haar", 4, 6, "linear")
+    assert torch.allclose(operator_dense(bot.axis_operator(grouped, 1, 4, 4, 6), 4), linear)
+    split_hidden = operator_dense(bot.axis_operator(grouped, 3, 12, 12, 16), 12)
+    assert torch.allclose(split_hidden, resize_matrix("haar", 12, 16, "split", fan_in=True))
+    flat = SignalSpec(grouped.axes, grouped.resizable, grouped.inputs)
+    assert torch.allclose(operator_dense(bot.axis_operator(flat, 1, 4, 4, 6), 4), resize_matrix("haar", 4, 6, "split"))

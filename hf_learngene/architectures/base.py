@@ -95,7 +95,9 @@ class Param:
     model divides their dot product over ``head_dim`` by √head_dim) or a value or output
     (``False``); ``None`` where a family does not say (fused or rotary projections, other roles).
     A function-preserving build whose head size grows multiplies queries and keys by
-    ``(new/old)^(-1/4)`` each, so that the logits keep their value.
+    ``(new/old)^(-1/4)`` each, so that the logits keep their value. ``attention_keys`` marks the
+    keys among them: a build that copies head dimensions unevenly (BoT's ``split``) shares each key
+    dimension's weight among its copies, so the dot product grows by exactly the head-size ratio.
 
     ``first_layer`` is the first layer a layered role's tensor exists in (ModernBERT's layer 0 has
     no attention norm): the role is still stacked over every layer, so that it follows a method's
@@ -114,6 +116,7 @@ class Param:
     whole_heads: bool = False
     scaled_by: str | None = None
     attention_logits: bool | None = None
+    attention_keys: bool = False
     first_layer: int = 0
     identity: float = 0.0
 
@@ -141,10 +144,11 @@ class Param:
 
 def linear(
     prefix: str, out_dims: str, in_dims: str, bias: bool = True, residual: bool = False, whole_heads: bool = False,
-    attention_logits: bool | None = None,
+    attention_logits: bool | None = None, attention_keys: bool = False,
 ) -> tuple[Param, ...]:
     """The roles of an ``nn.Linear`` (weight stored as out × in)."""
-    flags = {"writes_residual": residual, "whole_heads": whole_heads, "attention_logits": attention_logits}
+    flags = {"writes_residual": residual, "whole_heads": whole_heads, "attention_logits": attention_logits,
+             "attention_keys": attention_keys}
     weight = Param(f"{prefix}.weight", (out_dims, in_dims), fan_in=1, **flags)
     bias_role = Param(f"{prefix}.bias", (out_dims,), **flags)
     return (weight, bias_role) if bias else (weight,)
@@ -153,10 +157,11 @@ def linear(
 def dot_product_attention(query: str, key: str, value: str, output: str) -> tuple[Param, ...]:
     """The four ``nn.Linear`` projections (with biases) of a scaled dot-product attention over flat
     heads (``heads*head_dim``; BERT, DistilBERT, ViT, DiT): queries and keys marked as the two
-    factors of the logits, values and the output projection as not (``Param.attention_logits``)."""
+    factors of the logits (the keys also as keys), values and the output projection as not
+    (``Param.attention_logits``, ``Param.attention_keys``)."""
     return (
         *linear(query, "heads*head_dim", "hidden", attention_logits=True),
-        *linear(key, "heads*head_dim", "hidden", attention_logits=True),
+        *linear(key, "heads*head_dim", "hidden", attention_logits=True, attention_keys=True),
         *linear(value, "heads*head_dim", "hidden", attention_logits=False),
         *linear(output, "hidden", "heads*head_dim", residual=True, attention_logits=False),
     )

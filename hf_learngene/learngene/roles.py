@@ -69,6 +69,7 @@ def signal_spec(param: Param) -> SignalSpec:
         head_groups=param.head_groups,
         scaled_by=param.scaled_by,
         attention_logits=param.attention_logits,
+        attention_keys=param.attention_keys,
     )
 
 

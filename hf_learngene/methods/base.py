@@ -53,6 +53,10 @@ class SignalSpec:
       grows ``k``-fold, the resampled dot product is ``k`` times longer and the model's scale
       ``1/√k`` times smaller, so a function-preserving build multiplies queries and keys by
       ``k^(-1/4)`` each (:func:`logit_growth`) and the logits keep their value.
+    * ``attention_keys``: the role is the keys of such an attention. A method that copies head
+      dimensions unevenly (BoT's ``split`` at a head-size ratio that is not a power of two) shares
+      each key dimension among its copies, as along an input axis, so that the dot product grows by
+      exactly the ratio and the ``k^(-1/4)`` factors keep the logits.
     """
 
     axes: tuple[str, ...]
@@ -64,6 +68,7 @@ class SignalSpec:
     head_groups: int | None = None
     scaled_by: str | None = None
     attention_logits: bool | None = None
+    attention_keys: bool = False
 
 
 def scale_growth(spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]) -> float:
@@ -388,7 +393,8 @@ def warn_if_tied_output_grows(spec: SignalSpec, source_shape: Sequence[int], tar
     logger.warning(
         f"the input embedding {spec.role} is tied to the output head (tie_word_embeddings=True): at "
         f"{ratio:g}x the width, a function-preserving build (hypercloning, or front/bot with rescaling 'auto' or "
-        f"'preserve_function') gives logits {factor:g}x the source's (the same ranking; a softmax at temperature "
-        f"1/{factor:g}). For the source's logits, build with tie_word_embeddings=False: the model then gets its "
+        f"'preserve_function') gives logits {factor:g}x the source's at a whole ratio (the same ranking; a softmax at "
+        f"temperature 1/{factor:g}), and at other ratios logits that weigh the copied units twice (not the same "
+        "ranking). For the source's logits, build with tie_word_embeddings=False: the model then gets its "
         "own head, built from the word embeddings and scaled for its fan-in."
     )

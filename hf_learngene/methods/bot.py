@@ -23,7 +23,15 @@ levels, and the factor left (below 2) copies or drops whole units, evenly spread
 ``⌊m/n⌋`` or ``⌈m/n⌉`` copies; along an input (fan-in) axis each copy carries
 ``(m/n) / copies`` of its unit's weight (a kept unit of a shrinking axis ``m/n`` of it, a dropped
 one nothing), so that after ``preserve_function``'s division by the fan-in ratio the copies of a
-unit sum to its weight whatever the other axes do. With Haar this keeps the source's function at any
+unit sum to its weight whatever the other axes do. The keys' head size is shared the same way
+(``SignalSpec.attention_keys``), so a dot product over copied head dimensions counts each source
+dimension once, times the ratio that the ``k^(-1/4)`` factors of ``preserve_function`` take back:
+the attention logits are kept at any head-size ratio. The shares are part of the decoded signal
+whatever the policy (under ``none`` copies along an input axis carry their share, not the
+source's value); only ``preserve_function`` makes the build exact. Grouped heads (Llama-family
+models: a ``heads`` axis of query heads grouped by key/value head) keep ``linear`` on their head
+axes: copying or dropping query heads and key/value heads each on its own axis could give a query
+head another group's keys. With Haar this keeps the source's function at any
 width ratio for every linear map and every elementwise activation (384 → 512 hidden units:
 128 units copied twice); a LayerNorm over a grown width sees its copied units twice in its mean
 and variance, so it keeps the function nearly, not exactly. Shrinking drops whole units where
@@ -61,7 +69,7 @@ import torch.nn.functional as F
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state", category=UserWarning)
 
 from ..errors import LearngeneConfigError
-from .base import AxisOperator, Resizer, operator_matrix, resize_blockwise
+from .base import AxisOperator, Resizer, SignalSpec, operator_matrix, resize_blockwise
 from .options import NON_DYADIC, BotOptions
 
 
@@ -353,13 +361,29 @@ class BotResizer(Resizer):
         }
         return resize_blockwise(signal, operators, overwrite)
 
+    def scheme(self, spec: SignalSpec, axis: int) -> str:
+        """The non-dyadic scheme of one axis: ``linear`` for the head axes of grouped (whole) heads,
+        whose query heads must stay with their key/value heads (copying or dropping each head axis
+        on its own could pair a query head with another group's keys), the option otherwise."""
+        if spec.head_groups is not None and spec.axes[axis] in ("heads", "kv_heads"):
+            return "linear"
+        return self.non_dyadic
+
+    @staticmethod
+    def shares(spec: SignalSpec, axis: int) -> bool:
+        """Whether the copies along this axis share their unit's weight: an input (fan-in) axis, and
+        the head size of the keys (so that a dot product over copied dimensions counts each once)."""
+        return spec.inputs[axis] or (spec.attention_keys and spec.axes[axis] == "head_dim")
+
     def constant_response(self, spec, stored_shape, source_shape, target_shape):
         if self.non_dyadic != "split":
             return None
         first = 1 if spec.axes[:1] == ("layers",) else 0
         response = None
         for axis in range(first, len(spec.axes)):
-            if not (spec.resizable[axis] and spec.inputs[axis]) or stored_shape[axis] == target_shape[axis]:
+            if not (spec.resizable[axis] and self.shares(spec, axis)) or stored_shape[axis] == target_shape[axis]:
+                continue
+            if self.scheme(spec, axis) != "split":
                 continue
             operator = self.axis_operator(spec, axis, stored_shape[axis], source_shape[axis], target_shape[axis])
             ones = torch.ones(stored_shape[axis], dtype=torch.float64)
@@ -370,4 +394,5 @@ class BotResizer(Resizer):
     def axis_operator(self, spec, axis, stored_length, source_length, target_length):
         if stored_length == target_length:
             return None
-        return resize_operator(self.wavelet, stored_length, target_length, self.non_dyadic, spec.inputs[axis])
+        return resize_operator(self.wavelet, stored_length, target_length, self.scheme(spec, axis),
+                               self.shares(spec, axis))
