@@ -157,3 +157,23 @@ def test_grouped_heads_keep_the_linear_scheme_on_their_head_axes():
     assert torch.allclose(split_hidden, resize_matrix("haar", 12, 16, "split", fan_in=True))
     flat = SignalSpec(grouped.axes, grouped.resizable, grouped.inputs)
     assert torch.allclose(operator_dense(bot.axis_operator(flat, 1, 4, 4, 6), 4), resize_matrix("haar", 4, 6, "split"))
+
+
+def test_a_grouped_query_model_builds_at_a_non_power_of_two_head_ratio():
+    """4 query heads / 2 key-value heads → 6 / 3 on a real Llama: the head axes take the linear
+    scheme (tested on the operators above), the MLP the split one, and the model runs."""
+    config = transformers.LlamaConfig(vocab_size=97, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+                                      num_key_value_heads=2, intermediate_size=24, max_position_embeddings=32,
+                                      bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    torch.manual_seed(0)
+    source = transformers.LlamaForCausalLM(config)
+    size = {"hidden": 24, "heads": 6, "intermediate": 40}
+    builds = {scheme: Learngene.extract(source, method="bot", non_dyadic=scheme, show_progress=False).build(
+        size, auto_class=transformers.LlamaForCausalLM, show_progress=False) for scheme in ("split", "linear")}
+    split, linear = builds["split"], builds["linear"]
+    assert (split.config.num_attention_heads, split.config.num_key_value_heads) == (6, 3)
+    ids = torch.randint(1, 90, (2, 6), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.isfinite(split(input_ids=ids).logits).all()
+    # the MLP's units are copied whole under split, interpolated under linear
+    assert not torch.equal(split.model.layers[0].mlp.up_proj.weight, linear.model.layers[0].mlp.up_proj.weight)

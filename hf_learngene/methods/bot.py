@@ -26,11 +26,13 @@ one nothing), so that after ``preserve_function``'s division by the fan-in ratio
 unit sum to its weight whatever the other axes do. The keys' head size is shared the same way
 (``SignalSpec.attention_keys``), so a dot product over copied head dimensions counts each source
 dimension once, times the ratio that the ``k^(-1/4)`` factors of ``preserve_function`` take back:
-the attention logits are kept at any head-size ratio. The shares are part of the decoded signal
+the attention logits are kept at any head-size ratio, in the families whose tables mark their
+keys (flat-head attentions: BERT, DistilBERT, RoBERTa, ViT, DiT; not GPT-2's fused projection, the
+UNet's attention or rotary heads, whose frequencies follow the head size anyway). The shares are part of the decoded signal
 whatever the policy (under ``none`` copies along an input axis carry their share, not the
-source's value); only ``preserve_function`` makes the build exact. Grouped heads (Llama-family
-models: a ``heads`` axis of query heads grouped by key/value head) keep ``linear`` on their head
-axes: copying or dropping query heads and key/value heads each on its own axis could give a query
+source's value); only ``preserve_function`` makes the build exact. Whole heads (every role the
+table marks ``whole_heads``: Llama-family models, grouped or not, GPT-NeoX, ModernBERT) keep
+``linear`` on their ``heads`` and ``kv_heads`` axes: copying or dropping query heads and key/value heads each on its own axis could give a query
 head another group's keys. With Haar this keeps the source's function at any
 width ratio for every linear map and every elementwise activation (384 → 512 hidden units:
 128 units copied twice); a LayerNorm over a grown width sees its copied units twice in its mean
