@@ -23,13 +23,20 @@ def dense():
                                  num_layers=4, sample_size=28, patch_size=4, num_embeds_ada_norm=10)
 
 
-def test_svd_storage_counts_u_sigma_v_of_every_factorized_weight(dense):
+@pytest.mark.parametrize("rank", [2, 40])
+def test_svd_storage_counts_the_tensors_a_per_layer_svd_keeps(dense, rank):
+    """The count equals the numel of what a per-layer SVD learngene would save: U, σ, V truncated at
+    ``rank`` (capped by the matrix) for each factorized weight, every other tensor whole."""
     weights = fine_matched_cost.factorized_weights(dense)
-    # q, k, v, out, MLP in, MLP out and the adaLN modulation of each of the 4 blocks
-    assert len(weights) == 4 * 7
-    total = fine_matched_cost.stored_values(dense)
-    assert fine_matched_cost.svd_stored_values(dense, 2) == (
-        total - sum(w.numel() for w in weights.values()) + sum(2 * (w.shape[0] + w.shape[1] + 1) for w in weights.values()))
+    assert len(weights) == 4 * 7  # q, k, v, out, MLP in, MLP out and adaLN of each of the 4 blocks
+    saved = {}
+    for name, tensor in dense.state_dict().items():
+        if name in weights:
+            u, s, vh = torch.linalg.svd(tensor, full_matrices=False)
+            saved |= {f"{name}.U": u[:, :rank], f"{name}.S": s[:rank], f"{name}.Vh": vh[:rank]}
+        else:
+            saved[name] = tensor
+    assert fine_matched_cost.svd_stored_values(dense, rank) == sum(t.numel() for t in saved.values())
 
 
 def test_matched_svd_rank_is_the_largest_that_fits(dense):
@@ -40,6 +47,8 @@ def test_matched_svd_rank_is_the_largest_that_fits(dense):
     rank = fine_matched_cost.svd_rank_for(dense, budget)
     assert fine_matched_cost.svd_stored_values(dense, rank) <= budget < fine_matched_cost.svd_stored_values(dense, rank + 1)
     assert 1 <= rank < 16  # the dense twin stores every block: it fits a lower rank than FINE's shared one
+    with pytest.raises(SystemExit, match="rank-1"):
+        fine_matched_cost.svd_rank_for(dense, budget=1000)
 
 
 def test_matched_front_keep_fits_the_budget_tightly(dense):
@@ -64,4 +73,16 @@ def test_quick_run_reports_every_start_at_its_storage(tmp_path):
     assert all(torch.isfinite(torch.tensor(row["fid"])) for row in report["rows"])
     assert set(report["sources"]) == {f"fine-r{r}" for r in settings.ranks} | {"dense"}
     assert (tmp_path / "out" / "fine_matched_cost_quick.png").is_file()
+    # every lever changes the run: same seed and batches, so an unchanged start would repeat the base row
+    base_loss = rows[base]["heldout_denoising_loss"]
+    for row in report["rows"]:
+        if row["fine"] and row["name"] != base:
+            assert row["heldout_denoising_loss"] != base_loss, row["name"]
+    assert rows["random, seed 1"]["heldout_denoising_loss"] != rows["random"]["heldout_denoising_loss"]
+    # FINE's stored values and ranks are those of the learngenes it trained
+    for rank in settings.ranks:
+        learngene = FINELearngene.from_pretrained(Path(report["sources"][f"fine-r{rank}"]["folder"]) / "learngene")
+        assert {factors.rank for factors in learngene.factors.values()} == {rank}
+        assert rows[f"fine r{rank}"]["stored_values"] == sum(p.numel() for p in learngene.parameters())
+        assert report["fine_factor_values"][rank] < rows[f"fine r{rank}"]["stored_values"]
     assert report["command"].startswith("python benchmarks/fine_matched_cost.py --quick")
