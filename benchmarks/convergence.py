@@ -619,7 +619,7 @@ def output_stem(settings: Settings, quick: bool) -> str:
     return "convergence" + ("_quick" if quick else "") + ("" if settings.corpus == "imdb" else f"_{settings.corpus}")
 
 
-def main(argv: list[str] | None = None) -> dict:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 targets, front/bot/random, a short budget")
     parser.add_argument("--corpus", choices=CORPORA, default="imdb",
@@ -651,6 +651,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--merge", nargs="+", metavar="JSON",
                         help="combine the reports of runs split across processes (e.g. by --targets) and exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argument_parser()
     args = parser.parse_args(argv)
     if args.lr is not None and args.lr_sweep:
         parser.error("--lr and --lr-sweep exclude each other: --lr trains every method at one rate without a sweep")
