@@ -665,8 +665,9 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
+    command = shlex.join(["python", "benchmarks/convergence.py", *(argv if argv is not None else sys.argv[1:])])
     if args.merge:
-        return merge(args.merge, out, args.quick, plot_too=not args.no_plot)
+        return merge(args.merge, out, args.quick, plot_too=not args.no_plot, merge_command=command)
 
     settings = QUICK if args.quick else Settings()
     settings = replace(settings, corpus=args.corpus)
@@ -684,7 +685,6 @@ def main(argv: list[str] | None = None) -> dict:
     if "random" not in methods:
         methods = ("random",) + methods
     stem = out / output_stem(settings, args.quick)
-    command = shlex.join(["python", "benchmarks/convergence.py", *(argv if argv is not None else sys.argv[1:])])
     environment = {"device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
                    "torch": torch.__version__, "transformers": transformers.__version__}
 
@@ -697,8 +697,9 @@ def main(argv: list[str] | None = None) -> dict:
     return write(results, data)
 
 
-def merge(paths: list[str], out: Path, quick: bool, plot_too: bool) -> dict:
-    """One report from the reports of runs split across processes (same corpus and settings)."""
+def merge(paths: list[str], out: Path, quick: bool, plot_too: bool, merge_command: str) -> dict:
+    """One report from the reports of runs split across processes (same corpus and settings); its
+    command is theirs followed by ``merge_command``, so it rebuilds the joined files."""
     reports = [json.loads(Path(path).read_text()) for path in paths]
     for path, report in zip(paths, reports):
         if "unigram_plateau" not in report:
@@ -706,8 +707,13 @@ def merge(paths: list[str], out: Path, quick: bool, plot_too: bool) -> dict:
     corpora = {report["settings"]["corpus"] for report in reports}
     if len(corpora) > 1:
         raise SystemExit(f"--merge: the reports train on different corpora ({', '.join(sorted(corpora))})")
+    for path, report in zip(paths[1:], reports[1:]):
+        if report["settings"] != reports[0]["settings"] or report["unigram_plateau"] != reports[0]["unigram_plateau"]:
+            differ = sorted(k for k in report["settings"] if report["settings"][k] != reports[0]["settings"].get(k))
+            raise SystemExit(f"--merge: {path} was run with other settings than {paths[0]} "
+                             f"({', '.join(differ) or 'the unigram plateau'}); one table needs one budget")
     merged = {name: report["results"][name] for name in TARGETS for report in reports if name in report["results"]}
-    command = " && ".join(report["command"] for report in reports)
+    command = " && ".join([report["command"] for report in reports] + [merge_command])
     settings = Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in reports[0]["settings"].items()})
     notes = " ".join(dict.fromkeys(report["note"] for report in reports if report.get("note")))
     return write_report(out / output_stem(settings, quick), command, reports[0]["environment"], settings, merged,

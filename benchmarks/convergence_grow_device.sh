@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The grow targets of the convergence table (8L/512/8H and 12L/768/12H, the ratios no single peer
 # covers) on both corpora, in one call on one GPU: the four runs share the device in parallel
-# (each is small for it), then each corpus's two targets are joined with --merge.
+# (each is small for it), then each corpus's two targets are joined with --merge. The budget is the
+# shrink tables' (2,000 steps of batch 16 at 64 tokens, random init's lr swept over 3e-4, 1e-3, 3e-3,
+# both BoT schemes), so the grow and shrink reports of a corpus can be merged into one table. That it
+# fits one 10-minute device call is an estimate, not a measurement: each process writes its report
+# when its target is done, and its log shows how far it got.
 #
 #   bash benchmarks/convergence_grow_device.sh OUT [more convergence.py arguments]
 #
@@ -13,6 +17,10 @@ out=${1:?usage: bash benchmarks/convergence_grow_device.sh OUT [more convergence
 shift
 device=${DEVICE:-cuda}
 python=${PYTHON:-python}
+if compgen -G "$out/convergence*.json" > /dev/null; then
+  echo "$out already holds convergence reports; give an empty folder (the merge would overwrite them)" >&2
+  exit 2
+fi
 mkdir -p "$out"
 
 runs=()
@@ -23,7 +31,8 @@ for corpus in imdb rotten_tomatoes; do
     run="$out/${name//\//_}"
     "$python" benchmarks/convergence.py --device "$device" --corpus "$corpus" --targets "$target" \
       --methods random front bot hypercloning+stack hypercloning+stack+weight_selection --front-keeps 1.0 \
-      --steps 3000 --lr-sweep 1e-4 3e-4 1e-3 --threads 1 --no-plot --out "$run" "$@" > "$run.log" 2>&1 &
+      --bot-schemes split linear --steps 2000 --max-length 64 --lr-sweep 3e-4 1e-3 3e-3 --threads 1 --no-plot \
+      --out "$run" "$@" > "$run.log" 2>&1 &
     runs+=("$run")
     pids+=($!)
   done

@@ -1,7 +1,8 @@
 """FINE against its competitors at matched cost: the same pre-training compute, and the same stored size.
 
 ``fine_variable_depth.py`` compares FINE with a dense DiT's per-layer SVD and FRONT resize, but the
-dense source there stores about seven times FINE's values and ends its pre-training at a better loss.
+dense source there stores more than FINE's learngene (3.3× at the defaults here, 12× counting only the
+factorized weights) and ends its pre-training at a better loss.
 This benchmark asks what a user choosing between them pays and gets:
 
 * **Matched pre-training compute.** Every source (a FINE DiT at each rank in ``ranks``, and a dense DiT
@@ -28,7 +29,7 @@ The budget is dominated by what both sides store whole: diffusers' DiT keeps a t
 embedder in every block, so most of a small FINE learngene is ordinary tensors, and the per-layer SVD
 that fits beside them has a low rank. The report gives the split (``fine_factor_values``).
 
-    python benchmarks/fine_matched_cost.py            # CPU-sized defaults (about an hour on one core)
+    python benchmarks/fine_matched_cost.py            # CPU-sized defaults (80 minutes on 2 shared cores)
     python benchmarks/fine_matched_cost.py --quick    # minutes
 
 Outputs in ``--out``: ``fine_matched_cost.json`` (with the command line), ``.md`` and ``.png`` (one row

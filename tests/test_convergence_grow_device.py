@@ -49,12 +49,22 @@ def test_four_runs_on_the_gpu_then_one_merge_per_corpus(tmp_path):
         (corpus, (target,)) for corpus in ("imdb", "rotten_tomatoes") for target in ("grow 12L/768/12H", "grow 8L/512/8H")]
     for args in parsed:
         assert args.device == "cuda" and args.steps == 1500  # the extra arguments come last and win
+        assert args.max_length == 64 and args.bot_schemes == ["split", "linear"]  # the shrink tables' budget
         assert {"random", "front", "bot", "hypercloning+stack", "hypercloning+stack+weight_selection"} == set(args.methods)
     assert len(merges) == 2
     for merge in merges:
         args = convergence.argument_parser().parse_args(merge)
         assert len(args.merge) == 2 and all(Path(path).is_file() for path in args.merge)
         assert args.out == str(tmp_path / "out")
+
+
+def test_a_folder_with_reports_is_refused(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "convergence.json").write_text("{}")
+    result = subprocess.run(["bash", "benchmarks/convergence_grow_device.sh", str(tmp_path / "out")], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "already holds convergence reports" in result.stderr
+    assert (tmp_path / "out" / "convergence.json").read_text() == "{}"
 
 
 def test_a_failed_run_fails_the_call_and_names_its_log(tmp_path):

@@ -64,6 +64,7 @@ def test_rotten_tomatoes_sweep_thresholds_plateau_and_downstream_recipe(tmp_path
                                "--out", str(tmp_path / "merged")])
     merged = json.loads(json.dumps(merged))
     assert merged["results"] == report["results"] and merged["unigram_plateau"] == report["unigram_plateau"]
+    assert merged["command"].split(" && ")[-1].startswith("python benchmarks/convergence.py --merge ")  # rebuilds it
     assert (tmp_path / "merged" / "convergence_quick_rotten_tomatoes.md").read_text() == table
 
 
@@ -87,3 +88,18 @@ def test_bad_flags_are_refused(arguments, message, tmp_path, capsys):
     with pytest.raises(SystemExit):
         convergence.main(["--quick", "--out", str(tmp_path), *arguments])
     assert message in capsys.readouterr().err
+
+
+def test_merge_refuses_reports_of_other_budgets(tmp_path):
+    """One table needs one budget: reports whose settings differ (steps here) are not joined."""
+    from dataclasses import asdict
+
+    paths = []
+    for steps in (2000, 3000):
+        report = {"command": "python benchmarks/convergence.py", "environment": {}, "unigram_plateau": 6.7,
+                  "settings": asdict(convergence.Settings(steps=steps)), "results": {}}
+        paths.append(tmp_path / f"r{steps}.json")
+        paths[-1].write_text(json.dumps(report))
+    with pytest.raises(SystemExit, match="other settings.*steps"):
+        convergence.main(["--merge", *map(str, paths), "--no-plot", "--out", str(tmp_path / "merged")])
+    assert not (tmp_path / "merged" / "convergence.json").exists()
