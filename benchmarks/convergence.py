@@ -115,6 +115,7 @@ class Settings:
     seed: int = 0
     front_keeps: tuple[float, ...] = (1.0, 0.5)
     bot_schemes: tuple[str, ...] = ("split",)  # BoT's non_dyadic option, one run each ("linear": the former default)
+    bot_shrinks: tuple[str, ...] = ("gain",)  # BoT's shrink option, one run each ("wavelet": the former)
     rescaling: str | None = None  # front and bot: None = their default ("auto")
     corpus: str = "imdb"
     thresholds: tuple[float, ...] = (0.25, 0.5, 1.0)  # fractions of the budget along random init's curve
@@ -426,16 +427,20 @@ def add_thresholds(rows: list[dict], steps: int, fractions: tuple[float, ...],
 
 def method_variants(methods: tuple[str, ...], settings: Settings) -> list[tuple[str, dict, str]]:
     """``(method, options, label)`` of every run of a target: front once per kept fraction, bot once
-    per non-dyadic scheme (labelled by them when there are several), every other method once."""
+    per non-dyadic scheme and hidden shrink (labelled by them when there are several, and by a
+    hidden shrink that is not the default), every other method once."""
     variants = []
     for method in methods:
         if method == "front":
             several = len(settings.front_keeps) > 1
             variants += [(method, {"keep": k}, f"front (keep {k:g})" if several else method) for k in settings.front_keeps]
         elif method == "bot":
-            several = len(settings.bot_schemes) > 1
-            variants += [(method, {"non_dyadic": scheme}, f"bot ({scheme})" if several else method)
-                         for scheme in settings.bot_schemes]
+            for scheme in settings.bot_schemes:
+                for hidden in settings.bot_shrinks:
+                    named = [scheme] * (len(settings.bot_schemes) > 1)
+                    named += [hidden] * (len(settings.bot_shrinks) > 1 or hidden != "units")
+                    label = f"bot ({', '.join(named)})" if named else method
+                    variants.append((method, {"non_dyadic": scheme, "shrink": hidden}, label))
         else:
             variants.append((method, {}, method))
     return variants
@@ -643,6 +648,9 @@ def argument_parser() -> argparse.ArgumentParser:
                         help=f"front's kept fractions, one run each (default {' '.join(map(str, Settings.front_keeps))})")
     parser.add_argument("--bot-schemes", nargs="+", choices=hf_learngene.methods.options.NON_DYADIC, metavar="SCHEME",
                         help=f"bot's non_dyadic schemes, one run each (default {' '.join(Settings.bot_schemes)})")
+    parser.add_argument("--bot-shrinks", nargs="+", choices=hf_learngene.methods.options.SHRINK_SCHEMES,
+                        metavar="SHRINK", help=f"bot's shrink options, one run each "
+                                               f"(default {' '.join(Settings.bot_shrinks)})")
     parser.add_argument("--rescaling", choices=hf_learngene.RESCALING_POLICIES,
                         help="front and bot's rescaling policy (default: theirs, auto)")
     parser.add_argument("--threads", type=count(1), default=2)
@@ -678,6 +686,7 @@ def main(argv: list[str] | None = None) -> dict:
     overrides = {"steps": args.steps, "batch": args.batch, "max_length": args.max_length,
                  "eval_every": args.eval_every, "front_keeps": tuple(args.front_keeps or ()) or None,
                  "bot_schemes": tuple(args.bot_schemes or ()) or None,
+                 "bot_shrinks": tuple(args.bot_shrinks or ()) or None,
                  "finetune_steps": args.finetune_steps, "rescaling": args.rescaling}
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     targets = args.targets or (["shrink 4L/256/4H", "grow 8L/512/8H"] if args.quick else list(TARGETS))
@@ -697,24 +706,93 @@ def main(argv: list[str] | None = None) -> dict:
     return write(results, data)
 
 
+# settings that name which runs a report holds, not its budget: reports that differ in them still merge
+VARIANT_SETTINGS = ("front_keeps", "bot_schemes", "bot_shrinks")
+# what a report written before a setting existed ran with
+SETTINGS_BEFORE_THEY_EXISTED = {"bot_shrinks": ["wavelet"]}
+
+
+def in_current_form(report: dict) -> dict:
+    """``report`` as the current code labels it: a report written before ``bot_shrinks``
+    existed ran BoT with ``shrink="wavelet"``, and its BoT rows are labelled so."""
+    missing = {k: v for k, v in SETTINGS_BEFORE_THEY_EXISTED.items() if k not in report["settings"]}
+    if not missing:
+        return report
+    report = json.loads(json.dumps(report))  # a copy
+    report["settings"].update(missing)
+    for result in report["results"].values():
+        for row in result["rows"]:
+            if row["method"] == "bot":
+                row["method"] = "bot (wavelet)"
+            elif row["method"].startswith("bot ("):
+                row["method"] = row["method"][:-1] + ", wavelet)"
+    return report
+
+
+def budget(settings: dict) -> dict:
+    """The settings that must agree for two reports to share a table (the lr is checked per target)."""
+    return {k: v for k, v in settings.items() if k not in VARIANT_SETTINGS + ("lr", "lr_sweep")}
+
+
+def join_target(name: str, results: list[dict], paths: list[str]) -> dict:
+    """One target's rows from several reports. They must share random init's run (the same lr and
+    the same curve, as one seed gives), so that every row's steps saved count against one baseline."""
+    first = results[0]
+    random_curve = lambda result: next(row["curve"] for row in result["rows"] if row["method"] == "random")
+    for path, result in zip(paths[1:], results[1:]):
+        if result["lr"] != first["lr"] or random_curve(result) != random_curve(first):
+            raise SystemExit(f"--merge: {name} in {path} has another random-init run than in {paths[0]} "
+                             f"(lr {result['lr']:g} vs {first['lr']:g}, or another curve); its rows would count "
+                             "steps saved against another baseline")
+    swept = next((result for result in results if result["lr_sweep"]), first)
+    rows, seen = [], set()
+    for path, result in zip(paths, results):
+        for row in result["rows"]:
+            if row["method"] in seen and row["method"] != "random":
+                raise SystemExit(f"--merge: {name} has a row '{row['method']}' in two reports (again in {path})")
+            if row["method"] not in seen:
+                rows.append(row)
+                seen.add(row["method"])
+    return {**swept, "rows": rows}
+
+
 def merge(paths: list[str], out: Path, quick: bool, plot_too: bool, merge_command: str) -> dict:
-    """One report from the reports of runs split across processes (same corpus and settings); its
-    command is theirs followed by ``merge_command``, so it rebuilds the joined files."""
+    """One report from the reports of runs split across processes or sessions (same corpus and
+    budget); its command is theirs followed by ``merge_command``, so it rebuilds the joined files.
+
+    Reports may hold other variants (BoT schemes, FRONT keeps). One target in several reports is
+    joined row by row when random init's run is the same in each (:func:`join_target`): a run with
+    ``--lr`` at the rate another report's sweep chose adds rows to that report's target."""
     reports = [json.loads(Path(path).read_text()) for path in paths]
     for path, report in zip(paths, reports):
         if "unigram_plateau" not in report:
             raise SystemExit(f"{path} was written by an older convergence.py (no thresholds or plateau); run it again")
+    reports = [in_current_form(report) for report in reports]
     corpora = {report["settings"]["corpus"] for report in reports}
     if len(corpora) > 1:
         raise SystemExit(f"--merge: the reports train on different corpora ({', '.join(sorted(corpora))})")
     for path, report in zip(paths[1:], reports[1:]):
-        if report["settings"] != reports[0]["settings"] or report["unigram_plateau"] != reports[0]["unigram_plateau"]:
-            differ = sorted(k for k in report["settings"] if report["settings"][k] != reports[0]["settings"].get(k))
+        first = budget(reports[0]["settings"])
+        if budget(report["settings"]) != first or report["unigram_plateau"] != reports[0]["unigram_plateau"]:
+            differ = sorted(k for k in budget(report["settings"]) if budget(report["settings"])[k] != first.get(k))
             raise SystemExit(f"--merge: {path} was run with other settings than {paths[0]} "
                              f"({', '.join(differ) or 'the unigram plateau'}); one table needs one budget")
-    merged = {name: report["results"][name] for name in TARGETS for report in reports if name in report["results"]}
+    merged = {}
+    for name in TARGETS:
+        holding = [(path, report["results"][name]) for path, report in zip(paths, reports) if name in report["results"]]
+        if holding:
+            merged[name] = join_target(name, [result for _, result in holding], [path for path, _ in holding])
+            merged[name]["thresholds"] = add_thresholds(merged[name]["rows"], reports[0]["settings"]["steps"],
+                                                        tuple(reports[0]["settings"]["thresholds"]))
+    swept = [report for report in reports if report["settings"]["lr"] is None]
+    if swept and any(not result["lr_sweep"] for result in merged.values()):
+        unswept = sorted(name for name, result in merged.items() if not result["lr_sweep"])
+        raise SystemExit(f"--merge: {', '.join(unswept)} only ran at a fixed --lr; in a table of swept targets a "
+                         "fixed-lr run can only add rows to a target whose sweep chose that lr")
     command = " && ".join([report["command"] for report in reports] + [merge_command])
-    settings = Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in reports[0]["settings"].items()})
+    base = (swept or reports)[0]["settings"]
+    union = {key: list(dict.fromkeys(v for report in reports for v in report["settings"][key])) for key in VARIANT_SETTINGS}
+    settings = Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in {**base, **union}.items()})
     notes = " ".join(dict.fromkeys(report["note"] for report in reports if report.get("note")))
     return write_report(out / output_stem(settings, quick), command, reports[0]["environment"], settings, merged,
                         reports[0]["unigram_plateau"], plot_too=plot_too, note=notes)

@@ -101,19 +101,24 @@ def test_split_keeps_fewer_larger_heads_whole():
         assert torch.allclose(after.output.dense(grown_context.reshape(2, 5, 16)), expected, atol=1e-5)
 
 
-def test_a_learngene_saved_before_the_option_decodes_as_it_did(bert, tmp_path):
+def test_a_learngene_saved_before_the_options_decodes_as_it_did(bert, tmp_path):
+    """A learngene saved before ``non_dyadic`` and ``shrink`` existed builds as it was built
+    then (linear, wavelet), whatever their defaults are now."""
     assert LearngeneConfig(method="bot", method_options={"wavelet": "haar", "levels": 0}).method_options == {
-        "wavelet": "haar", "levels": 0, "non_dyadic": "linear"}
+        "wavelet": "haar", "levels": 0, "non_dyadic": "linear", "shrink": "wavelet"}
     assert LearngeneConfig(method="bot", method_options={"non_dyadic": "split"}).method_options["non_dyadic"] == "split"
-    Learngene.extract(bert, method="bot", non_dyadic="linear", show_progress=False).save_pretrained(tmp_path)
+    assert LearngeneConfig(method="bot", method_options={"shrink": "units"}).method_options["shrink"] == "units"
+    old_options = {"non_dyadic": "linear", "shrink": "wavelet"}
+    Learngene.extract(bert, method="bot", **old_options, show_progress=False).save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
-    del config["method_options"]["non_dyadic"]
+    for name in old_options:
+        del config["method_options"][name]
     (tmp_path / "config.json").write_text(json.dumps(config))
     old = Learngene.from_pretrained(tmp_path)
-    assert old.config.method_options["non_dyadic"] == "linear"
-    size = {"hidden": 24, "heads": 4, "intermediate": 40}
+    assert {name: old.config.method_options[name] for name in old_options} == old_options
+    size = {"hidden": 24, "heads": 4, "intermediate": 40}  # narrower: shrink applies
     torch.manual_seed(0)  # the pooler is not in the source (an MLM model): the same fresh one for both
-    expected = Learngene.extract(bert, method="bot", non_dyadic="linear", show_progress=False).build(
+    expected = Learngene.extract(bert, method="bot", **old_options, show_progress=False).build(
         size, auto_class=transformers.BertModel, show_progress=False)
     torch.manual_seed(0)
     built = old.build(size, auto_class=transformers.BertModel, show_progress=False)

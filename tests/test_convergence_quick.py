@@ -103,3 +103,38 @@ def test_merge_refuses_reports_of_other_budgets(tmp_path):
     with pytest.raises(SystemExit, match="other settings.*steps"):
         convergence.main(["--merge", *map(str, paths), "--no-plot", "--out", str(tmp_path / "merged")])
     assert not (tmp_path / "merged" / "convergence.json").exists()
+
+
+def test_merge_joins_the_rows_of_one_target_when_random_init_ran_the_same(tmp_path):
+    """A run at a fixed --lr adds rows to the target of a report whose sweep chose that lr, when its
+    random-init run is the same (one seed, one curve); a report from before ``bot_shrinks``
+    existed has its BoT rows labelled with the scheme they ran (wavelet)."""
+    common = ["--quick", "--steps", "2", "--targets", "shrink 3L/192/3H", "--finetune-steps", "0", "--no-plot",
+              "--threads", "1"]
+    swept = convergence.main([*common, "--methods", "bot", "--bot-shrinks", "wavelet", "--lr-sweep", "3e-4",
+                              "1e-3", "--out", str(tmp_path / "swept")])
+    lr = swept["results"]["shrink 3L/192/3H"]["lr"]
+    convergence.main([*common, "--methods", "bot", "--lr", f"{lr}", "--out", str(tmp_path / "fixed")])
+    old = json.loads((tmp_path / "swept" / "convergence_quick.json").read_text())
+    del old["settings"]["bot_shrinks"]  # as a report written before the setting existed
+    for row in old["results"]["shrink 3L/192/3H"]["rows"]:
+        row["method"] = row["method"].replace("bot (wavelet)", "bot")
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    merged = convergence.main(["--merge", str(tmp_path / "old.json"), str(tmp_path / "fixed" / "convergence_quick.json"),
+                               "--quick", "--no-plot", "--out", str(tmp_path / "merged")])
+    result = merged["results"]["shrink 3L/192/3H"]
+    assert [row["method"] for row in result["rows"]] == ["random", "bot (wavelet)", "bot"]
+    assert result["lr_sweep"] and result["lr"] == lr
+    assert merged["settings"]["bot_shrinks"] == ("wavelet", "units") and merged["settings"]["lr"] is None
+    assert all(len(row["thresholds"]) == 3 for row in result["rows"])
+
+    other = json.loads((tmp_path / "fixed" / "convergence_quick.json").read_text())
+    other["results"]["shrink 3L/192/3H"]["rows"][0]["curve"][-1][1] += 0.1  # another random-init run
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="another random-init run"):
+        convergence.main(["--merge", str(tmp_path / "old.json"), str(tmp_path / "other.json"), "--quick",
+                          "--no-plot", "--out", str(tmp_path / "refused")])
+    with pytest.raises(SystemExit, match="a row 'bot' in two reports"):
+        convergence.main(["--merge", str(tmp_path / "fixed" / "convergence_quick.json"),
+                          str(tmp_path / "fixed" / "convergence_quick.json"), "--quick", "--no-plot",
+                          "--out", str(tmp_path / "refused")])

@@ -46,15 +46,18 @@ def test_front_truncate_after_pad_returns_original(signal):
 
 @pytest.mark.parametrize("wavelet", ["haar", "db2", "sym3"])
 def test_bot_shrink_after_grow_returns_original(wavelet, signal):
-    bot = get_method("bot", wavelet=wavelet)
-    grown = bot.decode(signal, SPEC, signal.shape, (12, 8, 32, 48))  # ×2, ×2, ×4, ×2
-    back = bot.decode(grown, SPEC, grown.shape, signal.shape)
-    assert torch.allclose(back, signal, atol=1e-10)
+    """The wavelet's low-pass inverts its growth; so does keeping whole units after Haar's growth
+    (the spread positions fall one in each block of copies), the default shrink."""
+    for shrink in ("wavelet", "units") if wavelet == "haar" else ("wavelet",):
+        bot = get_method("bot", wavelet=wavelet, shrink=shrink)
+        grown = bot.decode(signal, SPEC, signal.shape, (12, 8, 32, 48))  # ×2, ×2, ×4, ×2
+        back = bot.decode(grown, SPEC, grown.shape, signal.shape)
+        assert torch.allclose(back, signal, atol=1e-10), shrink
 
 
 def test_bot_haar_is_pair_mean_and_repeat():
     x = torch.arange(8.0, dtype=torch.float64)
-    bot = get_method("bot")
+    bot = get_method("bot", shrink="wavelet")  # the paper's low-pass
     one = spec(["hidden"], [True])
     assert torch.allclose(bot.decode(x, one, (8,), (4,)), torch.tensor([0.5, 2.5, 4.5, 6.5], dtype=torch.float64))
     assert torch.allclose(bot.decode(x[:2], one, (2,), (4,)), torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=torch.float64))

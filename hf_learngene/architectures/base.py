@@ -119,6 +119,7 @@ class Param:
     attention_keys: bool = False
     first_layer: int = 0
     identity: float = 0.0
+    norm: str | None = None
 
     @property
     def role(self) -> str:
@@ -177,8 +178,8 @@ def conv1d(prefix: str, in_dims: str, out_dims: str, residual: bool = False) -> 
 
 def norm(prefix: str, bias: bool = True, dims: str = "hidden") -> tuple[Param, ...]:
     """The roles of a LayerNorm (or, without bias, an RMSNorm) over ``dims`` (the hidden axis)."""
-    weight = Param(f"{prefix}.weight", (dims,))
-    return (weight, Param(f"{prefix}.bias", (dims,))) if bias else (weight,)
+    weight = Param(f"{prefix}.weight", (dims,), norm="gain")
+    return (weight, Param(f"{prefix}.bias", (dims,), norm="shift")) if bias else (weight,)
 
 
 def rotary_attention(prefix: str) -> tuple[Param, ...]:
@@ -366,6 +367,8 @@ class Architecture:
       model built with ``tie_word_embeddings=False`` from a tied source gets every head tensor.
     * ``library``: ``"transformers"`` (configs are ``PretrainedConfig``) or ``"diffusers"``
       (``ConfigMixin`` models; ``model_types`` are then class names such as ``"UNet2DModel"``).
+    * ``norm_gain_offset``: what the family's norms add to their weight to get the gain they scale
+      by (Gemma's RMSNorm: ``1 + weight``); 0 elsewhere.
 
     Hooks, for what a table cannot say as data:
 
@@ -391,6 +394,7 @@ class Architecture:
     tied_embedding: str | None = None
     tied_copies: Mapping[str, str] = field(default_factory=dict)
     library: str = "transformers"
+    norm_gain_offset: float = 0.0
     sizes_hook: SizesHook | None = None
     roles_hook: RolesHook | None = None
     request_hook: RequestHook | None = None

@@ -40,6 +40,7 @@ GEMMA2 = Architecture(
         *norm(f"{_LAYER}.post_feedforward_layernorm", bias=False),
     ),
     layer_fields=("layer_types",),
+    norm_gain_offset=1.0,
     target_hook=_attention_scale,
     # Shapes of the public config.json files of the Gemma 2 base checkpoints.
     presets={

@@ -20,8 +20,8 @@ MODERNBERT = Architecture(
     params=(
         Param("embeddings.tok_embeddings.weight", ("vocab", "hidden")),
         *norm("embeddings.norm"),
-        Param(f"{_LAYER}.attn_norm.weight", ("hidden",), first_layer=1, identity=1.0),
-        Param(f"{_LAYER}.attn_norm.bias", ("hidden",), first_layer=1, identity=0.0),
+        Param(f"{_LAYER}.attn_norm.weight", ("hidden",), first_layer=1, identity=1.0, norm="gain"),
+        Param(f"{_LAYER}.attn_norm.bias", ("hidden",), first_layer=1, identity=0.0, norm="shift"),
         *linear(f"{_LAYER}.attn.Wqkv", f"3*heads*{ROTARY}", "hidden", whole_heads=True),
         *linear(f"{_LAYER}.attn.Wo", "hidden", "heads*head_dim", residual=True, whole_heads=True),
         *norm(f"{_LAYER}.mlp_norm"),

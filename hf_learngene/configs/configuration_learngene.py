@@ -56,7 +56,7 @@ class RoleRecord:
 
 # options a method gained after learngenes were saved without them, with the value those learngenes
 # were built with: a saved learngene decodes as it did, whatever the option's default is now
-OPTIONS_BEFORE_THEY_EXISTED = {"bot": {"non_dyadic": "linear"}}
+OPTIONS_BEFORE_THEY_EXISTED = {"bot": {"non_dyadic": "linear", "shrink": "wavelet"}}
 
 
 class LearngeneConfig(PretrainedConfig):

@@ -3,6 +3,7 @@ source's scale by the rescaling policy."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import Iterator
@@ -47,6 +48,8 @@ class LearngeneDecodingMixin:
         stored = self._stored_tensor(role).to(device=device, dtype=torch.float32)
         stored = self._in_current_layout(stored, role, resizer, source_shape)
         spec = signal_spec(param)
+        if resizer.ranks_hidden_units and "hidden" in spec.axes:
+            spec = dataclasses.replace(spec, hidden_ranking=self.hidden_ranking)
         resized = target_shape != source_shape or record.stored_shape != source_shape
         width = lambda shape: math.prod(n for axis, n in zip(spec.axes, shape) if axis != "layers")
         widens = width(target_shape) > width(source_shape)
@@ -58,10 +61,11 @@ class LearngeneDecodingMixin:
         scale, shift = affine(
             record.mean, record.std, self.config.rescaling, source_fan_in, fan_in(param, target_sizes),
             resized=resized, widens=widens, z_std=lambda: _std_over(decode(reuse_buffers)),
-            logit_growth=logit_growth(spec, source_shape, target_shape),
+            logit_growth=logit_growth(spec, source_shape, target_shape), narrowing=resizer.narrowing_policy,
+            variance_gain=lambda: resizer.variance_gain(spec, stored.shape, source_shape, target_shape),
         )
         response = None  # the mean decoded as the weights are, where the operator does not keep constants
-        if resized and resolved_policy(self.config.rescaling, widens) == "preserve_function":
+        if resized and resolved_policy(self.config.rescaling, widens, resizer.narrowing_policy) == "preserve_function":
             response = resizer.constant_response(spec, stored.shape, source_shape, target_shape)
         if response is not None:
             response = (response * shift).to(device=stored.device, dtype=torch.float32)
@@ -69,6 +73,39 @@ class LearngeneDecodingMixin:
             if z.untyped_storage().data_ptr() == stored.untyped_storage().data_ptr():
                 z = z.clone()  # an unchanged size may decode to the stored tensor itself: never change it in place
             yield z.mul_(scale).add_(shift) if response is None else z.mul_(scale).add_(response)
+
+    @functools.cached_property
+    def hidden_ranking(self) -> tuple[int, ...] | None:
+        """The stored hidden (residual) units, from the largest norm gain to the smallest.
+
+        A unit's gain is ``sqrt(weight² + bias²)`` of every norm over the hidden axis (each layer's,
+        the embeddings' and the final one), summed: how strongly the model scales that unit where it
+        reads the residual stream. A trained model's residual units are far from alike (MiniLM's
+        largest is a few times its median), and a narrower model that keeps the units with the
+        largest gains keeps what its source amplifies. Read from the stored norms, so the ranking
+        is the source's (or that of the stored bands, for a learngene that stores coarser ones).
+        ``None`` where no norm over the hidden axis is stored.
+        """
+        offset = self.architecture.norm_gain_offset
+        total = None
+        for role, param in self._source_roles.items():
+            if param.norm != "gain" or role not in self.config.roles:
+                continue
+            if [axis for axis in param.axes() if axis != "layers"] != ["hidden"]:
+                continue
+            gain = self._stored_values(role) + offset
+            shift_role = role[: -len("weight")] + "bias" if role.endswith("weight") else None
+            shift = self._stored_values(shift_role) if shift_role in self.config.roles else torch.zeros_like(gain)
+            magnitude = (gain.square() + shift.square()).sqrt().reshape(-1, gain.shape[-1]).sum(0)
+            total = magnitude if total is None else total + magnitude
+        if total is None:
+            return None
+        return tuple(torch.argsort(total, descending=True, stable=True).tolist())
+
+    def _stored_values(self, role: str) -> torch.Tensor:
+        """A stored role in weight units (its standardisation undone), in float64."""
+        record = self.config.role(role)
+        return self._stored_tensor(role).double() * record.std + record.mean
 
     @functools.cached_property
     def _source_roles(self) -> dict[str, Param]:

@@ -55,8 +55,8 @@ class LearngeneExtractionMixin:
                 config, so task heads saved with it (an MLM head, an untied LM head) are kept.
             method: ``"front"`` (DCT), ``"bot"`` (wavelets), or a peer method for comparison
                 (``"weight_selection"``, ``"hypercloning"``, ``"stack"``, ``"random"``).
-            rescaling: how built tensors are scaled: ``"source_std"``, ``"fan_in"``, ``"none"`` or
-                ``"preserve_function"`` (see :mod:`hf_learngene.methods.rescaling`);
+            rescaling: how built tensors are scaled: ``"source_std"``, ``"fan_in"``, ``"none"``,
+                ``"preserve_function"`` or ``"kept_variance"`` (see :mod:`hf_learngene.methods.rescaling`);
                 by default the method's own (``auto`` for FRONT and BoT, ``none`` for the peers,
                 whose published recipes set the scale themselves).
             processor: a tokenizer or image processor to ship with the learngene (loaded from

@@ -57,6 +57,12 @@ class SignalSpec:
       dimensions unevenly (BoT's ``split`` at a head-size ratio that is not a power of two) shares
       each key dimension among its copies, as along an input axis, so that the dot product grows by
       exactly the ratio and the ``k^(-1/4)`` factors keep the logits.
+    * ``hidden_ranking``: the stored hidden units from the largest norm gain to the smallest
+      (:meth:`~hf_learngene.Learngene.hidden_ranking`), given to a method whose
+      :attr:`Resizer.ranks_hidden_units` asks for it; ``None`` otherwise, or where the model has no
+      norm over its hidden axis.
+    * ``head_size``: set on a spec whose ``heads`` and ``head_dim`` axes a method merged into one
+      flat ``heads*head_dim`` axis: the stored head size, so that the method can keep whole heads.
     """
 
     axes: tuple[str, ...]
@@ -69,6 +75,8 @@ class SignalSpec:
     scaled_by: str | None = None
     attention_logits: bool | None = None
     attention_keys: bool = False
+    hidden_ranking: tuple[int, ...] | None = None
+    head_size: int | None = None
 
 
 def scale_growth(spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]) -> float:
@@ -100,6 +108,8 @@ class Resizer(ABC):
     name: ClassVar[str]
     default_rescaling: ClassVar[str] = "auto"
     provides_weights: ClassVar[bool] = True  # False for the random-init baseline
+    ranks_hidden_units: bool = False  # True: decoding passes SignalSpec.hidden_ranking
+    narrowing_policy: str = "source_std"  # what the ``auto`` rescaling stands for where a tensor does not widen
 
     def options(self) -> dict[str, Any]:
         """The method's options as JSON-serialisable values, saved in the learngene's config."""
@@ -124,6 +134,20 @@ class Resizer(ABC):
 
     def check(self, spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]) -> None:
         """Refuse, with a clear message, a resize this method cannot do."""
+
+    def variance_gain(
+        self, spec: SignalSpec, stored_shape: Sequence[int], source_shape: Sequence[int], target_shape: Sequence[int]
+    ) -> float:
+        """The factor by which the resize scales the variance of uncorrelated unit-variance stored
+        values: the product, over every axis that changes, of the mean squared row of its operator
+        (1 for a selection, 1/2 for a Haar mean of pairs). The ``kept_variance`` rescaling divides it out."""
+        gain = 1.0
+        for axis in range(len(spec.axes)):
+            if spec.resizable[axis]:
+                operator = self.axis_operator(spec, axis, stored_shape[axis], source_shape[axis], target_shape[axis])
+                if operator is not None:
+                    gain *= mean_square_row(operator, stored_shape[axis], self.name)
+        return gain
 
     def constant_response(
         self, spec: SignalSpec, stored_shape: Sequence[int], source_shape: Sequence[int], target_shape: Sequence[int]
@@ -334,6 +358,19 @@ class Gather(AxisOperator):
     def apply(self, x: torch.Tensor, axis: int, out: torch.Tensor | None = None) -> torch.Tensor:
         picked = x.index_select(axis, self.indices.to(x.device))
         return picked.mul_(self.scale) if self.scale != 1.0 else picked
+
+
+def mean_square_row(op: torch.Tensor | AxisOperator, in_length: int, method: str = "") -> float:
+    """The mean over output positions of an axis operator's squared row norm, ``‖A‖²_F / out``."""
+    if isinstance(op, Gather):
+        return op.scale**2
+    matrix = getattr(op, "matrix", op)  # BoT's sparse operators keep their (target × source) matrix
+    if isinstance(matrix, torch.Tensor):
+        values = matrix.coalesce().values() if matrix.is_sparse else matrix
+        return values.double().square().sum().item() / matrix.shape[0]
+    raise LearngeneConfigError(
+        f"the kept_variance rescaling needs a resize whose operators are selections or sparse matrices (bot, the "
+        f"peers); {method or type(op).__name__}'s {type(op).__name__} is neither: use source_std (or auto)")
 
 
 def operator_matrix(

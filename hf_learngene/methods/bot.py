@@ -42,6 +42,19 @@ the ratio is not a power of two (12 heads → 8 keeps 8 of them whole; 4L/256 fr
 ratios both schemes are the same. Encoding (``levels``) always uses ``linear``, so the stored
 bands do not depend on this option.
 
+The hidden (residual) axis of a narrower model is the exception, by default
+(``shrink="units"``): it keeps, whole, the residual units with the largest norm gains
+(:attr:`~hf_learngene.Learngene.hidden_ranking`: ``sqrt(weight² + bias²)`` of every norm over the
+hidden axis, summed), at any ratio, power of two or not. A trained model's residual units are
+neither alike nor ordered, so a low-pass averages units that have nothing in common and an even
+spread drops units the model amplifies; on MiniLM, keeping the largest-gain units is what made
+shrinking beat weight selection's evenly spaced units (``benchmarks/convergence.py``), while the
+other axes (MLP units, heads) measured about the same however their units were chosen. The
+ranking is read from the stored norms themselves, so it needs no data and no extra storage; a
+model without a norm over its hidden axis is low-passed as before. ``shrink="wavelet"``
+(with ``non_dyadic="linear"``: the paper's scheme) low-passes the hidden axis like any other.
+Growth is the same under both.
+
 Every level is normalised by ``1/sqrt(2)`` (the lowpass gain of an orthogonal wavelet), so a
 constant signal keeps its value, as for every method (see :mod:`.base`).
 
@@ -51,6 +64,7 @@ Options:
         the learngene keeps the source signal; each level halves the stored size).
     non_dyadic: ``"split"`` (default) or ``"linear"``, the scheme for ratios that are not powers
         of two (above).
+    shrink: ``"units"`` (default) or ``"wavelet"``, how a narrower model takes its units (above).
 """
 
 from __future__ import annotations
@@ -59,6 +73,7 @@ import math
 import threading
 import warnings
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -71,8 +86,9 @@ import torch.nn.functional as F
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state", category=UserWarning)
 
 from ..errors import LearngeneConfigError
-from .base import AxisOperator, Resizer, SignalSpec, operator_matrix, resize_blockwise
-from .options import NON_DYADIC, BotOptions
+from .base import AxisOperator, Gather, Resizer, SignalSpec, operator_matrix, resize_blockwise
+from .options import NON_DYADIC, SHRINK_SCHEMES, BotOptions
+from .weight_selection import selected_indices
 
 
 def _linear_resample(x: torch.Tensor, length: int) -> torch.Tensor:
@@ -328,7 +344,7 @@ class BotResizer(Resizer):
     name = "bot"
 
     def __init__(self, wavelet: str = BotOptions.wavelet, levels: int = BotOptions.levels,
-                 non_dyadic: str = BotOptions.non_dyadic):
+                 non_dyadic: str = BotOptions.non_dyadic, shrink: str = BotOptions.shrink):
         try:
             self._wavelet = pywt.Wavelet(wavelet)
         except ValueError:
@@ -342,12 +358,27 @@ class BotResizer(Resizer):
             raise LearngeneConfigError(f"levels must be a non-negative integer, got {levels!r}")
         if non_dyadic not in NON_DYADIC:
             raise LearngeneConfigError(f"non_dyadic must be one of {', '.join(NON_DYADIC)}, got {non_dyadic!r}")
+        if shrink not in SHRINK_SCHEMES:
+            raise LearngeneConfigError(f"shrink must be one of {', '.join(SHRINK_SCHEMES)}, got {shrink!r}")
         self.wavelet = wavelet
         self.levels = levels
         self.non_dyadic = non_dyadic
+        self.shrink = shrink
+
+    @property
+    def ranks_hidden_units(self) -> bool:
+        return self.shrink == "units"
+
+    @property
+    def narrowing_policy(self) -> str:
+        """``kept_variance`` with the default shrink, which keeps whole units where it can (no variance
+        to restore there, and the kept units' own scale is the right one); ``source_std`` for the
+        paper's low-pass of every axis."""
+        return "kept_variance" if self.shrink == "units" else "source_std"
 
     def options(self) -> dict[str, Any]:
-        return {"wavelet": self.wavelet, "levels": self.levels, "non_dyadic": self.non_dyadic}
+        return {"wavelet": self.wavelet, "levels": self.levels, "non_dyadic": self.non_dyadic,
+                "shrink": self.shrink}
 
     def stored_shape(self, spec, source_shape):
         return tuple(
@@ -377,9 +408,58 @@ class BotResizer(Resizer):
         the head size of the keys (so that a dot product over copied dimensions counts each once)."""
         return spec.inputs[axis] or (spec.attention_keys and spec.axes[axis] == "head_dim")
 
+    def merged_heads(self, spec, stored_shape, source_shape, target_shape):
+        """``shrink="units"`` on flat heads (BERT, ViT, DiT: no ``head_groups``) whose count shrinks
+        while their size grows (12 of 32 → 4 of 64): the ``heads`` and ``head_dim`` axes as one flat
+        axis, so that each target head is whole source heads side by side (8 of the 12 here, evenly
+        spread) rather than an average of heads with every dimension doubled. Returns ``(spec,
+        stored, source, target)`` shapes merged, or ``None`` where the axes stay apart."""
+        if self.shrink != "units" or spec.head_groups is not None or "heads" not in spec.axes:
+            return None
+        axis = spec.axes.index("heads")
+        if spec.axes[axis + 1 : axis + 2] != ("head_dim",) or not all(spec.resizable[axis : axis + 2]):
+            return None
+        heads, size = stored_shape[axis : axis + 2]
+        if (heads, size) != tuple(source_shape[axis : axis + 2]):  # stored as coarser bands: keep them apart
+            return None
+        flat = target_shape[axis] * target_shape[axis + 1]
+        if not (target_shape[axis] < heads and target_shape[axis + 1] > size and flat < heads * size and flat % size == 0):
+            return None
+        merged = replace(spec, axes=spec.axes[:axis] + ("heads*head_dim",) + spec.axes[axis + 2 :],
+                         resizable=spec.resizable[:axis] + (True,) + spec.resizable[axis + 2 :],
+                         inputs=spec.inputs[:axis + 1] + spec.inputs[axis + 2 :], head_size=size)
+        join = lambda shape, n: tuple(shape[:axis]) + (n,) + tuple(shape[axis + 2 :])
+        return merged, join(stored_shape, heads * size), join(source_shape, heads * size), join(target_shape, flat)
+
+    def decode_layers(self, stored, spec, source_shape, target_shape, reuse_buffers=False):
+        merged = self.merged_heads(spec, stored.shape, source_shape, target_shape)
+        if merged is None:
+            yield from super().decode_layers(stored, spec, source_shape, target_shape, reuse_buffers)
+            return
+        flat_spec, flat_stored, flat_source, flat_target = merged
+        layer_shape = tuple(target_shape[1:]) if spec.axes[:1] == ("layers",) else tuple(target_shape)
+        for layer in super().decode_layers(stored.reshape(flat_stored), flat_spec, flat_source, flat_target,
+                                           reuse_buffers):
+            yield layer.reshape(layer_shape)
+
+    def variance_gain(self, spec, stored_shape, source_shape, target_shape):
+        merged = self.merged_heads(spec, stored_shape, source_shape, target_shape)
+        return super().variance_gain(*(merged or (spec, stored_shape, source_shape, target_shape)))
+
     def constant_response(self, spec, stored_shape, source_shape, target_shape):
         if self.non_dyadic != "split":
             return None
+        merged = self.merged_heads(spec, stored_shape, source_shape, target_shape)
+        if merged is not None:
+            response = self.constant_response(*merged)
+            if response is None:
+                return None
+            axis = spec.axes.index("heads") - (1 if spec.axes[:1] == ("layers",) else 0)
+            shape = list(response.shape)
+            if shape[axis] == 1:
+                return response.unsqueeze(axis + 1)
+            return response.reshape(shape[:axis] + [target_shape[axis + (spec.axes[:1] == ("layers",))],
+                                                    -1] + shape[axis + 1 :])
         first = 1 if spec.axes[:1] == ("layers",) else 0
         response = None
         for axis in range(first, len(spec.axes)):
@@ -396,5 +476,20 @@ class BotResizer(Resizer):
     def axis_operator(self, spec, axis, stored_length, source_length, target_length):
         if stored_length == target_length:
             return None
+        if self.shrink == "units" and target_length < stored_length and self.scheme(spec, axis) == "split":
+            # whole units: the residual units with the largest norm gains, whole heads of a merged
+            # heads*head_dim axis, evenly spaced units elsewhere (where weight selection takes them:
+            # every k-th from the first at a whole ratio); along an input axis a kept unit carries
+            # m/n of its weight, as split's whole units do
+            share = target_length / stored_length if self.shares(spec, axis) else 1.0
+            if spec.axes[axis] == "hidden" and spec.hidden_ranking is not None:
+                kept = torch.tensor(sorted(spec.hidden_ranking[:target_length]))
+            elif spec.axes[axis] == "heads*head_dim":
+                size = spec.head_size
+                heads = selected_indices(stored_length // size, target_length // size)
+                kept = (heads[:, None] * size + torch.arange(size)).ravel()
+            else:
+                kept = selected_indices(stored_length, target_length)
+            return Gather(kept, stored_length, share)
         return resize_operator(self.wavelet, stored_length, target_length, self.scheme(spec, axis),
                                self.shares(spec, axis))

@@ -27,6 +27,7 @@ from ..errors import LearngeneConfigError
 ORDERS = ("interleave", "repeat")  # stack: how source blocks repeat in a deeper model
 LAYER_CHOICES = ("first", "uniform")  # weight selection: which blocks a shallower model keeps
 NON_DYADIC = ("split", "linear")  # BoT: how the part of a ratio that is not a power of two is done
+SHRINK_SCHEMES = ("units", "wavelet")  # BoT: how a narrower model takes its units
 
 
 def _orthogonal(text: str) -> str:
@@ -75,6 +76,10 @@ class BotOptions(MethodOptions):
         "help": "the part of a ratio that is not a power of two: split copies or drops whole units (keeps the "
                 "function when growing), linear interpolates between neighbouring units",
         "choices": NON_DYADIC})
+    shrink: str = field(default="units", metadata={
+        "help": "how a narrower model takes its units: units keeps whole ones (the residual units the norms scale "
+                "most, evenly spread ones on the other axes), wavelet low-passes neighbouring ones (the paper)",
+        "choices": SHRINK_SCHEMES})
 
 
 @dataclass

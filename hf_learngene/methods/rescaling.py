@@ -26,10 +26,22 @@ back and none assumes where a norm's identity lies).
   axis is its fan-in), so the logits keep their value; a head tied to the input embedding sees
   the width ratio (its logits grow ``k``-fold, as in HyperCloning) and the build warns.
 
+* ``"kept_variance"`` — the resized signal in source units, times what undoes the variance the
+  resize itself takes from uncorrelated units: ``1/sqrt`` of each changed axis's mean squared
+  operator row (:meth:`~hf_learngene.methods.Resizer.variance_gain`). A unit kept whole keeps its
+  weight exactly (its row is one 1; a share along an input axis is undone too), a Haar average of
+  two units is scaled by √2. Unlike ``source_std`` it does not look at the result's std, which a
+  selection changes for good reason: the residual units a model's norms scale most are read and
+  written with small weights, and re-standardising the kept ones inflates them.
+
 * ``"auto"`` (default for FRONT and BoT) — ``preserve_function`` for a tensor whose width (its
-  element count without the layer axis) grows, ``source_std`` otherwise. Measured on MiniLM
-  (``benchmarks/``): ``source_std`` gives the best shrunk models, while for wider targets
-  ``source_std`` loses the source's function and ``preserve_function`` keeps it.
+  element count without the layer axis) grows; otherwise the method's own narrowing policy
+  (:attr:`~hf_learngene.methods.Resizer.narrowing_policy`): ``kept_variance`` for BoT, whose
+  default shrink keeps whole units (``shrink="units"``), ``source_std`` for FRONT and for
+  BoT's low-pass of every axis (``shrink="wavelet"``). Measured on MiniLM
+  (``benchmarks/``): ``source_std`` gives the best models shrunk by a low-pass, ``kept_variance``
+  the best shrunk by BoT's default, while for wider targets ``source_std`` loses the source's
+  function and ``preserve_function`` keeps it.
 
 At the source's own size every policy is the identity, so building at the source size
 reproduces the source.
@@ -44,7 +56,7 @@ import torch
 
 from ..errors import LearngeneConfigError
 
-RESCALING_POLICIES = ("auto", "source_std", "fan_in", "none", "preserve_function")
+RESCALING_POLICIES = ("auto", "source_std", "fan_in", "none", "preserve_function", "kept_variance")
 UNSTANDARDISED = ("none", "preserve_function")  # policies that resize the signal in source units
 _EPS = 1e-12
 
@@ -92,21 +104,19 @@ def restore(
     return z * scale + shift
 
 
-def resolved_policy(policy: str, widens: bool = False) -> str:
-    """The policy ``auto`` stands for at this build (``preserve_function`` when the tensor widens)."""
+def resolved_policy(policy: str, widens: bool = False, narrowing: str = "source_std") -> str:
+    """The policy ``auto`` stands for at this build: ``preserve_function`` when the tensor widens,
+    the method's ``narrowing`` policy otherwise."""
     check_policy(policy)
     if policy == "auto":
-        return "preserve_function" if widens else "source_std"
+        return "preserve_function" if widens else narrowing
     return policy
 
 
-def needs_z_std(policy: str, resized: bool = True, widens: bool = False) -> bool:
+def needs_z_std(policy: str, resized: bool = True, widens: bool = False, narrowing: str = "source_std") -> bool:
     """Whether ``policy`` sets the result's std from the resized signal's own (so a build that
     resizes a role piece by piece must measure it over the whole role first)."""
-    check_policy(policy)
-    if policy == "auto":
-        policy = "preserve_function" if widens else "source_std"
-    return resized and policy in ("source_std", "fan_in")
+    return resized and resolved_policy(policy, widens, narrowing) in ("source_std", "fan_in")
 
 
 def affine(
@@ -119,17 +129,22 @@ def affine(
     widens: bool = False,
     z_std: Callable[[], float] | None = None,
     logit_growth: float = 1.0,
+    narrowing: str = "source_std",
+    variance_gain: Callable[[], float] | None = None,
 ) -> tuple[float, float]:
     """``(scale, shift)`` such that ``z * scale + shift`` is :func:`restore`'s result.
 
     Every policy is affine in the resized signal, so a role can be restored one layer at a time;
     ``z_std`` gives the std of the whole resized role, asked for only when :func:`needs_z_std`.
     ``logit_growth`` (:func:`~hf_learngene.methods.base.logit_growth`) is what ``preserve_function``
-    also divides a query or key role by.
+    also divides a query or key role by. ``narrowing`` is what ``auto`` stands for when the tensor
+    does not widen; ``variance_gain`` gives the resize's :meth:`~hf_learngene.methods.Resizer.variance_gain`,
+    asked for only by ``kept_variance``.
     """
-    check_policy(policy)
-    if policy == "auto":
-        policy = "preserve_function" if widens else "source_std"
+    policy = resolved_policy(policy, widens, narrowing)
+    if policy == "kept_variance" and resized:
+        gain = variance_gain() if variance_gain is not None else 1.0
+        return (std / math.sqrt(gain), mean) if gain > _EPS else (std, mean)
     if policy == "preserve_function" and resized:
         ratio = (source_fan_in / target_fan_in if source_fan_in and target_fan_in else 1.0) / logit_growth
         return std * ratio, mean * ratio
