@@ -36,24 +36,26 @@ table marks ``whole_heads``: Llama-family models, grouped or not, GPT-NeoX, Mode
 head another group's keys. With Haar this keeps the source's function at any
 width ratio for every linear map and every elementwise activation (384 → 512 hidden units:
 128 units copied twice); a LayerNorm over a grown width sees its copied units twice in its mean
-and variance, so it keeps the function nearly, not exactly. Shrinking drops whole units where
-the ratio is not a power of two (12 heads → 8 keeps 8 of them whole; 4L/256 from 6L/384 keeps
+and variance, so it keeps the function nearly, not exactly. With ``shrink="wavelet"``,
+shrinking drops whole units where the ratio is not a power of two (12 heads → 8 keeps 8 of them whole; 4L/256 from 6L/384 keeps
 256 of the hidden units) and averages neighbours only for the power-of-two part. At power-of-two
 ratios both schemes are the same. Encoding (``levels``) always uses ``linear``, so the stored
 bands do not depend on this option.
 
-The hidden (residual) axis of a narrower model is the exception, by default
-(``shrink="units"``): it keeps, whole, the residual units with the largest norm gains
-(:attr:`~hf_learngene.Learngene.hidden_ranking`: ``sqrt(weight² + bias²)`` of every norm over the
-hidden axis, summed), at any ratio, power of two or not. A trained model's residual units are
-neither alike nor ordered, so a low-pass averages units that have nothing in common and an even
-spread drops units the model amplifies; on MiniLM, keeping the largest-gain units is what made
-shrinking beat weight selection's evenly spaced units (``benchmarks/convergence.py``), while the
-other axes (MLP units, heads) measured about the same however their units were chosen. The
-ranking is read from the stored norms themselves, so it needs no data and no extra storage; a
-model without a norm over its hidden axis is low-passed as before. ``shrink="wavelet"``
-(with ``non_dyadic="linear"``: the paper's scheme) low-passes the hidden axis like any other.
-Growth is the same under both.
+Shrinking (``shrink="units"``, the default) keeps whole units on every narrowing axis instead of
+low-passing: a trained model's units are neither alike nor ordered, so an average of neighbours
+mixes units that have nothing in common. The hidden (residual) axis keeps the units with the
+largest norm gains (:attr:`~hf_learngene.Learngene.hidden_ranking`: ``sqrt(weight² + bias²)`` of
+every norm over the hidden axis, summed), read from the stored norms, so it needs no data and no
+extra storage; a model without a norm over its hidden axis keeps evenly spaced units there. Flat
+heads (no ``head_groups``) that get fewer and larger become whole source heads side by side
+(:meth:`BotResizer.merged_heads`). Every other axis keeps evenly spaced units, where weight
+selection takes them (every k-th from the first at a whole ratio); grouped heads keep the
+``linear`` scheme above. The ``auto`` rescaling of a narrowing tensor is then ``kept_variance``
+(:attr:`BotResizer.narrowing_policy`): the kept weights stay the source's. ``shrink="wavelet"``
+is the paper's low-pass (with ``non_dyadic="linear"``, its whole scheme), rescaled by
+``source_std``; learngenes saved before the option existed decode with it. Growth is the same
+under both, and with Haar a shrink of either kind after a growth returns the original.
 
 Every level is normalised by ``1/sqrt(2)`` (the lowpass gain of an orthogonal wavelet), so a
 constant signal keeps its value, as for every method (see :mod:`.base`).
