@@ -115,7 +115,7 @@ class Settings:
     seed: int = 0
     front_keeps: tuple[float, ...] = (1.0, 0.5)
     bot_schemes: tuple[str, ...] = ("split",)  # BoT's non_dyadic option, one run each ("linear": the former default)
-    bot_shrinks: tuple[str, ...] = ("gain",)  # BoT's shrink option, one run each ("wavelet": the former)
+    bot_shrinks: tuple[str, ...] = ("units",)  # BoT's shrink option, one run each ("wavelet": the former)
     rescaling: str | None = None  # front and bot: None = their default ("auto")
     corpus: str = "imdb"
     thresholds: tuple[float, ...] = (0.25, 0.5, 1.0)  # fractions of the budget along random init's curve
