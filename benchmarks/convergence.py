@@ -425,24 +425,30 @@ def add_thresholds(rows: list[dict], steps: int, fractions: tuple[float, ...],
 # ---------------------------------------------------------------------------- the benchmark
 
 
+def variant_options(settings: Settings) -> dict[str, list[dict]]:
+    """The options of every run of FRONT and BoT that ``settings`` asks for."""
+    return {"front": [{"keep": keep} for keep in settings.front_keeps],
+            "bot": [{"non_dyadic": scheme, "shrink": shrink}
+                    for scheme in settings.bot_schemes for shrink in settings.bot_shrinks]}
+
+
+def variant_label(method: str, options: dict) -> str:
+    """A run's label, naming every option that tells its variants apart: ``front (keep 1)``,
+    ``bot (split, units)``; the method's name for every other method."""
+    if method == "front":
+        return f"front (keep {options['keep']:g})"
+    if method == "bot":
+        return f"bot ({options['non_dyadic']}, {options['shrink']})"
+    return method
+
+
 def method_variants(methods: tuple[str, ...], settings: Settings) -> list[tuple[str, dict, str]]:
     """``(method, options, label)`` of every run of a target: front once per kept fraction, bot once
-    per non-dyadic scheme and hidden shrink (labelled by them when there are several, and by a
-    hidden shrink that is not the default), every other method once."""
+    per non-dyadic scheme and shrink, every other method once."""
     variants = []
     for method in methods:
-        if method == "front":
-            several = len(settings.front_keeps) > 1
-            variants += [(method, {"keep": k}, f"front (keep {k:g})" if several else method) for k in settings.front_keeps]
-        elif method == "bot":
-            for scheme in settings.bot_schemes:
-                for hidden in settings.bot_shrinks:
-                    named = [scheme] * (len(settings.bot_schemes) > 1)
-                    named += [hidden] * (len(settings.bot_shrinks) > 1 or hidden != "units")
-                    label = f"bot ({', '.join(named)})" if named else method
-                    variants.append((method, {"non_dyadic": scheme, "shrink": hidden}, label))
-        else:
-            variants.append((method, {}, method))
+        for options in variant_options(settings).get(method, [{}]):
+            variants.append((method, options, variant_label(method, options)))
     return variants
 
 
@@ -713,19 +719,27 @@ SETTINGS_BEFORE_THEY_EXISTED = {"bot_shrinks": ["wavelet"]}
 
 
 def in_current_form(report: dict) -> dict:
-    """``report`` as the current code labels it: a report written before ``bot_shrinks``
-    existed ran BoT with ``shrink="wavelet"``, and its BoT rows are labelled so."""
-    missing = {k: v for k, v in SETTINGS_BEFORE_THEY_EXISTED.items() if k not in report["settings"]}
-    if not missing:
-        return report
+    """``report`` with the settings and labels the current code writes. A report written before
+    ``bot_shrinks`` existed ran BoT with ``shrink="wavelet"``; a label that names only some options
+    (earlier versions named only those that varied within the report: ``bot``, ``bot (split)``,
+    ``front``) is rewritten in full from the report's own settings, so that rows of several reports
+    are told apart by what they ran, not by how their report happened to name them."""
     report = json.loads(json.dumps(report))  # a copy
-    report["settings"].update(missing)
-    for result in report["results"].values():
+    for key, value in SETTINGS_BEFORE_THEY_EXISTED.items():
+        report["settings"].setdefault(key, value)
+    settings = Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in report["settings"].items()})
+    for name, result in report["results"].items():
         for row in result["rows"]:
-            if row["method"] == "bot":
-                row["method"] = "bot (wavelet)"
-            elif row["method"].startswith("bot ("):
-                row["method"] = row["method"][:-1] + ", wavelet)"
+            method, _, named = row["method"].partition(" (")
+            if method not in ("front", "bot"):
+                continue
+            parts = set(named.rstrip(")").split(", ")) if named else set()
+            words = lambda options: {f"keep {options['keep']:g}"} if method == "front" else set(options.values())
+            matches = [options for options in variant_options(settings)[method] if parts <= words(options)]
+            if len(matches) != 1:
+                raise SystemExit(f"--merge: the row '{row['method']}' of {name} matches {len(matches)} of its "
+                                 f"report's {method} runs; cannot tell which it is")
+            row["method"] = variant_label(method, matches[0])
     return report
 
 

@@ -11,7 +11,7 @@ the way:
 * ``… hidden evenly spaced``: the hidden axis takes evenly spaced units, as every other axis does
   (``Learngene.hidden_ranking`` withheld);
 * ``… heads kept apart``: the head axes are resized one by one (fewer whole heads, each dimension
-  repeated) instead of whole heads side by side (``BotResizer.merged_heads`` off);
+  repeated) instead of whole heads side by side (``BotResizer.regroup`` off);
 * ``… source_std``: the kept units re-standardised to each source tensor's std, the low-pass's policy;
 * ``bot (wavelet)``: the paper's low-pass (with ``non_dyadic="split"``), rescaled by ``source_std``;
 * ``weight_selection``: evenly spaced elements of a flat heads × head size axis, no rescaling.
@@ -62,7 +62,7 @@ def hidden_evenly_spaced():
 @contextlib.contextmanager
 def heads_kept_apart():
     """Builds in this block resize the heads and head-size axes one by one."""
-    with mock.patch.object(BotResizer, "merged_heads", lambda self, *args: None):
+    with mock.patch.object(BotResizer, "regroup", lambda self, *args: None):
         yield
 
 

@@ -93,9 +93,9 @@ def test_gemma_gains_are_one_plus_the_weight():
     """Gemma's RMSNorm scales by ``1 + weight``: a weight of -1 is no gain at all, not the largest."""
     source = family_model(family_config("gemma2", layers=2, kv_heads=2))
     hidden = source.config.hidden_size
-    weights = torch.zeros(hidden)
-    weights[:4] = -1.0  # gain 0
-    weights[4:8] = 0.5  # gain 1.5
+    weights = torch.linspace(-0.2, 0.2, hidden)  # gains 0.8 to 1.2
+    weights[:4] = -1.0 + torch.arange(4) * 0.01  # gains near 0
+    weights[4:8] = 0.5 + torch.arange(4) * 0.01  # gains near 1.5
     with torch.no_grad():
         for name, tensor in source.named_parameters():
             if name.endswith("norm.weight") and tensor.shape == (hidden,):
@@ -161,3 +161,39 @@ def test_fewer_larger_heads_are_whole_source_heads_side_by_side():
         size, auto_class=transformers.BertForMaskedLM, show_progress=False))
     assert not torch.allclose(low_pass["encoder.layer.0.attention.self.query.weight"],
                               built["encoder.layer.0.attention.self.query.weight"])
+
+
+def test_a_grown_source_shrinks_back_to_the_one_it_was_grown_from():
+    """A source grown by BoT has each unit twice, with the same norms: its copies rank after every
+    distinct unit, so shrinking it back keeps one of each (the original units, exactly)."""
+    gains = 0.5 + torch.rand(HIDDEN, generator=torch.Generator().manual_seed(4))
+    source = bert_with_gains(gains, torch.zeros(HIDDEN))
+    wide = {"hidden": 2 * HIDDEN, "heads": 8, "intermediate": 64}
+    grown = Learngene.extract(source, method="bot", show_progress=False).build(
+        wide, auto_class=transformers.BertForMaskedLM, show_progress=False)
+    learngene = Learngene.extract(grown, method="bot", show_progress=False)
+    assert sorted(unit // 2 for unit in learngene.hidden_ranking[:HIDDEN]) == list(range(HIDDEN))
+    back = learngene.build({"hidden": HIDDEN, "heads": 4, "intermediate": 64},
+                           auto_class=transformers.BertForMaskedLM, show_progress=False)
+    name = "embeddings.word_embeddings.weight"
+    assert torch.allclose(canonical_state(back)[name], canonical_state(source)[name], atol=1e-6)
+
+
+def test_heads_side_by_side_only_as_whole_heads_and_alike_in_every_decode():
+    """Fewer, larger heads at the same width are the source's heads side by side, exactly; a head
+    size that is not a multiple of the source's is not merged (it would cut heads in two); decoding
+    whole and layer by layer agree."""
+    source = bert_with_gains(0.5 + torch.rand(HIDDEN, generator=torch.Generator().manual_seed(5)), torch.zeros(HIDDEN))
+    learngene = Learngene.extract(source, method="bot", show_progress=False)
+    same_width = canonical_state(learngene.build({"heads": 2}, auto_class=transformers.BertForMaskedLM,
+                                                 show_progress=False))
+    name = "encoder.layer.0.attention.self.key.weight"
+    assert torch.allclose(same_width[name], canonical_state(source)[name], atol=1e-6)
+    bot = get_method("bot")
+    spec = SignalSpec(("layers", "heads", "head_dim", "hidden"), (True,) * 4, (False, False, False, True))
+    assert bot.regroup(spec, (3, 4, 8, 32), (3, 4, 8, 32), (3, 2, 12, 24)) is None  # 12 is not whole heads of 8
+    assert bot.regroup(spec, (3, 4, 8, 32), (3, 4, 8, 32), (3, 1, 16, 24)) is not None
+    stored = torch.randn(3, 4, 8, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    whole = bot.decode(stored, spec, (3, 4, 8, 32), (2, 1, 16, 24))
+    layers = torch.stack([layer.clone() for layer in bot.decode_layers(stored, spec, (3, 4, 8, 32), (2, 1, 16, 24))])
+    assert whole.shape == (2, 1, 16, 24) and torch.allclose(whole, layers)

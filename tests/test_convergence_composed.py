@@ -40,10 +40,16 @@ def test_hypercloning_stack_selection_builds_8L_512_8H():
     assert config.intermediate_size == 2048
 
 
-def test_method_variants_label_front_keeps_and_bot_schemes():
-    settings = convergence.Settings(front_keeps=(1.0, 0.5), bot_schemes=("split", "linear"))
+def test_method_variants_label_front_keeps_and_bot_schemes_in_full():
+    """Every FRONT and BoT run is labelled by all the options that tell runs apart, whatever the
+    report holds, so rows of several reports never share a label for different runs."""
+    settings = convergence.Settings(front_keeps=(1.0, 0.5), bot_schemes=("split", "linear"),
+                                    bot_shrinks=("units", "wavelet"))
     assert convergence.method_variants(("random", "front", "bot"), settings) == [
         ("random", {}, "random"), ("front", {"keep": 1.0}, "front (keep 1)"), ("front", {"keep": 0.5}, "front (keep 0.5)"),
-        ("bot", {"non_dyadic": "split"}, "bot (split)"), ("bot", {"non_dyadic": "linear"}, "bot (linear)")]
+        ("bot", {"non_dyadic": "split", "shrink": "units"}, "bot (split, units)"),
+        ("bot", {"non_dyadic": "split", "shrink": "wavelet"}, "bot (split, wavelet)"),
+        ("bot", {"non_dyadic": "linear", "shrink": "units"}, "bot (linear, units)"),
+        ("bot", {"non_dyadic": "linear", "shrink": "wavelet"}, "bot (linear, wavelet)")]
     assert convergence.method_variants(("front", "bot"), convergence.QUICK) == [
-        ("front", {"keep": 1.0}, "front"), ("bot", {"non_dyadic": "split"}, "bot")]
+        ("front", {"keep": 1.0}, "front (keep 1)"), ("bot", {"non_dyadic": "split", "shrink": "units"}, "bot (split, units)")]

@@ -16,10 +16,10 @@ def test_front_and_bot_beat_random_at_equal_steps(tmp_path):
     for target_name, result in report["results"].items():
         rows = {row["method"]: row for row in result["rows"]}
         print(target_name, {m: round(r["final_loss"], 3) for m, r in rows.items()})
-        for method in ("front", "bot"):
+        for method in ("front (keep 1)", "bot (split, units)"):
             assert rows[method]["final_loss"] < rows["random"]["final_loss"], (target_name, method)
     assert (tmp_path / "convergence_quick.png").stat().st_size > 10_000
-    assert "| shrink 4L/256/4H | front |" in (tmp_path / "convergence_quick.md").read_text()
+    assert "| shrink 4L/256/4H | front (keep 1) |" in (tmp_path / "convergence_quick.md").read_text()
 
 
 def test_same_seed_same_curves(tmp_path):
@@ -47,7 +47,7 @@ def test_rotten_tomatoes_sweep_thresholds_plateau_and_downstream_recipe(tmp_path
     sweep = {run["lr"]: run["final_loss"] for run in result["lr_sweep"]}
     assert set(sweep) == {3e-4, 1e-3} and result["lr"] == min(sweep, key=sweep.get)
     rows = {row["method"]: row for row in result["rows"]}
-    assert set(rows) == {"random", "bot"}
+    assert set(rows) == {"random", "bot (split, units)"}
     assert rows["random"]["curve"] == next(r["curve"] for r in result["lr_sweep"] if r["lr"] == result["lr"])
     assert [t["fraction"] for t in result["thresholds"]] == [0.25, 0.5, 1.0]
     for row in rows.values():
@@ -107,8 +107,9 @@ def test_merge_refuses_reports_of_other_budgets(tmp_path):
 
 def test_merge_joins_the_rows_of_one_target_when_random_init_ran_the_same(tmp_path):
     """A run at a fixed --lr adds rows to the target of a report whose sweep chose that lr, when its
-    random-init run is the same (one seed, one curve); a report from before ``bot_shrinks``
-    existed has its BoT rows labelled with the scheme they ran (wavelet)."""
+    random-init run is the same (one seed, one curve). Rows are joined under their full labels: a
+    report from before ``bot_shrinks`` existed (BoT's low-pass, labelled by its scheme alone) has
+    them rewritten from its own settings."""
     common = ["--quick", "--steps", "2", "--targets", "shrink 3L/192/3H", "--finetune-steps", "0", "--no-plot",
               "--threads", "1"]
     swept = convergence.main([*common, "--methods", "bot", "--bot-shrinks", "wavelet", "--lr-sweep", "3e-4",
@@ -116,14 +117,14 @@ def test_merge_joins_the_rows_of_one_target_when_random_init_ran_the_same(tmp_pa
     lr = swept["results"]["shrink 3L/192/3H"]["lr"]
     convergence.main([*common, "--methods", "bot", "--lr", f"{lr}", "--out", str(tmp_path / "fixed")])
     old = json.loads((tmp_path / "swept" / "convergence_quick.json").read_text())
-    del old["settings"]["bot_shrinks"]  # as a report written before the setting existed
+    del old["settings"]["bot_shrinks"]  # as a report written before the setting existed labelled it
     for row in old["results"]["shrink 3L/192/3H"]["rows"]:
-        row["method"] = row["method"].replace("bot (wavelet)", "bot")
+        row["method"] = row["method"].replace("bot (split, wavelet)", "bot")
     (tmp_path / "old.json").write_text(json.dumps(old))
     merged = convergence.main(["--merge", str(tmp_path / "old.json"), str(tmp_path / "fixed" / "convergence_quick.json"),
                                "--quick", "--no-plot", "--out", str(tmp_path / "merged")])
     result = merged["results"]["shrink 3L/192/3H"]
-    assert [row["method"] for row in result["rows"]] == ["random", "bot (wavelet)", "bot"]
+    assert [row["method"] for row in result["rows"]] == ["random", "bot (split, wavelet)", "bot (split, units)"]
     assert result["lr_sweep"] and result["lr"] == lr
     assert merged["settings"]["bot_shrinks"] == ("wavelet", "units") and merged["settings"]["lr"] is None
     assert all(len(row["thresholds"]) == 3 for row in result["rows"])
@@ -134,7 +135,7 @@ def test_merge_joins_the_rows_of_one_target_when_random_init_ran_the_same(tmp_pa
     with pytest.raises(SystemExit, match="another random-init run"):
         convergence.main(["--merge", str(tmp_path / "old.json"), str(tmp_path / "other.json"), "--quick",
                           "--no-plot", "--out", str(tmp_path / "refused")])
-    with pytest.raises(SystemExit, match="a row 'bot' in two reports"):
+    with pytest.raises(SystemExit, match=r"a row 'bot \(split, units\)' in two reports"):
         convergence.main(["--merge", str(tmp_path / "fixed" / "convergence_quick.json"),
                           str(tmp_path / "fixed" / "convergence_quick.json"), "--quick", "--no-plot",
                           "--out", str(tmp_path / "refused")])

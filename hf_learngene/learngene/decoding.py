@@ -87,7 +87,7 @@ class LearngeneDecodingMixin:
         ``None`` where no norm over the hidden axis is stored.
         """
         offset = self.architecture.norm_gain_offset
-        total = None
+        total, values = None, []
         for role, param in self._source_roles.items():
             if param.norm != "gain" or role not in self.config.roles:
                 continue
@@ -98,9 +98,18 @@ class LearngeneDecodingMixin:
             shift = self._stored_values(shift_role) if shift_role in self.config.roles else torch.zeros_like(gain)
             magnitude = (gain.square() + shift.square()).sqrt().reshape(-1, gain.shape[-1]).sum(0)
             total = magnitude if total is None else total + magnitude
+            values += [gain.reshape(-1, gain.shape[-1]), shift.reshape(-1, shift.shape[-1])]
         if total is None:
             return None
-        return tuple(torch.argsort(total, descending=True, stable=True).tolist())
+        ranking = torch.argsort(total, descending=True, stable=True)
+        # a unit whose norms are another's exactly is a copy (a grown source): copies rank after every
+        # distinct unit, so a narrower model keeps distinct units, one of each before any second copy
+        _, group = torch.unique(torch.cat(values).T, dim=0, return_inverse=True)
+        copies_before, count = [], {}
+        for unit_group in group[ranking].tolist():
+            copies_before.append(count.get(unit_group, 0))
+            count[unit_group] = copies_before[-1] + 1
+        return tuple(ranking[torch.argsort(torch.tensor(copies_before), stable=True)].tolist())
 
     def _stored_values(self, role: str) -> torch.Tensor:
         """A stored role in weight units (its standardisation undone), in float64."""

@@ -141,6 +141,9 @@ class Resizer(ABC):
         """The factor by which the resize scales the variance of uncorrelated unit-variance stored
         values: the product, over every axis that changes, of the mean squared row of its operator
         (1 for a selection, 1/2 for a Haar mean of pairs). The ``kept_variance`` rescaling divides it out."""
+        regrouped = self.regroup(spec, stored_shape, source_shape, target_shape)
+        if regrouped is not None:
+            return self.variance_gain(*regrouped)
         gain = 1.0
         for axis in range(len(spec.axes)):
             if spec.resizable[axis]:
@@ -159,10 +162,23 @@ class Resizer(ABC):
         along input axes) decodes the mean as it decodes the weights."""
         return None
 
+    def regroup(
+        self, spec: SignalSpec, stored_shape: Sequence[int], source_shape: Sequence[int], target_shape: Sequence[int]
+    ) -> tuple[SignalSpec, tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None:
+        """Axes this method resizes as one for this build (BoT's whole heads side by side): ``(spec,
+        stored, source, target)`` shapes with them merged, or ``None`` (the default) to resize every
+        axis on its own. Decoding merges, resizes and splits back, axis by axis as ever."""
+        return None
+
     def decode(
         self, stored: torch.Tensor, spec: SignalSpec, source_shape: Sequence[int], target_shape: Sequence[int]
     ) -> torch.Tensor:
         """Stored learngene tensor → signal of ``target_shape``."""
+        regrouped = self.regroup(spec, stored.shape, source_shape, target_shape)
+        if regrouped is not None:
+            merged, merged_stored, merged_source, merged_target = regrouped
+            return self.decode(stored.reshape(merged_stored), merged, merged_source, merged_target).reshape(
+                tuple(target_shape))
         self._check_decode(spec, source_shape, target_shape)
         return resize_blockwise(stored, self._operators(spec, stored.shape, source_shape, target_shape))
 
@@ -196,6 +212,14 @@ class Resizer(ABC):
         ``reuse_buffers=True`` computes every layer in the same buffers: each yielded tensor is
         then overwritten by the next one, so the caller must be done with it (copy it out) first.
         """
+        regrouped = self.regroup(spec, stored.shape, source_shape, target_shape)
+        if regrouped is not None:
+            merged, merged_stored, merged_source, merged_target = regrouped
+            layer_shape = tuple(target_shape[1:]) if spec.axes[:1] == ("layers",) else tuple(target_shape)
+            for layer in self.decode_layers(stored.reshape(merged_stored), merged, merged_source, merged_target,
+                                            reuse_buffers):
+                yield layer.reshape(layer_shape)
+            return
         if spec.axes[:1] != ("layers",) or type(self).decode is not Resizer.decode:
             whole = self.decode(stored, spec, source_shape, target_shape)
             yield from (whole if spec.axes[:1] == ("layers",) else whole[None]).unbind(0)

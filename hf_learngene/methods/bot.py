@@ -49,13 +49,14 @@ largest norm gains (:attr:`~hf_learngene.Learngene.hidden_ranking`: ``sqrt(weigh
 every norm over the hidden axis, summed), read from the stored norms, so it needs no data and no
 extra storage; a model without a norm over its hidden axis keeps evenly spaced units there. Flat
 heads (no ``head_groups``) that get fewer and larger become whole source heads side by side
-(:meth:`BotResizer.merged_heads`). Every other axis keeps evenly spaced units, where weight
+(:meth:`BotResizer.regroup`). Every other axis keeps evenly spaced units, where weight
 selection takes them (every k-th from the first at a whole ratio); grouped heads keep the
 ``linear`` scheme above. The ``auto`` rescaling of a narrowing tensor is then ``kept_variance``
 (:attr:`BotResizer.narrowing_policy`): the kept weights stay the source's. ``shrink="wavelet"``
 is the paper's low-pass (with ``non_dyadic="linear"``, its whole scheme), rescaled by
-``source_std``; learngenes saved before the option existed decode with it. Growth is the same
-under both, and with Haar a shrink of either kind after a growth returns the original.
+``source_std``; learngenes saved before the option existed decode with it. A build that only
+grows is the same under both (an axis that shrinks inside a growing build follows the option), and
+with Haar a shrink of either kind after a growth returns the original.
 
 Every level is normalised by ``1/sqrt(2)`` (the lowpass gain of an orthogonal wavelet), so a
 constant signal keeps its value, as for every method (see :mod:`.base`).
@@ -410,7 +411,7 @@ class BotResizer(Resizer):
         the head size of the keys (so that a dot product over copied dimensions counts each once)."""
         return spec.inputs[axis] or (spec.attention_keys and spec.axes[axis] == "head_dim")
 
-    def merged_heads(self, spec, stored_shape, source_shape, target_shape):
+    def regroup(self, spec, stored_shape, source_shape, target_shape):
         """``shrink="units"`` on flat heads (BERT, ViT, DiT: no ``head_groups``) whose count shrinks
         while their size grows (12 of 32 → 4 of 64): the ``heads`` and ``head_dim`` axes as one flat
         axis, so that each target head is whole source heads side by side (8 of the 12 here, evenly
@@ -418,40 +419,26 @@ class BotResizer(Resizer):
         stored, source, target)`` shapes merged, or ``None`` where the axes stay apart."""
         if self.shrink != "units" or spec.head_groups is not None or "heads" not in spec.axes:
             return None
-        axis = spec.axes.index("heads")
+        axis = spec.axes.index("heads")  # (a heads-only change at the same width, 12 of 32 → 6 of 64, is exact)
         if spec.axes[axis + 1 : axis + 2] != ("head_dim",) or not all(spec.resizable[axis : axis + 2]):
             return None
         heads, size = stored_shape[axis : axis + 2]
         if (heads, size) != tuple(source_shape[axis : axis + 2]):  # stored as coarser bands: keep them apart
             return None
-        flat = target_shape[axis] * target_shape[axis + 1]
-        if not (target_shape[axis] < heads and target_shape[axis + 1] > size and flat < heads * size and flat % size == 0):
-            return None
+        count, grown = target_shape[axis : axis + 2]
+        if not (count < heads and grown > size and grown % size == 0 and count * grown <= heads * size):
+            return None  # a target head must be whole source heads, and no more of them than there are
+        flat = count * grown
         merged = replace(spec, axes=spec.axes[:axis] + ("heads*head_dim",) + spec.axes[axis + 2 :],
                          resizable=spec.resizable[:axis] + (True,) + spec.resizable[axis + 2 :],
                          inputs=spec.inputs[:axis + 1] + spec.inputs[axis + 2 :], head_size=size)
         join = lambda shape, n: tuple(shape[:axis]) + (n,) + tuple(shape[axis + 2 :])
         return merged, join(stored_shape, heads * size), join(source_shape, heads * size), join(target_shape, flat)
 
-    def decode_layers(self, stored, spec, source_shape, target_shape, reuse_buffers=False):
-        merged = self.merged_heads(spec, stored.shape, source_shape, target_shape)
-        if merged is None:
-            yield from super().decode_layers(stored, spec, source_shape, target_shape, reuse_buffers)
-            return
-        flat_spec, flat_stored, flat_source, flat_target = merged
-        layer_shape = tuple(target_shape[1:]) if spec.axes[:1] == ("layers",) else tuple(target_shape)
-        for layer in super().decode_layers(stored.reshape(flat_stored), flat_spec, flat_source, flat_target,
-                                           reuse_buffers):
-            yield layer.reshape(layer_shape)
-
-    def variance_gain(self, spec, stored_shape, source_shape, target_shape):
-        merged = self.merged_heads(spec, stored_shape, source_shape, target_shape)
-        return super().variance_gain(*(merged or (spec, stored_shape, source_shape, target_shape)))
-
     def constant_response(self, spec, stored_shape, source_shape, target_shape):
         if self.non_dyadic != "split":
             return None
-        merged = self.merged_heads(spec, stored_shape, source_shape, target_shape)
+        merged = self.regroup(spec, stored_shape, source_shape, target_shape)
         if merged is not None:
             response = self.constant_response(*merged)
             if response is None:
@@ -478,7 +465,8 @@ class BotResizer(Resizer):
     def axis_operator(self, spec, axis, stored_length, source_length, target_length):
         if stored_length == target_length:
             return None
-        if self.shrink == "units" and target_length < stored_length and self.scheme(spec, axis) == "split":
+        grouped = spec.head_groups is not None and spec.axes[axis] in ("heads", "kv_heads")
+        if self.shrink == "units" and target_length < stored_length and not grouped:
             # whole units: the residual units with the largest norm gains, whole heads of a merged
             # heads*head_dim axis, evenly spaced units elsewhere (where weight selection takes them:
             # every k-th from the first at a whole ratio); along an input axis a kept unit carries
