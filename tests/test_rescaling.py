@@ -73,3 +73,29 @@ def test_bot_doubling_the_width_keeps_the_function_by_default(family):
         before = source(input_ids=ids, output_hidden_states=True).hidden_states[-1]
         after = grown(input_ids=ids, output_hidden_states=True).hidden_states[-1]
     assert torch.allclose(after, before.repeat_interleave(2, dim=-1), atol=1e-4)
+
+
+def test_kept_variance_divides_out_the_resize_s_own_variance_gain():
+    """A Haar mean of pairs halves the variance of uncorrelated units: ``kept_variance`` scales the
+    result by √2; a selection (gain 1) keeps the source's values; auto stands for it only where the
+    method says so."""
+    z = torch.randn(50, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(restore(z, 0.5, 2.0, "kept_variance", variance_gain=0.5), z * 2.0 * 2**0.5 + 0.5)
+    assert torch.allclose(restore(z, 0.5, 2.0, "kept_variance"), z * 2.0 + 0.5)
+    assert torch.allclose(restore(z, 0.5, 2.0, "auto", variance_gain=0.5, narrowing="kept_variance"),
+                          z * 2.0 * 2**0.5 + 0.5)
+    assert torch.allclose(restore(z, 0.5, 2.0, "auto"), restore(z, 0.5, 2.0, "source_std"))
+
+
+def test_variance_gain_of_every_kind_of_operator():
+    """Selections, BoT's sparse matrices and FRONT's FFT operators all report ``‖A‖²_F / out``, the
+    last without writing the dense matrix out."""
+    from hf_learngene import get_method
+    from hf_learngene.methods import SignalSpec
+    from hf_learngene.methods.base import mean_square_row, operator_matrix
+
+    spec = SignalSpec(("intermediate",), (True,), (False,))
+    for method, options in (("front", {}), ("bot", {"shrink": "wavelet"}), ("bot", {})):
+        operator = get_method(method, **options).axis_operator(spec, 0, 600, 600, 250)
+        dense = operator_matrix(operator, 600)
+        assert abs(mean_square_row(operator, 600) - dense.square().sum().item() / 250) < 1e-9, (method, options)

@@ -149,7 +149,7 @@ class Resizer(ABC):
             if spec.resizable[axis]:
                 operator = self.axis_operator(spec, axis, stored_shape[axis], source_shape[axis], target_shape[axis])
                 if operator is not None:
-                    gain *= mean_square_row(operator, stored_shape[axis], self.name)
+                    gain *= mean_square_row(operator, stored_shape[axis])
         return gain
 
     def constant_response(
@@ -384,17 +384,21 @@ class Gather(AxisOperator):
         return picked.mul_(self.scale) if self.scale != 1.0 else picked
 
 
-def mean_square_row(op: torch.Tensor | AxisOperator, in_length: int, method: str = "") -> float:
-    """The mean over output positions of an axis operator's squared row norm, ``‖A‖²_F / out``."""
+def mean_square_row(op: torch.Tensor | AxisOperator, in_length: int) -> float:
+    """The mean over output positions of an axis operator's squared row norm, ``‖A‖²_F / out``:
+    read off a selection or a (sparse) matrix, and for any other operator (FRONT's FFT) summed over
+    its response to unit signals, a block of them at a time (never the whole dense matrix)."""
     if isinstance(op, Gather):
         return op.scale**2
     matrix = getattr(op, "matrix", op)  # BoT's sparse operators keep their (target × source) matrix
     if isinstance(matrix, torch.Tensor):
         values = matrix.coalesce().values() if matrix.is_sparse else matrix
         return values.double().square().sum().item() / matrix.shape[0]
-    raise LearngeneConfigError(
-        f"the kept_variance rescaling needs a resize whose operators are selections or sparse matrices (bot, the "
-        f"peers); {method or type(op).__name__}'s {type(op).__name__} is neither: use source_std (or auto)")
+    total = 0.0
+    for start in range(0, in_length, 512):
+        units = torch.eye(in_length, dtype=torch.float64)[start : start + 512]
+        total += op.apply(units, 1).square().sum().item()
+    return total / op.out_length
 
 
 def operator_matrix(

@@ -93,14 +93,19 @@ def restore(
     target_fan_in: int | None = None,
     resized: bool = True,
     widens: bool = False,
+    variance_gain: float = 1.0,
+    narrowing: str = "source_std",
 ) -> torch.Tensor:
     """Put a resized standardised signal back into weight units according to ``policy``.
 
     ``resized=False`` (the shape did not change) always returns ``z * std + mean``, which is
-    exact at the source size. ``widens`` says whether the tensor's width grows (for ``"auto"``).
+    exact at the source size. ``widens`` says whether the tensor's width grows (for ``"auto"``);
+    ``variance_gain`` is the resize's (for ``"kept_variance"``), ``narrowing`` the method's own
+    narrowing policy (for ``"auto"``).
     """
     scale, shift = affine(mean, std, policy, source_fan_in, target_fan_in, resized, widens,
-                          z_std=lambda: z.std(unbiased=False).item() if z.numel() > 1 else 0.0)
+                          z_std=lambda: z.std(unbiased=False).item() if z.numel() > 1 else 0.0,
+                          narrowing=narrowing, variance_gain=lambda: variance_gain)
     return z * scale + shift
 
 
