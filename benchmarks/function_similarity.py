@@ -7,8 +7,10 @@ built model ranks every pair of reviews as the source does; random init gives a 
 
     python benchmarks/function_similarity.py [--reviews 48] [--policies source_std preserve_function auto]
 
-BoT is measured with its default ``non_dyadic="split"`` at every policy and, beside it, with the former
-``non_dyadic="linear"`` at ``auto``; the composed peers are built as the convergence benchmark builds them.
+BoT is measured with its defaults (``non_dyadic="split"``, ``shrink="units"``) at every policy and, beside
+them at ``auto``, with the low-pass shrink (``shrink="wavelet"``) and with the first scheme
+(``non_dyadic="linear"``, ``shrink="wavelet"``); the composed peers are built as the convergence
+benchmark builds them.
 
 Writes ``function_similarity.json`` and ``function_similarity.md`` to ``--out``.
 """
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
     reference = pair_similarities(source, batch)
 
     variants = ([("front", p, {}) for p in args.policies] + [("bot", p, {}) for p in args.policies]
-                + [("bot", "auto", {"non_dyadic": "linear"})] + [(m, None, {}) for m in PEERS])
+                + [("bot", "auto", {"shrink": "wavelet"}), ("bot", "auto", {"non_dyadic": "linear", "shrink": "wavelet"})]
+                + [(m, None, {}) for m in PEERS])
     rows = []
     for target_name in args.targets or TARGETS:
         target = TARGETS[target_name]
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
                 model = hf_learngene.AutoModel.from_learngene(learngene, target, show_progress=False)
             except LearngeneConfigError:
                 continue
-            label = method + "".join(f" ({value})" for value in options.values())
+            label = method + (f" ({', '.join(options.values())})" if options else "")
             add_row(rows, target_name, label, learngene.config.rescaling, reference, model, batch)
         for method in COMPOSED:
             model, refusal, _ = build_model(method, target, Settings(), source=source)
@@ -87,8 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
                 add_row(rows, target_name, method, "none", reference, model.bert, batch)
 
     lines = [f"Correlation of pairwise sentence similarities ({args.reviews} IMDB reviews) between MiniLM and the "
-             "built model, before any training. bot: non_dyadic split (the default); bot (linear): the former "
-             "scheme.", "", "| target | method | rescaling | correlation |", "|---|---|---|---|"]
+             "built model, before any training. bot: its defaults (non_dyadic split, shrink units); bot (wavelet): "
+             "shrinking by the low-pass instead; bot (linear, wavelet): the first scheme (linear remainder, low-pass).", "", "| target | method | rescaling | correlation |", "|---|---|---|---|"]
     lines += [f"| {r['target']} | {r['method']} | {r['rescaling']} | {r['correlation']:.3f} |" for r in rows]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

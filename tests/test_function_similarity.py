@@ -8,7 +8,9 @@ def test_split_keeps_more_of_minilms_function_than_linear_at_8L_512_8H(tmp_path)
     report = function_similarity.main(["--reviews", "12", "--policies", "auto", "--targets", "grow 8L/512/8H",
                                        "--threads", "2", "--out", str(tmp_path)])
     score = {row["method"]: row["correlation"] for row in report["rows"]}
-    assert {"bot", "bot (linear)", "front", "random", "hypercloning+stack+weight_selection"} <= set(score)
-    assert score["bot"] > score["bot (linear)"] + 0.2
+    assert {"bot", "bot (wavelet)", "bot (linear, wavelet)", "front", "random",
+            "hypercloning+stack+weight_selection"} <= set(score)
+    assert score["bot"] > score["bot (linear, wavelet)"] + 0.2
+    assert score["bot"] == score["bot (wavelet)"]  # growing: the shrink scheme plays no part
     assert score["bot"] > score["random"] + 0.3
     assert (tmp_path / "function_similarity.md").exists()
