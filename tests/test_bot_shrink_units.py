@@ -197,3 +197,11 @@ def test_heads_side_by_side_only_as_whole_heads_and_alike_in_every_decode():
     whole = bot.decode(stored, spec, (3, 4, 8, 32), (2, 1, 16, 24))
     layers = torch.stack([layer.clone() for layer in bot.decode_layers(stored, spec, (3, 4, 8, 32), (2, 1, 16, 24))])
     assert whole.shape == (2, 1, 16, 24) and torch.allclose(whole, layers)
+
+
+def test_norms_that_say_nothing_give_no_ranking():
+    """Untrained norms (every gain 1, every bias 0) rank nothing: a narrower model then keeps evenly
+    spaced units, as on every other axis, not the first ones."""
+    learngene = Learngene.extract(bert_with_gains(torch.ones(HIDDEN), torch.zeros(HIDDEN)), method="bot",
+                                  show_progress=False)
+    assert learngene.hidden_ranking is None

@@ -84,7 +84,8 @@ class LearngeneDecodingMixin:
         largest is a few times its median), and a narrower model that keeps the units with the
         largest gains keeps what its source amplifies. Read from the stored norms, so the ranking
         is the source's (or that of the stored bands, for a learngene that stores coarser ones).
-        ``None`` where no norm over the hidden axis is stored.
+        ``None`` where no norm over the hidden axis is stored, or where every unit's norms are alike
+        (a model whose norms were never trained): its narrower models keep evenly spaced units.
         """
         offset = self.architecture.norm_gain_offset
         total, values = None, []
@@ -104,7 +105,9 @@ class LearngeneDecodingMixin:
         ranking = torch.argsort(total, descending=True, stable=True)
         # a unit whose norms are another's exactly is a copy (a grown source): copies rank after every
         # distinct unit, so a narrower model keeps distinct units, one of each before any second copy
-        _, group = torch.unique(torch.cat(values).T, dim=0, return_inverse=True)
+        distinct, group = torch.unique(torch.cat(values).T, dim=0, return_inverse=True)
+        if len(distinct) == 1:  # every unit alike (norms never trained): nothing to rank by
+            return None
         copies_before, count = [], {}
         for unit_group in group[ranking].tolist():
             copies_before.append(count.get(unit_group, 0))
