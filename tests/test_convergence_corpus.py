@@ -69,3 +69,18 @@ def test_masked_lm_loss_equals_the_models_own_loss(tokenizer):
         assert (batch["labels"] != -100).any()
         ours, theirs = convergence.masked_lm_loss(model, batch), model(**batch).loss
         assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_masked_lm_loss_is_autocast_and_close_to_float32(tokenizer):
+    """Under ``precision="bf16"`` the pretrained MiniLM's loss moves by bfloat16 rounding only; a typo is refused."""
+    settings = convergence.Settings(train_reviews=40, heldout_reviews=8, max_length=32, batch=4)
+    data = convergence.MaskedReviews(tokenizer, settings)
+    torch.manual_seed(0)
+    model = transformers.BertForMaskedLM.from_pretrained(minilm_path()).eval()
+    batch = data.batch(0)
+    with torch.no_grad():
+        full, half = (convergence.masked_lm_loss(model, batch, precision) for precision in ("fp32", "bf16"))
+    assert half.dtype == torch.float32 and not torch.equal(full, half)
+    assert torch.allclose(full, half, rtol=0.02)
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16"):
+        convergence.masked_lm_loss(model, batch, "fp16")

@@ -76,6 +76,17 @@ def test_lr_skips_the_sweep(tmp_path):
     assert (tmp_path / "convergence_quick.json").exists()
 
 
+def test_bf16_precision_runs_the_masked_lm_stage_and_the_recipe(tmp_path):
+    """``--precision bf16`` trains under autocast, passes bf16 to the downstream recipe and says so in the table."""
+    report = convergence.main(["--quick", "--steps", "2", "--targets", "shrink 3L/192/3H", "--methods", "random",
+                               "--lr", "5e-4", "--precision", "bf16", "--finetune-steps", "2", "--no-plot",
+                               "--threads", "1", "--out", str(tmp_path)])
+    assert report["settings"]["precision"] == "bf16"
+    row = report["results"]["shrink 3L/192/3H"]["rows"][0]
+    assert row["final_loss"] < row["curve"][0][1] and 0.0 <= row["downstream_accuracy"] <= 1.0
+    assert "64 tokens, bf16 autocast;" in (tmp_path / "convergence_quick.md").read_text()
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--lr", "1e-3", "--lr-sweep", "1e-4"], "exclude each other"),
     (["--lr-sweep", "1e-4", "1e-4"], "twice"),
@@ -83,6 +94,7 @@ def test_lr_skips_the_sweep(tmp_path):
     (["--lr", "-0.001"], "positive"),
     (["--finetune-steps", "-1"], "≥ 0"),
     (["--corpus", "sst2"], "invalid choice"),
+    (["--precision", "fp16"], "invalid choice"),
 ])
 def test_bad_flags_are_refused(arguments, message, tmp_path, capsys):
     with pytest.raises(SystemExit):
@@ -90,17 +102,18 @@ def test_bad_flags_are_refused(arguments, message, tmp_path, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_merge_refuses_reports_of_other_budgets(tmp_path):
-    """One table needs one budget: reports whose settings differ (steps here) are not joined."""
+@pytest.mark.parametrize("setting, values", [("steps", (2000, 3000)), ("precision", ("fp32", "bf16"))])
+def test_merge_refuses_reports_of_other_budgets(setting, values, tmp_path):
+    """One table needs one budget: reports whose settings differ (steps, precision) are not joined."""
     from dataclasses import asdict
 
     paths = []
-    for steps in (2000, 3000):
+    for value in values:
         report = {"command": "python benchmarks/convergence.py", "environment": {}, "unigram_plateau": 6.7,
-                  "settings": asdict(convergence.Settings(steps=steps)), "results": {}}
-        paths.append(tmp_path / f"r{steps}.json")
+                  "settings": asdict(convergence.Settings(**{setting: value})), "results": {}}
+        paths.append(tmp_path / f"r{value}.json")
         paths[-1].write_text(json.dumps(report))
-    with pytest.raises(SystemExit, match="other settings.*steps"):
+    with pytest.raises(SystemExit, match=f"other settings.*{setting}"):
         convergence.main(["--merge", *map(str, paths), "--no-plot", "--out", str(tmp_path / "merged")])
     assert not (tmp_path / "merged" / "convergence.json").exists()
 
