@@ -49,8 +49,7 @@ done
 [ "$failed" = 0 ] || exit 1
 
 for corpus in imdb rotten_tomatoes; do
-  stem=convergence
-  [ "$corpus" = imdb ] || stem="convergence_$corpus"
-  "$python" benchmarks/convergence.py --merge "$out/$corpus-grow-8L_512_8H/$stem.json" \
-    "$out/$corpus-grow-12L_768_12H/$stem.json" --out "$out"
+  # one report per run folder, named by corpus and precision (convergence[_rotten_tomatoes][_bf16].json)
+  "$python" benchmarks/convergence.py --merge "$out/$corpus-grow-8L_512_8H/"convergence*.json \
+    "$out/$corpus-grow-12L_768_12H/"convergence*.json --out "$out"
 done

@@ -143,3 +143,13 @@ def hub() -> HubServer:
     """The local Hub server, with uploads working again after each test."""
     yield HUB
     HUB.fail_uploads = False
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """A recipe run in this process sets accelerate's process-wide state (its mixed precision);
+    the next test starts from none, as a new process would, so runs of other precisions can follow."""
+    yield
+    state = sys.modules.get("accelerate.state")
+    if state is not None:
+        state.AcceleratorState._reset_state()

@@ -26,6 +26,7 @@ if "--merge" not in argv:
     out = Path(argv[argv.index("--out") + 1])
     out.mkdir(parents=True, exist_ok=True)
     stem = "convergence" if argv[argv.index("--corpus") + 1] == "imdb" else "convergence_rotten_tomatoes"
+    stem += "_bf16" if "bf16" in argv else ""
     (out / (stem + ".json")).write_text("{}")
 """
 
@@ -56,6 +57,16 @@ def test_four_runs_on_the_gpu_then_one_merge_per_corpus(tmp_path):
         args = convergence.argument_parser().parse_args(merge)
         assert len(args.merge) == 2 and all(Path(path).is_file() for path in args.merge)
         assert args.out == str(tmp_path / "out")
+
+
+def test_bf16_reports_are_found_and_joined(tmp_path):
+    """Extra arguments may change the reports' names (``--precision bf16`` → ``…_bf16.json``); the joins follow."""
+    result, calls = run_script(tmp_path, "--precision", "bf16")
+    assert result.returncode == 0, result.stderr
+    merges = [convergence.argument_parser().parse_args(c) for c in calls if "--merge" in c]
+    assert len(merges) == 2
+    for args in merges:
+        assert len(args.merge) == 2 and all(path.endswith("_bf16.json") and Path(path).is_file() for path in args.merge)
 
 
 def test_a_folder_with_reports_is_refused(tmp_path):

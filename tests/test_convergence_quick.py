@@ -76,15 +76,26 @@ def test_lr_skips_the_sweep(tmp_path):
     assert (tmp_path / "convergence_quick.json").exists()
 
 
-def test_bf16_precision_runs_the_masked_lm_stage_and_the_recipe(tmp_path):
-    """``--precision bf16`` trains under autocast, passes bf16 to the downstream recipe and says so in the table."""
+def test_bf16_precision_runs_the_masked_lm_stage_and_the_recipe(tmp_path, monkeypatch):
+    """``--precision bf16`` trains and evaluates under autocast, passes bf16 to the downstream recipe,
+    says so in the table and writes files of its own (never over a float32 table)."""
+    import text_classification
+
+    precisions, recipe_arguments = [], []
+    loss, recipe = convergence.masked_lm_loss, text_classification.main
+    monkeypatch.setattr(convergence, "masked_lm_loss",
+                        lambda model, batch, precision="fp32": precisions.append(precision) or loss(model, batch, precision))
+    monkeypatch.setattr(text_classification, "main", lambda argv: recipe_arguments.extend(argv) or recipe(argv))
     report = convergence.main(["--quick", "--steps", "2", "--targets", "shrink 3L/192/3H", "--methods", "random",
                                "--lr", "5e-4", "--precision", "bf16", "--finetune-steps", "2", "--no-plot",
                                "--threads", "1", "--out", str(tmp_path)])
     assert report["settings"]["precision"] == "bf16"
     row = report["results"]["shrink 3L/192/3H"]["rows"][0]
     assert row["final_loss"] < row["curve"][0][1] and 0.0 <= row["downstream_accuracy"] <= 1.0
-    assert "64 tokens, bf16 autocast;" in (tmp_path / "convergence_quick.md").read_text()
+    assert precisions and set(precisions) == {"bf16"}  # every training step and every held-out batch
+    assert recipe_arguments[recipe_arguments.index("--mixed_precision") + 1] == "bf16"
+    assert "64 tokens, bf16 autocast in masked-LM training" in (tmp_path / "convergence_quick_bf16.md").read_text()
+    assert not (tmp_path / "convergence_quick.json").exists()
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -102,15 +113,20 @@ def test_bad_flags_are_refused(arguments, message, tmp_path, capsys):
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("setting, values", [("steps", (2000, 3000)), ("precision", ("fp32", "bf16"))])
+@pytest.mark.parametrize("setting, values", [("steps", (2000, 3000)), ("precision", ("fp32", "bf16")),
+                                             ("precision", (None, "bf16"))])
 def test_merge_refuses_reports_of_other_budgets(setting, values, tmp_path):
-    """One table needs one budget: reports whose settings differ (steps, precision) are not joined."""
+    """One table needs one budget: reports whose settings differ (steps, precision) are not joined; a
+    report written before ``precision`` existed (None here: no such key) ran in float32."""
     from dataclasses import asdict
 
     paths = []
     for value in values:
+        settings = asdict(convergence.Settings(**({} if value is None else {setting: value})))
+        if value is None:
+            del settings[setting]
         report = {"command": "python benchmarks/convergence.py", "environment": {}, "unigram_plateau": 6.7,
-                  "settings": asdict(convergence.Settings(**{setting: value})), "results": {}}
+                  "settings": settings, "results": {}}
         paths.append(tmp_path / f"r{value}.json")
         paths[-1].write_text(json.dumps(report))
     with pytest.raises(SystemExit, match=f"other settings.*{setting}"):
@@ -130,7 +146,7 @@ def test_merge_joins_the_rows_of_one_target_when_random_init_ran_the_same(tmp_pa
     lr = swept["results"]["shrink 3L/192/3H"]["lr"]
     convergence.main([*common, "--methods", "bot", "--lr", f"{lr}", "--out", str(tmp_path / "fixed")])
     old = json.loads((tmp_path / "swept" / "convergence_quick.json").read_text())
-    del old["settings"]["bot_shrinks"]  # as a report written before the setting existed labelled it
+    del old["settings"]["bot_shrinks"], old["settings"]["precision"]  # as reports before these settings were
     for row in old["results"]["shrink 3L/192/3H"]["rows"]:
         row["method"] = row["method"].replace("bot (split, wavelet)", "bot")
     (tmp_path / "old.json").write_text(json.dumps(old))
