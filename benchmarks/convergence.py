@@ -40,9 +40,9 @@ costs what the encoder costs; each run's wall time is recorded in its row (``sec
 ``--precision bf16`` runs the masked-LM stage under bfloat16 autocast (training, and the held-out
 loss too, the same way for every method) and the downstream recipe with ``--mixed_precision bf16``,
 as bf16 users train; weights, gradients and optimizer state stay float32, the cross-entropy is
-float32. Measured once here (an AMD EPYC with AVX-512 BF16, no AMX; one thread; 8L/512/8H, batch 16
-at 64 tokens) a step cost 0.78 s against 2.06 s in float32; a CPU without bf16 instructions may be
-slower in bf16. Reports of different precisions get their own file names (``…_bf16``) and do not merge.
+float32. It is faster on CPUs with bf16 instructions (AVX-512 BF16, AMX) and GPUs, and may be slower
+on a CPU without them. Reports of different precisions get their own file names (``…_bf16``) and
+do not merge.
 
     python benchmarks/convergence.py --device cuda                 # the full table, IMDB
     python benchmarks/convergence.py --device cuda --corpus rotten_tomatoes
