@@ -445,6 +445,53 @@ def test_a_source_shorter_than_the_pattern_gets_the_familys_pattern_at_a_new_dep
         "sliding_attention"]
 
 
+@pytest.mark.parametrize("family,method,layers,depth", [
+    ("gemma3_text", "bot", 12, 8),  # BoT keeps blocks 0 2 3 5 6 8 9 11: two global ones, not where the pattern has them
+    ("gemma2", "bot", 6, 4),  # keeps 0 2 3 5: local local global global
+    ("gemma3_text", "stack", 6, 9),  # copies 0 0 1 2 2 3 4 4 5: the global block 5 last
+    ("modernbert", "weight_selection", 6, 4),  # the first four: the pattern itself
+])
+def test_kept_blocks_keep_their_attention_kind(family, method, layers, depth):
+    """A method that keeps whole blocks gives each target block its source block's attention kind
+    (window and RoPE base), so the built model is the source with those blocks, exactly; the
+    family's pattern repeated at the new depth would put local blocks where global ones were."""
+    config = tiny_config(family, layers=layers, kv_heads=2)
+    if family.startswith("gemma"):
+        config.sliding_window = 8  # shorter than the test's 30 tokens (ModernBERT's local window is 8 already)
+    source = tiny_model(config)
+    learngene = Learngene.extract(source, method=method, show_progress=False)
+    blocks = learngene.source_blocks(depth)
+    kinds = [source.config.layer_types[block] for block in blocks]
+    built = learngene.build({"layers": depth}, auto_class=source_class(family), show_progress=False)
+    assert built.config.layer_types == kinds
+
+    def with_source_blocks(layer_types):  # the source's weights, block i from source block blocks[i]
+        config = type(source.config).from_dict({**source.config.to_dict(), "num_hidden_layers": depth,
+                                                "layer_types": layer_types})
+        model = type(source)(config).eval()
+        renamed = {}
+        for name, tensor in source.state_dict().items():
+            found = re.search(r"layers\.(\d+)\.", name)
+            if found is None:
+                renamed[name] = tensor
+                continue
+            for index, block in enumerate(blocks):
+                if block == int(found.group(1)):
+                    renamed[name.replace(found.group(0), f"layers.{index}.", 1)] = tensor
+        model.load_state_dict(renamed)
+        return model
+
+    ids = torch.randint(2, VOCAB, (2, 30), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits = built(input_ids=ids).logits
+        torch.testing.assert_close(logits, with_source_blocks(kinds)(input_ids=ids).logits, rtol=1e-5, atol=1e-5)
+        pattern = tiny_config(family, layers=depth).layer_types  # the family's, at the new depth
+        if pattern != kinds:  # the kinds matter here: the same weights under the family's pattern compute otherwise
+            assert not torch.allclose(logits, with_source_blocks(pattern)(input_ids=ids).logits, atol=1e-3)
+    explicit = learngene.target_config({"layers": depth, "layer_types": pattern}).layer_types
+    assert explicit == pattern  # a pattern asked for is kept
+
+
 @pytest.mark.parametrize("family", ["qwen2", "phi3", "gpt_neox"])
 def test_a_source_head_dim_follows_a_width_change(family):
     """The config classes have no head_dim field, but transformers' modeling code reads one a config sets."""

@@ -356,8 +356,9 @@ class Architecture:
     * ``carried_fields``: further config fields that must stay as in the source (image size,
       a UNet's block types).
     * ``layer_fields``: config lists with one entry per layer (``layer_types``); a depth change
-      lets the target's config class derive one the source's derived by default, and repeats the
-      pattern of one the source set explicitly.
+      takes the entries of the source blocks the target's blocks are made from, where the method
+      keeps whole blocks, and otherwise lets the target's config class derive one the source's
+      derived by default, and repeats the pattern of one the source set explicitly.
     * ``fresh``: regular expressions of task heads that are always freshly initialised
       (a classifier whose label set belongs to the new task).
     * ``tied_embedding``: the input embedding role an output head shares when the config sets

@@ -15,7 +15,7 @@ config dict of a ``ConfigMixin`` model, which the learngene stores with its ``_c
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any, Mapping, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoConfig, PretrainedConfig
@@ -27,6 +27,7 @@ from .base import LEVEL_WIDTHS, Architecture, rotary_units
 logger = logging.get_logger(__name__)
 
 SizeRequest = Union[None, str, Mapping[str, Any], PretrainedConfig]
+SourceBlocks = Callable[[int], Optional[list[int]]]  # a target depth → the source block of each target block
 
 _NOT_STORED = ("architectures", "_name_or_path", "transformers_version", "_diffusers_version", "_use_default_values")
 
@@ -67,13 +68,16 @@ def _fields_of(config: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if k not in _NOT_STORED}
 
 
-def resolve_target_config(arch: Architecture, source_config: Any, size: SizeRequest = None, **overrides: Any) -> Any:
+def resolve_target_config(arch: Architecture, source_config: Any, size: SizeRequest = None, *,
+                          source_blocks: SourceBlocks | None = None, **overrides: Any) -> Any:
     """The config of the model to build: the source's config with the requested sizes applied.
 
     ``size`` is a preset name, a dict of axis names or config fields, or a whole config of the
     family; ``overrides`` are further fields (``num_labels=2``), applied the same way. Fields not
     named keep the source's values; where a request names some sizes and not others, the source's
     proportions are kept (see :func:`_follow_source`). A whole config is taken as it is.
+    ``source_blocks(depth)`` says which source block each target block is made from, where the
+    method keeps whole blocks (``None`` where it mixes them), so per-layer lists can follow them.
     """
     source = _fields_of(source_config)
     if isinstance(size, PretrainedConfig):
@@ -95,7 +99,7 @@ def resolve_target_config(arch: Architecture, source_config: Any, size: SizeRequ
         target.pop("id2label", None), target.pop("label2id", None)
     target.update(asked)
     if not isinstance(size, PretrainedConfig):
-        _follow_source(arch, source_config, target, set(asked))
+        _follow_source(arch, source_config, target, set(asked), source_blocks)
     _check(arch, source, target)
     if arch.target_hook:  # a whole config names every field: the hook changes none of them
         arch.target_hook(target, source, set(target) if isinstance(size, PretrainedConfig) else set(asked))
@@ -164,7 +168,8 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
-def _follow_source(arch: Architecture, source_config: Any, target: dict[str, Any], asked: set[str]) -> None:
+def _follow_source(arch: Architecture, source_config: Any, target: dict[str, Any], asked: set[str],
+                   source_blocks: SourceBlocks | None = None) -> None:
     """Keep the source's proportions where the request names some sizes and not others.
 
     * a new width without an MLP width keeps the source's MLP ratio;
@@ -172,9 +177,12 @@ def _follow_source(arch: Architecture, source_config: Any, target: dict[str, Any
       multi-head attention, with a warning saying so);
     * a new width or head count changes a ``head_dim`` that the source has as ``hidden // heads``;
       an explicit head size that differs from it (Qwen3, Gemma) is kept;
-    * a new depth re-derives a per-layer list (``layer_types``) that the source's config class
-      derived by default (the target's class derives it again at its depth), and repeats the
-      pattern of one the source set explicitly.
+    * a new depth gives a per-layer list (``layer_types``) the entries of the source blocks each
+      target block is made from, where the method keeps whole blocks (``source_blocks``: weight
+      selection, stacking, BoT's ``shrink="units"``), so every kept block keeps its attention
+      kind (Gemma's local layers their window and RoPE base). Where blocks are mixed (FRONT, BoT's
+      wavelet) a list the source's config class derived by default is derived again at the
+      target's depth, and the pattern of one the source set explicitly is repeated.
     Values a request gets wrong are left for :func:`_check` to report.
     """
     fields, sizes = arch.size_fields, arch.axis_sizes(source_config)
@@ -191,10 +199,13 @@ def _follow_source(arch: Architecture, source_config: Any, target: dict[str, Any
         target[head_dim] = None  # hidden // heads, once they are checked
     layers = fields.get("layers")
     if layers in asked and _is_count(target[layers]):
+        blocks = source_blocks(target[layers]) if source_blocks and arch.layer_fields else None
         for name in arch.layer_fields:
             if name in asked or not isinstance(target.get(name), list):
                 continue
-            if _derived_by_default(source_config, name):
+            if blocks is not None and len(target[name]) == sizes["layers"]:
+                target[name] = [target[name][block] for block in blocks]
+            elif _derived_by_default(source_config, name):
                 del target[name]  # the target's config class derives it for its own depth
             else:
                 target[name] = _repeat_pattern(target[name], target[layers])

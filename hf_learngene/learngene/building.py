@@ -30,11 +30,11 @@ from ..architectures.sizing import SizeRequest
 from ..errors import FamilyMismatchError, LearngeneConfigError, UnsupportedArchitectureError
 from ..learngene_files import MODEL_FILES, ShardWriter
 from ..methods import get_method
-from ..methods.base import BLOCK_BYTES, MIX_BYTES, Resizer
+from ..methods.base import BLOCK_BYTES, MIX_BYTES, Resizer, operator_matrix
 from ..saving import write_folder_atomically
 from .memory import _return_freed_memory
 from .provenance import _record_provenance, _save_built_model_card
-from .roles import group_by_role
+from .roles import group_by_role, signal_spec
 from .source import _canonical_names, canonical_state
 
 logger = logging.get_logger(__name__)
@@ -46,7 +46,27 @@ class LearngeneBuildingMixin:
 
     def target_config(self, size: SizeRequest = None, **config_overrides: Any) -> Any:
         """The config :meth:`build` would use for ``size`` (a preset, a dict or a config)."""
-        return resolve_target_config(self.architecture, self.source_config, size, **config_overrides)
+        return resolve_target_config(self.architecture, self.source_config, size, source_blocks=self.source_blocks,
+                                     **config_overrides)
+
+    def source_blocks(self, layers: int) -> list[int] | None:
+        """For a target of ``layers`` blocks, the source block each one is made from, where this
+        learngene's method takes whole blocks (weight selection, stacking, BoT keeping units);
+        ``None`` where target blocks mix several source blocks (FRONT, BoT's wavelet) or the
+        learngene stores no per-layer role."""
+        source_layers = self.architecture.axis_sizes(self.source_config)["layers"]
+        param = next((p for p in self.architecture.roles(self.source_config)
+                      if p.layered and p.first_layer == 0 and p.role in self.config.roles), None)
+        if param is None or self.config.role(param.role).stored_shape[0] != source_layers:
+            return None  # no layered role, or the stored layers are not the source's blocks (a spectrum)
+        resizer = get_method(self.config.method, **self.config.method_options)
+        operator = resizer.axis_operator(signal_spec(param), 0, source_layers, source_layers, layers)
+        if operator is None:
+            return list(range(layers)) if layers == source_layers else None
+        taken = operator_matrix(operator, source_layers).ne(0)
+        if not bool((taken.sum(1) == 1).all()):
+            return None
+        return taken.to(torch.int8).argmax(1).tolist()
 
     @torch.no_grad()
     def build(
