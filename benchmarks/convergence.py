@@ -64,6 +64,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import random
 import shlex
 import sys
@@ -483,11 +484,19 @@ def sweep_random(target: dict, data: MaskedReviews, settings: Settings, device: 
         sweep.append({"lr": lr, "final_loss": curve[-1][1], "curve": curve, "seconds": time.perf_counter() - start})
         print(f"    random at lr {lr:g}: held-out MLM loss {curve[0][1]:.3f} → {curve[-1][1]:.3f} "
               f"({sweep[-1]['seconds']:.0f}s)", flush=True)
-        if best is None or curve[-1][1] < best[2][-1][1]:
+        if best is None or diverged_last(curve[-1][1]) < diverged_last(best[2][-1][1]):
             best = (lr, model, curve)
         else:
             del model
+    if not math.isfinite(best[2][-1][1]):
+        raise SystemExit(f"random init diverged at every rate of the sweep ({', '.join(f'{lr:g}' for lr in settings.lr_sweep)}); "
+                         "try lower ones")
     return sweep, *best
+
+
+def diverged_last(loss: float) -> tuple[bool, float]:
+    """A sort key for final losses: a diverged run (NaN or infinite) ranks after every finite one."""
+    return (not math.isfinite(loss), loss if math.isfinite(loss) else 0.0)
 
 
 def run(settings: Settings, targets: dict, methods: tuple[str, ...], device: str = "cpu",
@@ -803,7 +812,7 @@ def join_target(name: str, results: list[dict], paths: list[str], plateau: float
     sweep, origin = {}, {}
     for path, result in zip(paths, results):
         for lr, run in random_runs(result).items():
-            if lr in sweep and sweep[lr]["curve"] != run["curve"]:
+            if lr in sweep and json.dumps(sweep[lr]["curve"]) != json.dumps(run["curve"]):  # NaN ≠ NaN, its text is one
                 raise SystemExit(f"--merge: {name} in {path} has another random-init run at lr {lr:g} than in "
                                  f"{origin[lr]} (another curve); its rows would count steps saved against another "
                                  "baseline")
@@ -812,7 +821,10 @@ def join_target(name: str, results: list[dict], paths: list[str], plateau: float
     if not sweep:
         raise SystemExit(f"--merge: no report holds a random-init run of {name}; its thresholds are random "
                          "init's losses, so merge a report that has one")
-    lr = min(sweep, key=lambda rate: sweep[rate]["final_loss"])
+    lr = min(sweep, key=lambda rate: diverged_last(sweep[rate]["final_loss"]))
+    if not math.isfinite(sweep[lr]["final_loss"]):
+        raise SystemExit(f"--merge: random init diverged at every rate of {name} "
+                         f"({', '.join(f'{rate:g}' for rate in sorted(sweep))}); no baseline to count against")
     random_row = next(row for result in results if result["lr"] == lr
                       for row in result["rows"] if row["method"] == "random")
     rows, seen = [random_row], {"random"}

@@ -217,3 +217,28 @@ def test_no_random_needs_a_fixed_rate_and_a_method(tmp_path, capsys):
     with pytest.raises(SystemExit):
         convergence.main(["--quick", "--no-random", "--lr", "1e-3", "--methods", "random", "--out", str(tmp_path)])
     assert "leaves no method" in capsys.readouterr().err
+
+
+def test_a_diverged_rate_is_never_chosen(tmp_path):
+    """A rate whose random-init run ended in NaN ranks after every finite one, whatever the order of
+    the reports; when every rate diverged there is no baseline, and the merge says so."""
+    common = ["--quick", "--steps", "2", "--targets", "shrink 3L/192/3H", "--finetune-steps", "0", "--no-plot",
+              "--threads", "1", "--methods", "random"]
+    paths = []
+    for lr in ("3e-4", "1e-3"):
+        convergence.main([*common, "--lr", lr, "--out", str(tmp_path / lr)])
+        paths.append(tmp_path / lr / "convergence_quick.json")
+    diverged = json.loads(paths[1].read_text())
+    row = diverged["results"]["shrink 3L/192/3H"]["rows"][0]
+    row["curve"][-1][1] = row["final_loss"] = float("nan")
+    paths[1].write_text(json.dumps(diverged))
+    for order in (paths, paths[::-1]):
+        merged = convergence.main(["--merge", *map(str, order), "--quick", "--no-plot", "--out", str(tmp_path / "m")])
+        assert merged["results"]["shrink 3L/192/3H"]["lr"] == 3e-4
+    finite = json.loads(paths[0].read_text())
+    row = finite["results"]["shrink 3L/192/3H"]["rows"][0]
+    row["curve"][-1][1] = row["final_loss"] = float("nan")
+    paths[0].write_text(json.dumps(finite))
+    with pytest.raises(SystemExit, match="diverged at every rate"):
+        convergence.main(["--merge", *map(str, paths), "--quick", "--no-plot", "--out", str(tmp_path / "m")])
+    assert convergence.diverged_last(float("nan")) > convergence.diverged_last(1e9)

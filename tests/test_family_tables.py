@@ -492,6 +492,30 @@ def test_kept_blocks_keep_their_attention_kind(family, method, layers, depth):
     assert explicit == pattern  # a pattern asked for is kept
 
 
+def test_a_request_that_changes_the_pattern_gets_it_and_a_depth_a_method_cannot_build_is_refused():
+    """Kept blocks give their kinds unless the request changes what the list is derived from; a
+    method that cannot build the depth (weight selection growing) is refused by the build, clearly;
+    FRONT's stored layers are DCT coefficients, never blocks."""
+    modernbert = tiny_model(tiny_config("modernbert", layers=6, kv_heads=2))
+    learngene = Learngene.extract(modernbert, method="bot", show_progress=False)
+    assert learngene.target_config({"layers": 4}).layer_types == ["full_attention", "sliding_attention"] * 2
+    assert learngene.target_config({"layers": 4}, global_attn_every_n_layers=4).layer_types == [
+        "full_attention"] + ["sliding_attention"] * 3
+    qwen = transformers.Qwen2Config.from_dict({**tiny_config("qwen2", layers=6, kv_heads=2).to_dict(),
+                                               "layer_types": None, "use_sliding_window": False})
+    learngene = Learngene.extract(tiny_model(qwen), method="bot", show_progress=False)
+    asked = learngene.target_config({"layers": 4}, use_sliding_window=True, sliding_window=8, max_window_layers=2)
+    assert asked.layer_types == ["full_attention"] * 2 + ["sliding_attention"] * 2
+
+    gemma = tiny_model(tiny_config("gemma3_text", layers=6, kv_heads=2))
+    selection = Learngene.extract(gemma, method="weight_selection", show_progress=False)
+    assert selection.source_blocks(9) is None
+    with pytest.raises(LearngeneConfigError, match="only shrinks"):
+        selection.build({"layers": 9}, show_progress=False)
+    front = Learngene.extract(gemma, method="front", keep=1.0, show_progress=False)
+    assert front.source_blocks(1) is None and front.source_blocks(6) is None
+
+
 @pytest.mark.parametrize("family", ["qwen2", "phi3", "gpt_neox"])
 def test_a_source_head_dim_follows_a_width_change(family):
     """The config classes have no head_dim field, but transformers' modeling code reads one a config sets."""

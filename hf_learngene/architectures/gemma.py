@@ -6,7 +6,8 @@ the source's are), a norm after each sublayer as well as before it ("sandwich" n
 embeddings the model multiplies by √hidden (``scaled_by``: a function-preserving build divides
 them by the growth of that factor). Gemma 3 adds an RMSNorm over each head's query and key. The
 attention scale ``query_pre_attn_scalar`` follows the head size (or hidden / heads) when the
-source's does; local and global layers keep their pattern at any depth.
+source's does; at a new depth local and global layers follow the kept blocks (or the pattern, where
+blocks are mixed).
 """
 
 from dataclasses import replace

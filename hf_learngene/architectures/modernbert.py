@@ -1,6 +1,6 @@
 """ModernBERT encoders: fused ``Wqkv`` ([q; k; v], each in the rotary layout), a GLU MLP whose
 ``Wi`` stacks the input and the gate, pre-norms without biases, and layers that alternate global
-and local (sliding-window) attention: a depth change keeps that pattern (``layer_types``).
+and local (sliding-window) attention (``layer_types``: at a new depth, the kept blocks' kinds, or the pattern).
 
 Layer 0 has no attention norm (its input is the normed embedding). The attention norm is still a
 stacked role, from ``first_layer=1``: layer 0 is stacked as the identity norm (weight 1, bias 0),

@@ -180,9 +180,11 @@ def _follow_source(arch: Architecture, source_config: Any, target: dict[str, Any
     * a new depth gives a per-layer list (``layer_types``) the entries of the source blocks each
       target block is made from, where the method keeps whole blocks (``source_blocks``: weight
       selection, stacking, BoT's ``shrink="units"``), so every kept block keeps its attention
-      kind (Gemma's local layers their window and RoPE base). Where blocks are mixed (FRONT, BoT's
-      wavelet) a list the source's config class derived by default is derived again at the
-      target's depth, and the pattern of one the source set explicitly is repeated.
+      kind (Gemma's local layers their window and RoPE base). A request that changes what the
+      list is derived from (``global_attn_every_n_layers``) gets the derived list. Where blocks
+      are mixed (FRONT, BoT's wavelet) a list the source's config class derived by default is
+      derived again at the target's depth, and the pattern of one the source set explicitly is
+      repeated.
     Values a request gets wrong are left for :func:`_check` to report.
     """
     fields, sizes = arch.size_fields, arch.axis_sizes(source_config)
@@ -203,12 +205,31 @@ def _follow_source(arch: Architecture, source_config: Any, target: dict[str, Any
         for name in arch.layer_fields:
             if name in asked or not isinstance(target.get(name), list):
                 continue
-            if blocks is not None and len(target[name]) == sizes["layers"]:
+            changed = _request_changes(source_config, target, name, layers)
+            if blocks is not None and len(target[name]) == sizes["layers"] and not changed:
                 target[name] = [target[name][block] for block in blocks]
-            elif _derived_by_default(source_config, name):
+            elif changed or _derived_by_default(source_config, name):
                 del target[name]  # the target's config class derives it for its own depth
             else:
                 target[name] = _repeat_pattern(target[name], target[layers])
+
+
+def _derived(fields: Mapping[str, Any], name: str) -> list | None:
+    """The per-layer list ``name`` that the config class derives from ``fields`` (without the list)."""
+    fields = {key: value for key, value in fields.items() if key != name}
+    try:
+        return _listed(getattr(AutoConfig.for_model(fields.pop("model_type"), **fields), name, None))
+    except (ValueError, TypeError, KeyError, StrictDataclassError):
+        return None  # the fields alone make no config
+
+
+def _request_changes(source_config: Any, target: dict[str, Any], name: str, layers: str) -> bool:
+    """Whether the target's fields derive another list ``name`` than the source's fields would at
+    the target's depth: a request that changes the pattern (``global_attn_every_n_layers``,
+    ``max_window_layers``) gets the pattern it asks for, not the kept blocks' kinds."""
+    if not isinstance(source_config, PretrainedConfig):
+        return False
+    return _derived(target, name) != _derived({**_fields_of(source_config), layers: target[layers]}, name)
 
 
 def _derived_by_default(source_config: Any, name: str) -> bool:
@@ -218,12 +239,8 @@ def _derived_by_default(source_config: Any, name: str) -> bool:
     if not isinstance(source_config, PretrainedConfig):
         return False
     fields = _fields_of(source_config)
-    given = fields.pop(name, None)
-    try:
-        derived = AutoConfig.for_model(fields.pop("model_type"), **fields)
-    except (ValueError, TypeError, KeyError, StrictDataclassError):
-        return False  # the fields alone make no config: keep the list as it is
-    return _listed(getattr(derived, name, None)) == _listed(given)
+    derived = _derived(fields, name)  # None: the fields alone make no config, so the list is kept as it is
+    return derived is not None and derived == _listed(fields.get(name))
 
 
 def _repeat_pattern(values: list, length: int) -> list:

@@ -55,12 +55,19 @@ class LearngeneBuildingMixin:
         ``None`` where target blocks mix several source blocks (FRONT, BoT's wavelet) or the
         learngene stores no per-layer role."""
         source_layers = self.architecture.axis_sizes(self.source_config)["layers"]
+        resizer = get_method(self.config.method, **self.config.method_options)
         param = next((p for p in self.architecture.roles(self.source_config)
                       if p.layered and p.first_layer == 0 and p.role in self.config.roles), None)
-        if param is None or self.config.role(param.role).stored_shape[0] != source_layers:
-            return None  # no layered role, or the stored layers are not the source's blocks (a spectrum)
-        resizer = get_method(self.config.method, **self.config.method_options)
-        operator = resizer.axis_operator(signal_spec(param), 0, source_layers, source_layers, layers)
+        if param is None or not resizer.stores_blocks:
+            return None
+        record, spec = self.config.role(param.role), signal_spec(param)
+        if record.stored_shape[0] != source_layers:
+            return None  # the stored layers are not the source's blocks
+        try:  # a depth the method cannot build (weight selection growing) is refused by the build itself
+            resizer.check(spec, record.source_shape, (layers, *record.source_shape[1:]))
+        except LearngeneConfigError:
+            return None
+        operator = resizer.axis_operator(spec, 0, source_layers, source_layers, layers)
         if operator is None:
             return list(range(layers)) if layers == source_layers else None
         taken = operator_matrix(operator, source_layers).ne(0)

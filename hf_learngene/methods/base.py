@@ -109,6 +109,7 @@ class Resizer(ABC):
     default_rescaling: ClassVar[str] = "auto"
     provides_weights: ClassVar[bool] = True  # False for the random-init baseline
     ranks_hidden_units: bool = False  # True: decoding passes SignalSpec.hidden_ranking
+    stores_blocks: ClassVar[bool] = True  # False where the stored layer axis is not the source's blocks (FRONT's DCT)
     narrowing_policy: str = "source_std"  # what the ``auto`` rescaling stands for where a tensor does not widen
 
     def options(self) -> dict[str, Any]:

@@ -204,6 +204,7 @@ class InverseDct(AxisOperator):
 
 class FrontResizer(Resizer):
     name = "front"
+    stores_blocks = False  # the layer axis holds DCT coefficients, even at keep 1.0
 
     def __init__(self, keep: Keep = FrontOptions.keep):
         if isinstance(keep, Mapping):
