@@ -297,6 +297,18 @@ def build_model(method: str, target: dict, settings: Settings, options: dict | N
     return model, None, learngene.summary()["stored_bytes"]
 
 
+def cpu_bf16_flags() -> list[str]:
+    """The CPU's native bfloat16 instruction sets (``avx512_bf16``, ``amx_bf16``) as Linux lists them;
+    without them bf16 autocast on the CPU is emulated and far slower than float32
+    (``benchmarks/convergence_step_time.py`` measures it). Empty where ``/proc/cpuinfo`` is absent."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return sorted({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
 def masked_lm_loss(model, batch: dict[str, torch.Tensor], precision: str = "fp32") -> torch.Tensor:
     """The masked-LM loss of ``model(**batch).loss`` (mean cross-entropy over the labelled tokens),
     with the vocabulary head applied only to the labelled tokens: the 85% unlabelled positions' logits
@@ -738,6 +750,10 @@ def main(argv: list[str] | None = None) -> dict:
                  "bot_shrinks": tuple(args.bot_shrinks or ()) or None,
                  "finetune_steps": args.finetune_steps, "rescaling": args.rescaling, "precision": args.precision}
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    if settings.precision == "bf16" and args.device == "cpu" and not cpu_bf16_flags():
+        print("warning: this CPU lists no bf16 instructions (avx512_bf16, amx_bf16): bf16 autocast is emulated "
+              "here and may be many times slower than float32 (benchmarks/convergence_step_time.py measures it)",
+              file=sys.stderr, flush=True)
     targets = args.targets or (["shrink 4L/256/4H", "grow 8L/512/8H"] if args.quick else list(TARGETS))
     methods = tuple(args.methods or (("random", "front", "bot") if args.quick else METHODS))
     if args.no_random:
