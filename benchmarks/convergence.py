@@ -765,6 +765,8 @@ def main(argv: list[str] | None = None) -> dict:
     stem = out / output_stem(settings, args.quick)
     environment = {"device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
                    "torch": torch.__version__, "transformers": transformers.__version__}
+    if not args.device.startswith("cuda"):
+        environment["cpu_bf16_flags"] = cpu_bf16_flags()  # native bf16 or emulated: another rounding
 
     def write(results: dict, data: MaskedReviews) -> dict:
         return write_report(stem, command, environment, settings, results, data.unigram_plateau,
@@ -884,6 +886,13 @@ def merge(paths: list[str], out: Path, quick: bool, plot_too: bool, merge_comman
             differ = sorted(k for k in budget(report["settings"]) if budget(report["settings"])[k] != first.get(k))
             raise SystemExit(f"--merge: {path} was run with other settings than {paths[0]} "
                              f"({', '.join(differ) or 'the unigram plateau'}); one table needs one budget")
+    for path, report in zip(paths[1:], reports[1:]):
+        first, this = reports[0]["environment"], report["environment"]
+        differ = sorted(key for key in first.keys() & this.keys() if first[key] != this[key])
+        if differ:
+            raise SystemExit(f"--merge: {path} ran on another machine or software than {paths[0]} "
+                             f"({', '.join(f'{key} {this[key]} vs {first[key]}' for key in differ)}); the same seed "
+                             "gives the same curves only on the same kind, so rows could count against another baseline")
     merged = {}
     for name in TARGETS:
         holding = [(path, report["results"][name]) for path, report in zip(paths, reports) if name in report["results"]]

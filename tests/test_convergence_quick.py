@@ -3,6 +3,7 @@ on held-out masked-LM loss, for one shrink and one grow target; the same seed gi
 and the new options (corpus, lr sweep, thresholds, plateau, downstream recipe) run end to end."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -207,6 +208,12 @@ def test_a_sweep_split_by_rate_and_method_merges_into_the_swept_table(tmp_path):
         convergence.main(["--merge", *paths[:2], paths[3], "--quick", "--no-plot", "--out", str(tmp_path / "refused")])
     with pytest.raises(SystemExit, match="no report holds a random-init run"):
         convergence.main(["--merge", paths[2], "--quick", "--no-plot", "--out", str(tmp_path / "refused")])
+    elsewhere = json.loads(Path(paths[2]).read_text())
+    elsewhere["environment"]["cpu_bf16_flags"] = ["amx_bf16"] if not convergence.cpu_bf16_flags() else []
+    (tmp_path / "elsewhere.json").write_text(json.dumps(elsewhere))
+    with pytest.raises(SystemExit, match="another machine or software.*cpu_bf16_flags"):
+        convergence.main(["--merge", *paths[:2], str(tmp_path / "elsewhere.json"), "--quick", "--no-plot",
+                          "--out", str(tmp_path / "refused")])
     assert not (tmp_path / "refused").exists() or not list((tmp_path / "refused").iterdir())
 
 
