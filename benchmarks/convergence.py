@@ -44,9 +44,9 @@ costs what the encoder costs; each run's wall time is recorded in its row (``sec
 ``--precision bf16`` runs the masked-LM stage under bfloat16 autocast (training, and the held-out
 loss too, the same way for every method) and the downstream recipe with ``--mixed_precision bf16``,
 as bf16 users train; weights, gradients and optimizer state stay float32, the cross-entropy is
-float32. It is faster on CPUs with bf16 instructions (AVX-512 BF16, AMX) and GPUs, and may be slower
-on a CPU without them. Reports of different precisions get their own file names (``…_bf16``) and
-do not merge.
+float32. It is faster on CPUs with bf16 instructions (AVX-512 BF16, AMX) and GPUs; on a CPU without
+them it is emulated, 18–21× slower than float32 on an AVX2 CPU (``convergence_step_time.py``).
+Reports of different precisions get their own file names (``…_bf16``) and do not merge.
 
     python benchmarks/convergence.py --device cuda                 # the full table, IMDB
     python benchmarks/convergence.py --device cuda --corpus rotten_tomatoes
@@ -298,15 +298,23 @@ def build_model(method: str, target: dict, settings: Settings, options: dict | N
 
 
 def cpu_bf16_flags() -> list[str]:
-    """The CPU's native bfloat16 instruction sets (``avx512_bf16``, ``amx_bf16``) as Linux lists them;
-    without them bf16 autocast on the CPU is emulated and far slower than float32
-    (``benchmarks/convergence_step_time.py`` measures it). Empty where ``/proc/cpuinfo`` is absent."""
+    """The CPU's native bfloat16 instruction sets as Linux lists them (x86 ``avx512_bf16``,
+    ``amx_bf16``; Arm ``bf16``); without them bf16 autocast on the CPU is emulated, 18–21× slower
+    than float32 on an AVX2 CPU (``benchmarks/convergence_step_time.py``). Empty where
+    ``/proc/cpuinfo`` is absent."""
     try:
-        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("flags")), [])
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return []
-    return sorted({"avx512_bf16", "amx_bf16"} & set(flags))
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith(("flags", "Features"))), [])
+    return sorted({"avx512_bf16", "amx_bf16", "bf16"} & set(flags))
+
+
+def cpu_environment() -> dict:
+    """What sets a CPU run's rounding, beside torch's version: the vector width torch dispatches to
+    (``AVX2``, ``AVX512``, ...) and the bf16 instructions; the same seed gives the same curves only
+    where they agree."""
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_bf16_flags": cpu_bf16_flags()}
 
 
 def masked_lm_loss(model, batch: dict[str, torch.Tensor], precision: str = "fp32") -> torch.Tensor:
@@ -750,7 +758,7 @@ def main(argv: list[str] | None = None) -> dict:
                  "bot_shrinks": tuple(args.bot_shrinks or ()) or None,
                  "finetune_steps": args.finetune_steps, "rescaling": args.rescaling, "precision": args.precision}
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
-    if settings.precision == "bf16" and args.device == "cpu" and not cpu_bf16_flags():
+    if settings.precision == "bf16" and not args.device.startswith("cuda") and not cpu_bf16_flags():
         print("warning: this CPU lists no bf16 instructions (avx512_bf16, amx_bf16): bf16 autocast is emulated "
               "here and may be many times slower than float32 (benchmarks/convergence_step_time.py measures it)",
               file=sys.stderr, flush=True)
@@ -766,7 +774,7 @@ def main(argv: list[str] | None = None) -> dict:
     environment = {"device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
                    "torch": torch.__version__, "transformers": transformers.__version__}
     if not args.device.startswith("cuda"):
-        environment["cpu_bf16_flags"] = cpu_bf16_flags()  # native bf16 or emulated: another rounding
+        environment.update(cpu_environment())
 
     def write(results: dict, data: MaskedReviews) -> dict:
         return write_report(stem, command, environment, settings, results, data.unigram_plateau,
@@ -865,13 +873,31 @@ def join_target(name: str, results: list[dict], paths: list[str], plateau: float
             "random_below_unigram_plateau": random_row["final_loss"] < plateau, "rows": rows}
 
 
+def same_machine(name: str, environments: list[dict], paths: list[str]) -> None:
+    """Reports joined in one target must come from one kind of machine and software: every
+    environment field any of them records, recorded alike by all (a field one lacks counts as
+    different). The same seed gives the same curves only there, and rows (``--no-random`` ones
+    above all) count steps saved against the target's one random-init run."""
+    keys = sorted(set().union(*environments))
+    for path, environment in zip(paths[1:], environments[1:]):
+        differ = [key for key in keys if environment.get(key, "not recorded") != environments[0].get(key, "not recorded")]
+        if differ:
+            raise SystemExit(f"--merge: {name} in {path} ran on another machine or software than in {paths[0]} ("
+                             + ", ".join(f"{key} {environment.get(key, 'not recorded')} vs "
+                                         f"{environments[0].get(key, 'not recorded')}" for key in differ)
+                             + "); the same seed gives the same curves only on one kind, so its rows would count "
+                               "steps saved against another baseline")
+
+
 def merge(paths: list[str], out: Path, quick: bool, plot_too: bool, merge_command: str) -> dict:
     """One report from the reports of runs split across processes or sessions (same corpus and
     budget); its command is theirs followed by ``merge_command``, so it rebuilds the joined files.
 
     Reports may hold other variants (BoT schemes, FRONT keeps). One target in several reports is
     joined row by row (:func:`join_target`): their random-init runs form one sweep, and a run with
-    ``--lr`` at the sweep's best rate adds rows to the target."""
+    ``--lr`` at the sweep's best rate adds rows to the target. Reports joined in one target must
+    share their environment (:func:`same_machine`); different targets may come from different
+    machines, and each target's result records its own."""
     reports = [json.loads(Path(path).read_text()) for path in paths]
     for path, report in zip(paths, reports):
         if "unigram_plateau" not in report:
@@ -886,19 +912,15 @@ def merge(paths: list[str], out: Path, quick: bool, plot_too: bool, merge_comman
             differ = sorted(k for k in budget(report["settings"]) if budget(report["settings"])[k] != first.get(k))
             raise SystemExit(f"--merge: {path} was run with other settings than {paths[0]} "
                              f"({', '.join(differ) or 'the unigram plateau'}); one table needs one budget")
-    for path, report in zip(paths[1:], reports[1:]):
-        first, this = reports[0]["environment"], report["environment"]
-        differ = sorted(key for key in first.keys() & this.keys() if first[key] != this[key])
-        if differ:
-            raise SystemExit(f"--merge: {path} ran on another machine or software than {paths[0]} "
-                             f"({', '.join(f'{key} {this[key]} vs {first[key]}' for key in differ)}); the same seed "
-                             "gives the same curves only on the same kind, so rows could count against another baseline")
     merged = {}
     for name in TARGETS:
         holding = [(path, report["results"][name]) for path, report in zip(paths, reports) if name in report["results"]]
         if holding:
+            environments = [report["environment"] for report in reports if name in report["results"]]
+            same_machine(name, environments, [path for path, _ in holding])
             merged[name] = join_target(name, [result for _, result in holding], [path for path, _ in holding],
                                        reports[0]["unigram_plateau"])
+            merged[name]["environment"] = environments[0]
             merged[name]["thresholds"] = add_thresholds(merged[name]["rows"], reports[0]["settings"]["steps"],
                                                         tuple(reports[0]["settings"]["thresholds"]))
     swept = [name for name, result in merged.items() if result["lr_sweep"]]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import shlex
 import statistics
 import sys
@@ -32,6 +33,15 @@ import transformers
 
 sys.path.insert(0, str(Path(__file__).parent))
 import convergence  # noqa: E402
+
+
+def cpu_model() -> str:
+    """The CPU's model name as Linux lists it, else the machine type."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.machine())
 
 
 def time_steps(model, data: convergence.MaskedReviews, settings: convergence.Settings, steps: int) -> list[float]:
@@ -54,7 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", nargs="+", choices=list(convergence.TARGETS),
                         default=["grow 8L/512/8H", "grow 12L/768/12H"])
-    parser.add_argument("--steps", type=convergence.count(1), default=3, help="timed steps per target and precision")
+    parser.add_argument("--steps", type=convergence.count(1), default=3,
+                        help="timed steps per target and precision (each step's time is stored)")
     parser.add_argument("--run-steps", type=convergence.count(1), default=2000,
                         help="the convergence run whose training time is estimated (default 2000, the CPU tables')")
     parser.add_argument("--batch", type=convergence.count(1), default=16)
@@ -69,8 +80,9 @@ def main(argv: list[str] | None = None) -> dict:
     data = convergence.MaskedReviews(tokenizer, settings)
     report = {"command": shlex.join(["python", "benchmarks/convergence_step_time.py",
                                      *(argv if argv is not None else sys.argv[1:])]),
-              "environment": {"cpu_bf16_flags": convergence.cpu_bf16_flags(), "threads": args.threads,
-                              "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()},
+              "environment": {**convergence.cpu_environment(), "cpu": cpu_model(),
+                              "threads": args.threads, "torch": torch.__version__,
+                              "transformers": transformers.__version__},
               "settings": {"batch": args.batch, "max_length": args.max_length, "timed_steps": args.steps,
                            "run_steps": args.run_steps},
               "rows": []}

@@ -214,6 +214,19 @@ def test_a_sweep_split_by_rate_and_method_merges_into_the_swept_table(tmp_path):
     with pytest.raises(SystemExit, match="another machine or software.*cpu_bf16_flags"):
         convergence.main(["--merge", *paths[:2], str(tmp_path / "elsewhere.json"), "--quick", "--no-plot",
                           "--out", str(tmp_path / "refused")])
+    del elsewhere["environment"]["cpu_bf16_flags"], elsewhere["environment"]["cpu_capability"]  # as an older report
+    (tmp_path / "older.json").write_text(json.dumps(elsewhere))
+    with pytest.raises(SystemExit, match="cpu_capability not recorded vs"):  # compared with every report, not the first
+        convergence.main(["--merge", paths[1], str(tmp_path / "older.json"), paths[0], "--quick", "--no-plot",
+                          "--out", str(tmp_path / "refused")])
+    other_target = json.loads((tmp_path / "whole" / "convergence_quick.json").read_text())  # swept, as the table
+    other_target["results"] = {"shrink 4L/256/4H": other_target["results"].pop("shrink 3L/192/3H")}
+    other_target["environment"] = {"device": "NVIDIA H200", "torch": "2.11.0+cu130"}  # another target: another machine is fine
+    (tmp_path / "gpu.json").write_text(json.dumps(other_target))
+    joined = convergence.main(["--merge", *paths[:3], str(tmp_path / "gpu.json"), "--quick", "--no-plot",
+                               "--out", str(tmp_path / "joined")])
+    assert joined["results"]["shrink 4L/256/4H"]["environment"]["device"] == "NVIDIA H200"
+    assert joined["results"]["shrink 3L/192/3H"]["environment"] == json.loads(Path(paths[0]).read_text())["environment"]
     assert not (tmp_path / "refused").exists() or not list((tmp_path / "refused").iterdir())
 
 

@@ -23,6 +23,7 @@ def test_both_precisions_their_ratio_and_the_run_estimate(tmp_path):
     stored = json.loads(out.read_text())
     assert stored["command"].startswith("python benchmarks/convergence_step_time.py --targets")
     assert stored["environment"]["cpu_bf16_flags"] == convergence.cpu_bf16_flags()
+    assert stored["environment"]["cpu_capability"] and stored["environment"]["cpu"] and stored["environment"]["transformers"]
 
 
 def test_bf16_on_a_cpu_without_bf16_instructions_is_warned(tmp_path, monkeypatch, capsys):
