@@ -64,7 +64,10 @@ def test_rotten_tomatoes_sweep_thresholds_plateau_and_downstream_recipe(tmp_path
     merged = convergence.main(["--merge", str(stem.with_suffix(".json")), "--quick", "--no-plot",
                                "--out", str(tmp_path / "merged")])
     merged = json.loads(json.dumps(merged))
-    assert merged["results"] == report["results"] and merged["unigram_plateau"] == report["unigram_plateau"]
+    environment = merged["results"]["shrink 3L/192/3H"].pop("environment")  # each merged target records its own
+    assert environment == report["environment"] and merged["environment"] == report["environment"]
+    assert merged["results"] == json.loads(json.dumps(report["results"]))
+    assert merged["unigram_plateau"] == report["unigram_plateau"]
     assert merged["command"].split(" && ")[-1].startswith("python benchmarks/convergence.py --merge ")  # rebuilds it
     assert (tmp_path / "merged" / "convergence_quick_rotten_tomatoes.md").read_text() == table
 
