@@ -297,16 +297,23 @@ def build_model(method: str, target: dict, settings: Settings, options: dict | N
     return model, None, learngene.summary()["stored_bytes"]
 
 
+def cpuinfo_field(*names: str) -> str | None:
+    """The first value Linux's ``/proc/cpuinfo`` gives for any of ``names`` (e.g. ``"model name"``),
+    None where the file or the field is absent."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines
+                 if ":" in line and line.split(":", 1)[0].strip() in names), None)
+
+
 def cpu_bf16_flags() -> list[str]:
     """The CPU's native bfloat16 instruction sets as Linux lists them (x86 ``avx512_bf16``,
     ``amx_bf16``; Arm ``bf16``); without them bf16 autocast on the CPU is emulated, 18–21× slower
     than float32 on an AVX2 CPU (``benchmarks/convergence_step_time.py``). Empty where
     ``/proc/cpuinfo`` is absent."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith(("flags", "Features"))), [])
+    flags = (cpuinfo_field("flags", "Features") or "").split()
     return sorted({"avx512_bf16", "amx_bf16", "bf16"} & set(flags))
 
 

@@ -37,11 +37,7 @@ import convergence  # noqa: E402
 
 def cpu_model() -> str:
     """The CPU's model name as Linux lists it, else the machine type."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.machine())
+    return convergence.cpuinfo_field("model name") or platform.machine()
 
 
 def time_steps(model, data: convergence.MaskedReviews, settings: convergence.Settings, steps: int) -> list[float]:

@@ -36,3 +36,19 @@ def test_bf16_on_a_cpu_without_bf16_instructions_is_warned(tmp_path, monkeypatch
     with pytest.raises(RuntimeError, match="stop"):
         convergence.main(["--quick", "--precision", "bf16", "--device", "cpu", "--out", str(tmp_path)])
     assert "no bf16 instructions" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, flags, model", [
+    ("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512_bf16\nvmx flags\t: bf16\n",
+     ["avx512_bf16"], "Some CPU"),
+    ("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\nCPU implementer\t: 0x41\n", ["bf16"], None),
+])
+def test_cpu_fields_read_from_cpuinfo(tmp_path, monkeypatch, text, flags, model):
+    """x86 lists its instructions under ``flags`` (a ``vmx flags`` line is not it), Arm under ``Features``."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(text)
+    real_path = convergence.Path
+    monkeypatch.setattr(convergence, "Path", lambda name: cpuinfo if name == "/proc/cpuinfo" else real_path(name))
+    assert convergence.cpu_bf16_flags() == flags
+    assert convergence.cpuinfo_field("model name") == model
+    assert convergence_step_time.cpu_model() == (model or convergence_step_time.platform.machine())
