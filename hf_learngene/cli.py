@@ -1,7 +1,7 @@
 """``hf-learngene``: extract, build and inspect learngenes from the command line.
 
     hf-learngene extract SOURCE --method front --out DIR [--keep 0.5] [--max-shard-size 5GB] [--storage-dtype bfloat16]
-        [--overwrite]   # replace DIR when it is not empty (refused without it; never the source)
+        [--overwrite]   # write into DIR when it is not empty (refused without it; never the source)
     hf-learngene extract SOURCE --method hypercloning --snr-db 20 --out DIR   # each method's options: extract --help
     hf-learngene build LEARNGENE --size mini --task sequence-classification --num-labels 2 --out DIR [--dtype bfloat16]
     hf-learngene inspect DIR [--size tinyllama-1.1b --task causal-lm --dtype bfloat16]
@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_output(command: argparse.ArgumentParser, help: str, what: str) -> None:
     command.add_argument("--out", required=True, type=output_folder, help=help)
     command.add_argument("--overwrite", action="store_true",
-                         help=f"replace {what} or other files already in --out (the whole folder is replaced)")
+                         help=f"write into a non-empty --out: {what} and files of the same names are replaced, "
+                              "stale shards removed, other files kept")
 
 
 def _add_build_request(command: argparse.ArgumentParser) -> None:
@@ -167,21 +168,19 @@ def _add_build_request(command: argparse.ArgumentParser) -> None:
 
 
 def _check_output(parser: argparse.ArgumentParser, args: argparse.Namespace, source: str) -> None:
-    """Saving replaces the whole --out folder: a folder with files in it is kept unless --overwrite,
-    and the source (a local folder), or a folder holding it, is never replaced."""
+    """Saving writes into --out: a folder with files in it is written into only with --overwrite,
+    and never the source (a local folder)."""
     out = Path(args.out).resolve()
     if Path(source).exists():  # a Hub id names no folder here: `extract gpt2 --out gpt2` is fine
         read_from = Path(source).resolve()
         if out == read_from:
-            parser.error(f"--out {args.out} is the folder read from; saving would replace it: write to another folder")
-        if out in read_from.parents:
-            parser.error(f"--out {args.out} holds the folder read from ({source}); saving would replace it and "
-                         "delete the source: write to another folder")
+            parser.error(f"--out {args.out} is the folder read from; saving would overwrite its files: write to "
+                         "another folder")
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         found = sorted(path.name for path in out.iterdir())
         shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
-        parser.error(f"--out {args.out} is not empty ({shown}): saving replaces the whole folder; give --overwrite "
-                     "to replace it, or choose another --out")
+        parser.error(f"--out {args.out} is not empty ({shown}): give --overwrite to write into it "
+                     "(files of the same names are replaced, other files kept), or choose another --out")
 
 
 def _check_extract(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

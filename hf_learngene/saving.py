@@ -3,37 +3,108 @@ learngene, model and checkpoint of this package is saved or uploaded."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
 
-from .errors import LearngenePushError
+from transformers.utils import CONFIG_NAME
+
+from .errors import LearngeneConfigError, LearngenePushError
 
 
-def replace_directory(source: Path, destination: Path) -> None:
-    """Move a finished folder into place so readers never see a half-written one."""
-    if destination.exists():
-        retired = destination.with_name(f".{destination.name}.old-{os.getpid()}")
-        os.replace(destination, retired)
-        os.replace(source, destination)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(source, destination)
+_SHARD_NUMBER = re.compile(r"-\d{5}-of-\d{5}(?=\.)")  # "model-00001-of-00003.safetensors"
+
+
+def _weights_family(name: str) -> str:
+    """The one name a weights file, its shards and its index share (``model.safetensors`` for
+    ``model-00002-of-00003.safetensors`` and ``model.safetensors.index.json``), so a save can tell
+    which files of an earlier save it makes stale."""
+    return _SHARD_NUMBER.sub("", name.removesuffix(".index.json"))
+
+
+def _model_kind(config_file: Path) -> str | None:
+    """What a ``config.json`` describes (its ``model_type`` or diffusers ``_class_name``), None if unreadable."""
+    try:
+        fields = json.loads(config_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return (fields.get("model_type") or fields.get("_class_name")) if isinstance(fields, dict) else None
+
+
+def _refuse_other_model(staging: Path, destination: Path) -> None:
+    """Saving over another kind of model's ``config.json`` (a learngene into the model it came from)
+    would leave a folder that is neither: refused before anything is moved."""
+    for config in staging.rglob(CONFIG_NAME):
+        existing = destination / config.relative_to(staging)
+        new_kind = _model_kind(config)
+        old_kind = _model_kind(existing) if existing.is_file() else None
+        if old_kind is not None and new_kind is not None and old_kind != new_kind:
+            raise LearngeneConfigError(
+                f"{destination} already holds a '{old_kind}' model ({existing}); saving this '{new_kind}' there "
+                "would overwrite its config and leave a folder that is neither. Save into another folder"
+            )
+
+
+def _move_into(staging: Path, destination: Path) -> None:
+    """Move every file of ``staging`` into the existing folder ``destination``, each by one rename,
+    and then remove the files of the same weights that this save makes stale (an earlier save's
+    shards and index). Other files and folders in ``destination`` are kept, as transformers' own
+    ``save_pretrained`` keeps them. Configs go last: a folder interrupted midway still has its old
+    config, which names its old files (a learngene's config also holds their checksums)."""
+    files = sorted((path for path in staging.rglob("*") if path.is_file()),
+                   key=lambda path: (path.name == CONFIG_NAME, path.name.endswith(".index.json"), str(path)))
+    written = {path.relative_to(staging) for path in files}
+    families = {(relative.parent, _weights_family(relative.name)) for relative in written}
+    for path in files:
+        target = destination / path.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+    for folder in {relative.parent for relative in written}:
+        for old in (destination / folder).iterdir():
+            relative = old.relative_to(destination)
+            if (old.is_file() and relative not in written
+                    and (relative.parent, _weights_family(relative.name)) in families
+                    and old.name.endswith((".safetensors", ".index.json"))):
+                old.unlink()
+
+
+def _folder_mode() -> int:
+    """The mode a plain ``mkdir`` would give under the process's umask (``mkdtemp``'s is 0o700)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
 
 
 def write_folder_atomically(destination: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Run ``write(staging)`` on a temporary folder beside ``destination``, then rename it into place.
+    """Run ``write(staging)`` on a temporary folder, then move what it wrote into ``destination``.
 
-    An interrupted or failing ``write`` leaves ``destination`` as it was (absent or complete).
+    A new ``destination`` appears whole, by one rename of the staging folder beside it. An
+    existing one (a Trainer's ``output_dir``, an earlier save, a mount point) is written into as
+    transformers does: the new files replace those of the same names one rename each, stale
+    shards of the same weights are removed, and everything else in it is kept; saving over
+    another kind of model's config is refused. An interrupted or failing ``write`` leaves
+    ``destination`` as it was.
     """
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.tmp-", dir=destination.parent))
+    if destination.exists() and not destination.is_dir():
+        raise LearngeneConfigError(f"cannot save into {destination}: it is a file, not a folder")
+    exists = destination.is_dir()
+    parent = destination if exists else destination.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.tmp-", dir=parent))
     try:
+        os.chmod(staging, _folder_mode())
         write(staging)
-        replace_directory(staging, destination)
+        if exists:
+            _refuse_other_model(staging, destination)
+            _move_into(staging, destination)
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            os.replace(staging, destination)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -183,8 +183,12 @@ def test_save_pretrained_push_to_hub(hub, source, tmp_path):
     pulled = Learngene.from_pretrained("tester/tiny-saved-and-pushed", cache_dir=tmp_path / "cache")
     assert pulled.config.checksum == Learngene.from_pretrained(tmp_path / "tiny-saved-and-pushed").config.checksum
 
+    (tmp_path / "local" / "checkpoint-500").mkdir(parents=True)  # a Trainer's output_dir: its other files stay here
+    (tmp_path / "local" / "checkpoint-500" / "trainer_state.json").write_text("{}")
     learngene.save_pretrained(tmp_path / "local", push_to_hub=True, repo_id="tester/tiny-named", tags=["extra"])
     assert "extra" in ModelCard.load("tester/tiny-named").data.tags
+    assert set(HfApi().list_repo_files("tester/tiny-named")) == files  # the learngene's files, nothing else
+    assert (tmp_path / "local" / "checkpoint-500" / "trainer_state.json").is_file()
 
 
 def test_built_model_replaces_nothing_private(source):

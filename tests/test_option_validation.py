@@ -281,7 +281,6 @@ TABLE: dict[str, list[tuple[list[str], str, str | None]]] = {
         (["extract", "{empty}", "--out", "{out}"], "source", None),
         (["extract", "{model}", "--out", "{model}"], "--out", None),  # would replace its own source
         (["extract", "{model}", "--out", "{model}", "--overwrite"], "--out", None),  # even when asked to
-        (["extract", "{nest_model}", "--out", "{nest}", "--overwrite"], "--out", None),  # holds the source
         (["extract", TOO_LONG, "--out", "{out}"], "source", None),
         *[(row, named, "base") for row, named in [
             *values("--method", CHOICE),
@@ -307,7 +306,7 @@ TABLE: dict[str, list[tuple[list[str], str, str | None]]] = {
         (["build", "{file}", "--out", "{out}"], "learngene", None),
         (["build", "{empty}", "--out", "{out}"], "learngene", None),
         (["build", "{learngene}", "--out", "{learngene}"], "--out", None),
-        (["build", "{learngene}", "--out", "{root}", "--overwrite"], "--out", None),  # the folder holding it
+        (["build", "{learngene}", "--out", "{learngene}", "--overwrite"], "--out", None),  # even when asked to
         *[(row, named, "base") for row, named in [
             *values("--size", [*BAD_SIZE, '{"layers": ']),
             *values("--task", CHOICE),
@@ -664,7 +663,7 @@ MESSAGES = [  # (script, arguments, what the message says, what it must not say)
     ("text_classification", ["--train_file", "{latin1}", "--validation_file", "{latin1}", "--text_column_names",
                              "review", "--label_column_name", "sentiment", "--learngene", "{learngene}",
                              "--size", "mini"] + OUT, "is not UTF-8 text", "Traceback"),
-    ("cli extract", ["extract", "{nest_model}", "--out", "{nest}", "--overwrite"], "holds the folder read from", None),
+    ("cli extract", ["extract", "{model}", "--out", "{model}", "--overwrite"], "is the folder read from", None),
     ("cli extract", ["extract", "{model}", "--out", "{clutter}"], "is not empty (notes.txt)", None),
     ("cli extract", ["extract", TOO_LONG, "--out", "{out}"], "File name too long", "Traceback"),
     ("audio_classification", ["--resume_from_checkpoint", "{checkpoint}"] + OUT, "not from a folder", None),

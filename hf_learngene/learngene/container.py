@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -121,8 +120,9 @@ class Learngene(LearngeneExtractionMixin, LearngeneDecodingMixin, LearngeneBuild
         """Write ``config.json``, the tensors (``learngene.safetensors``, or shards and their index)
         and the processor files to a folder.
 
-        The folder is written under a temporary name and moved into place when complete, so an
-        interrupted save never leaves a half-written learngene. transformers' arguments that apply
+        The files are written under a temporary name and moved into place when complete, so an
+        interrupted save never leaves a half-written learngene; other files in an existing folder
+        are kept (see :func:`~hf_learngene.saving.write_folder_atomically`). transformers' arguments that apply
         to a learngene are honoured; any other raises :class:`LearngeneConfigError` naming it.
 
         Args:
@@ -169,8 +169,10 @@ class Learngene(LearngeneExtractionMixin, LearngeneDecodingMixin, LearngeneBuild
         self.config.checksum = config.checksum
         if push_to_hub:
             repo_id = push_options.pop("repo_id", None) or folder.resolve().name
-            self._push(repo_id, lambda upload: shutil.copytree(folder, upload, dirs_exist_ok=True), token=token,
-                       **push_options)
+            # the learngene's own files only: the folder may hold others (a Trainer's checkpoints)
+            self._push(repo_id, lambda upload: _write_learngene(upload, lambda: config, tensors(), self.processor,
+                                                                max_shard_size, storage_dtype),
+                       token=token, **push_options)
 
     @classmethod
     def from_pretrained(
