@@ -178,7 +178,13 @@ class ShardWriter:
             self._finish_shard()
         if self._shard is None:
             self._shard = SafetensorsWriter(self.folder / f".shard-{len(self._partials) + 1:05d}.{self.names.single}.partial")
-        self._shard.append(name, tensor.detach().to(dtype=dtype))
+        stored = tensor.detach().to(dtype=dtype)
+        if dtype == torch.float16 and tensor.dtype != torch.float16 and bool((stored.isinf() & tensor.isfinite()).any()):
+            raise LearngeneConfigError(
+                f"'{name}' has values up to {tensor.abs().max().item():.4g}, beyond float16's range (±65504), so "
+                "storing it in float16 would make them inf: store the learngene in bfloat16 or float32"
+            )
+        self._shard.append(name, stored)
         self._added.add(name)
         self._total_size += size
 

@@ -221,3 +221,29 @@ def test_diffusers_check_on_the_hub(hub):
     assert _diffusers_class_name("tester/no-such-model", None) is None  # transformers' loader says it is missing
     assert _diffusers_class_name("tester/tiny-bert-source", "no-such-branch") is None
     assert _diffusers_class_name("tester/tiny-bert-source", None) is None  # a transformers model
+
+
+def test_from_pretrained_honours_or_refuses_every_argument(bert_learngene, tmp_path):
+    bert_learngene.save_pretrained(tmp_path / "repo" / "lg")
+    with pytest.raises(LearngeneConfigError, match="unexpected argument.*bogus, device_map"):
+        Learngene.from_pretrained(tmp_path / "repo" / "lg", device_map="meta", bogus=1)
+    loaded = Learngene.from_pretrained(tmp_path / "repo", subfolder="lg", dtype=torch.bfloat16)
+    assert {tensor.dtype for tensor in loaded.parameters()} == {torch.bfloat16}
+    assert Learngene.from_pretrained(tmp_path / "repo" / "lg", torch_dtype="auto").config.checksum == loaded.config.checksum
+    with pytest.raises(LearngeneConfigError, match="dtype=torch.int8 is not supported"):
+        Learngene.from_pretrained(tmp_path / "repo" / "lg", dtype=torch.int8)
+    with pytest.raises(LearngeneConfigError, match="low_cpu_mem_usage=True loads none"):
+        Learngene.from_pretrained(tmp_path / "repo" / "lg", dtype="bfloat16", low_cpu_mem_usage=True)
+    with pytest.raises(LearngeneLoadError, match="config.json is missing"):
+        Learngene.from_pretrained(tmp_path / "repo", subfolder="nope")
+
+
+def test_float16_storage_refuses_values_it_cannot_hold(tmp_path):
+    model = tiny_model(tiny_config("bert", 1, 2, 4, 8))
+    with torch.no_grad():
+        model.bert.encoder.layer[0].output.LayerNorm.weight[0] = 1e6
+    learngene = Learngene.extract(model, method="front", rescaling="none", show_progress=False)
+    with pytest.raises(LearngeneConfigError, match="beyond float16's range.*bfloat16 or float32"):
+        learngene.save_pretrained(tmp_path / "lg", storage_dtype="float16")
+    assert not (tmp_path / "lg").exists()
+    learngene.save_pretrained(tmp_path / "lg", storage_dtype="bfloat16")

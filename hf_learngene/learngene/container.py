@@ -16,7 +16,7 @@ from transformers import PreTrainedModel
 from ..architectures import ARCHITECTURES, Architecture, config_from_dict, is_resizable, model_type_of
 from ..configs import LearngeneConfig
 from ..errors import LearngeneConfigError
-from ..learngene_files import LearngeneReader, parse_shard_size, parse_storage_dtype
+from ..learngene_files import STORAGE_DTYPES, LearngeneReader, parse_shard_size, parse_storage_dtype
 from ..saving import push_folder
 from .building import LearngeneBuildingMixin
 from .decoding import LearngeneDecodingMixin
@@ -184,18 +184,38 @@ class Learngene(LearngeneExtractionMixin, LearngeneDecodingMixin, LearngeneBuild
         token: str | bool | None = None,
         local_files_only: bool = False,
         low_cpu_mem_usage: bool = False,
+        subfolder: str = "",
+        dtype: torch.dtype | str | None = None,
         **kwargs: Any,
     ) -> Learngene:
-        """Load a learngene from a local folder or a Hub repository.
+        """Load a learngene from a local folder or a Hub repository (``subfolder`` inside either).
 
         Each shard's sha256 is checked the first time one of its tensors is read. With
         ``low_cpu_mem_usage=True`` no tensor is read until a build needs it, role by role, so a
         learngene of a 70B source builds without being held in memory (its parameters stay on
-        the meta device: load it without the flag to train it).
+        the meta device: load it without the flag to train it). ``dtype`` is the parameters' dtype
+        (default: as stored); builds decode in float32 either way. Any other argument raises
+        :class:`LearngeneConfigError` naming it, rather than being ignored.
         """
+        dtype = kwargs.pop("torch_dtype", dtype)  # transformers' former name
+        if kwargs:
+            raise LearngeneConfigError(
+                f"Learngene.from_pretrained got unexpected argument(s) {', '.join(sorted(kwargs))}; it takes revision, "
+                "cache_dir, token, local_files_only, low_cpu_mem_usage, subfolder and dtype (a learngene has no "
+                "device_map or quantization: load it, then build the model with those)"
+            )
+        dtype = None if dtype == "auto" else STORAGE_DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
+        if dtype is not None:
+            if dtype not in STORAGE_DTYPES.values():
+                raise LearngeneConfigError(f"dtype={dtype!r} is not supported: pass 'float32', 'bfloat16', 'float16' "
+                                           "(or the torch dtype), or 'auto' for the stored one")
+            if low_cpu_mem_usage:
+                raise LearngeneConfigError("dtype sets the dtype of loaded parameters, and low_cpu_mem_usage=True "
+                                           "loads none; pass one of them")
         folder = Path(pretrained_model_name_or_path)
         if not folder.is_dir():
             folder = _download(str(pretrained_model_name_or_path), revision, cache_dir, token, local_files_only)
+        folder = folder / subfolder
         config = _read_config(folder)
         files = _open_tensors(folder, config)
         with torch.device("meta"):  # the stored tensors become the parameters: nothing is allocated twice
@@ -204,7 +224,8 @@ class Learngene(LearngeneExtractionMixin, LearngeneDecodingMixin, LearngeneBuild
             learngene._files = files
         else:
             for role in config.roles:
-                learngene.coefficients[_storage_key(role)] = nn.Parameter(files.get(role))
+                tensor = files.get(role)
+                learngene.coefficients[_storage_key(role)] = nn.Parameter(tensor if dtype is None else tensor.to(dtype))
         learngene.processor = _load_processor(folder)
         learngene.name_or_path = str(pretrained_model_name_or_path)
         return learngene

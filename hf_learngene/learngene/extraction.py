@@ -126,9 +126,9 @@ class LearngeneExtractionMixin:
             _write_learngene(save_directory, make_config, encoded_roles(), processor, max_shard_size, storage_dtype)
             return cls.from_pretrained(save_directory, low_cpu_mem_usage=True)
         stored = dict(encoded_roles())
-        learngene = cls(make_config())
-        with torch.no_grad():
-            for role, tensor in stored.items():
-                learngene.coefficients[_storage_key(role)].copy_(tensor)
+        with torch.device("meta"):  # the encoded tensors become the parameters: nothing is allocated twice
+            learngene = cls(make_config())
+        for role in list(stored):
+            learngene.coefficients[_storage_key(role)] = nn.Parameter(stored.pop(role))
         learngene.processor = processor
         return learngene
