@@ -24,3 +24,8 @@ class LearngeneLoadError(LearngeneError):
 
 class LearngenePushError(LearngeneError, OSError):
     """An upload to the Hub broke off; the repository keeps its last complete commit."""
+
+
+class CheckpointMismatchError(LearngeneLoadError):
+    """A checkpoint lacks a weight its model needs, or holds one of another shape: loading it would
+    fill that weight with fresh random values, so a learngene of it would not be the model's."""

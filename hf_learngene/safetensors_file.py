@@ -101,6 +101,15 @@ class SafetensorsFormatError(OSError):
     says what is wrong, the caller names the file."""
 
 
+class UnsupportedDtypeError(SafetensorsFormatError):
+    """A well-formed header names a dtype this reader has no torch dtype for (``F8_E8M0``, ``F4``, ...):
+    the file is not corrupt, it is of a kind this reader cannot give tensors of."""
+
+    def __init__(self, dtype: str, name: str):
+        self.dtype, self.name = dtype, name
+        super().__init__(f"unsupported dtype {dtype} of '{name}' (supported: {', '.join(DTYPES)})")
+
+
 class _Slice:
     def __init__(self, shape: list[int]):
         self._shape = shape
@@ -143,6 +152,8 @@ class SafetensorsFile:
             raise
 
     def _checked_entry(self, name: str, entry: Any, data_size: int) -> tuple[torch.dtype, list[int], int, int]:
+        if isinstance(entry, dict) and isinstance(entry.get("dtype"), str) and entry["dtype"] not in DTYPES:
+            raise UnsupportedDtypeError(entry["dtype"], name)
         try:
             dtype = DTYPES[entry["dtype"]]
             shape = [int(n) for n in entry["shape"]]

@@ -15,7 +15,6 @@ from hf_learngene.checkpoint_reader import (
     CheckpointReader,
     LazyReadUnsupported,
     NoSafetensorsError,
-    UnmappedCheckpointError,
     checkpoint_files_patterns,
 )
 from hf_learngene.errors import LearngeneLoadError
@@ -213,11 +212,14 @@ def test_tied_copy_stored_with_other_values_stays_its_own_tensor(tmp_path):
 # ---------------------------------------------------------------------------- what it refuses
 
 
-def test_a_name_it_cannot_map_asks_for_the_model_to_be_loaded(tmp_path):
+def test_a_weight_it_cannot_find_is_an_error_not_a_fallback(tmp_path):
+    """Loading the model instead would fill the weight with random values (tests/test_reader_refusals.py)."""
     tiny_model(tiny_config("llama", 2, 2, 4, 16)).save_pretrained(tmp_path)
     rewrite(tmp_path, lambda key: key.replace("layers.1.mlp.up_proj", "layers.1.mlp.w3"))
-    with pytest.raises(UnmappedCheckpointError, match="no tensor for 1 of the model's weights .*layers.1.mlp.up_proj"):
+    with pytest.raises(LearngeneLoadError, match="no tensor for 1 of the model's weights .*layers.1.mlp.up_proj") as \
+            raised:
         CheckpointReader(tmp_path)
+    assert not isinstance(raised.value, LazyReadUnsupported)
 
 
 def test_a_folder_without_safetensors_asks_for_the_model_to_be_loaded(tmp_path):

@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenize
 from transformers.utils import CONFIG_NAME, logging
 
 from ..architectures import architecture_for, config_as_dict
-from ..errors import LearngeneLoadError
+from ..errors import CheckpointMismatchError, LearngeneError, LearngeneLoadError
 from ..saving import first_line, http_status
 
 logger = logging.get_logger(__name__)
@@ -152,22 +152,65 @@ def _load_source(source: str | os.PathLike, revision: str | None = None) -> tupl
     """A pretrained model (with its task head, as saved) and its tokenizer or image processor."""
     class_name = _diffusers_class_name(source, revision)
     if class_name:
-        architecture_for(class_name)  # fail before loading weights of an unsupported family
+        arch = architecture_for(class_name)  # fail before loading weights of an unsupported family
         import diffusers
 
-        return getattr(diffusers, class_name).from_pretrained(source, revision=revision), None
+        return _checked_from_pretrained(getattr(diffusers, class_name), source, revision, arch), None
     try:
         config = AutoConfig.from_pretrained(source, revision=revision)
     except (OSError, ValueError) as error:
         raise LearngeneLoadError(f"cannot load the source model '{source}': {error}") from None
-    architecture_for(config.model_type)  # fail before loading weights of an unsupported family
+    arch = architecture_for(config.model_type)  # fail before loading weights of an unsupported family
     model_class = AutoModel
     for name in config.architectures or []:
         if hasattr(transformers, name):
             model_class = getattr(transformers, name)
             break
-    model = model_class.from_pretrained(source, revision=revision)
+    # mismatched shapes are loaded afresh and reported, so that the refusal below can name them
+    model = _checked_from_pretrained(model_class, source, revision, arch, ignore_mismatched_sizes=True)
     return model, _load_processor(source, revision=revision)
+
+
+def _checked_from_pretrained(
+    model_class: Any, source: str | os.PathLike, revision: str | None, arch: Any, **options: Any
+) -> nn.Module:
+    """``model_class.from_pretrained(source)``, refusing a checkpoint that lacks a weight or holds one of
+    another shape, bar those the architecture marks fresh (task heads a learngene never keeps): the
+    loader would fill them with random values and the learngene would carry them. Any failure of the
+    loader is a :class:`LearngeneLoadError` saying what it was."""
+    try:
+        model, info = model_class.from_pretrained(source, revision=revision, output_loading_info=True, **options)
+    except (MemoryError, torch.OutOfMemoryError, LearngeneError):
+        raise
+    except Exception as error:  # noqa: BLE001 - the loader raises many kinds; each becomes a clear error
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        message = " / ".join(lines[:4]) or type(error).__name__
+        raise LearngeneLoadError(
+            f"cannot load the source model '{source}' with {model_class.__name__}.from_pretrained: "
+            f"{type(error).__name__}: {message}"
+        ) from error
+    prefix = _base_prefix(model)
+    missing = [name for name in sorted(info.get("missing_keys") or []) if not arch.is_fresh(name.removeprefix(prefix))]
+    mismatched = [
+        (name, tuple(stored), tuple(expected))
+        for name, stored, expected in sorted(info.get("mismatched_keys") or [])
+        if not arch.is_fresh(name.removeprefix(prefix))
+    ]
+    if missing:
+        raise CheckpointMismatchError(
+            f"the checkpoint of '{source}' has no tensor for {len(missing)} of the model's weights "
+            f"({', '.join(missing[:6])}{' …' if len(missing) > 6 else ''}); from_pretrained initialised them "
+            "with random values, which a learngene must not carry"
+        )
+    if mismatched:
+        name, stored, expected = mismatched[0]
+        raise CheckpointMismatchError(
+            f"the checkpoint of '{source}' holds {len(mismatched)} weight(s) of another shape than the model's "
+            f"config gives: '{name}' has shape {stored}, the model's {expected}"
+            + (f" (and {', '.join(n for n, _, _ in mismatched[1:6])})" if len(mismatched) > 1 else "")
+            + "; the config does not describe these weights"
+        )
+    return model
 
 
 def _read_source(source: str | os.PathLike, revision: str | None) -> tuple[Any, dict[str, Any], dict, Any]:
@@ -188,11 +231,21 @@ def _read_source(source: str | os.PathLike, revision: str | None) -> tuple[Any, 
         try:
             reader = CheckpointReader(folder)
         except LazyReadUnsupported as reason:
-            logger.info("reading %s through its model class: %s", source, reason)
+            size = _weights_size(folder)
+            logger.warning(
+                "reading %s through its model class: the whole model is loaded and held in memory%s (%s)",
+                source, f" ({size / 1e9:.2f} GB of weights on disk)" if size else "", reason,
+            )
         else:
             return reader.config, reader.stored_config_dict(), reader.lazy_state(), _load_processor(folder)
     model, processor = _load_source(source, revision=revision)
     return model.config, config_as_dict(model), canonical_state(model), processor
+
+
+def _weights_size(folder: Path) -> int:
+    """The bytes of the weight files in a model folder (what loading it whole reads), 0 when none."""
+    suffixes = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack"}
+    return sum(path.stat().st_size for path in folder.iterdir() if path.suffix in suffixes and path.is_file())
 
 
 def _load_processor(folder: str | os.PathLike, revision: str | None = None) -> Any:
