@@ -150,9 +150,10 @@ def test_split_keeps_the_logits_at_a_head_size_ratio_that_is_not_a_power_of_two(
     assert torch.allclose(hidden_states(fewer, ids), hidden_states(pruned.eval(), ids), atol=1e-5)
 
 
-def test_grouped_heads_keep_the_linear_scheme_on_their_head_axes():
-    """Llama-family query heads must stay with their key/value heads: split leaves their head axes
-    to the linear scheme, and still splits every other axis."""
+def test_grouped_heads_keep_the_linear_scheme_on_one_heads_axis():
+    """Llama-family query heads must stay with their key/value heads: a ``heads`` axis resized on its own
+    (where the grouping changes or the key/value heads get fewer) takes the linear scheme, and split
+    still splits every other axis."""
     bot = get_method("bot")
     grouped = SignalSpec(("layers", "heads", "head_dim", "hidden"), (True,) * 4, (False, False, False, True),
                          head_groups=2)
@@ -165,8 +166,8 @@ def test_grouped_heads_keep_the_linear_scheme_on_their_head_axes():
 
 
 def test_a_grouped_query_model_builds_at_a_non_power_of_two_head_ratio():
-    """4 query heads / 2 key-value heads → 6 / 3 on a real Llama: the head axes take the linear
-    scheme (tested on the operators above), the MLP the split one, and the model runs."""
+    """4 query heads / 2 key-value heads → 6 / 3 on a real Llama: whole groups copied under split
+    (below), the MLP's units copied too, and the model runs."""
     config = transformers.LlamaConfig(vocab_size=97, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
                                       num_key_value_heads=2, intermediate_size=24, max_position_embeddings=32,
                                       bos_token_id=0, eos_token_id=0, pad_token_id=0)
@@ -182,3 +183,43 @@ def test_a_grouped_query_model_builds_at_a_non_power_of_two_head_ratio():
         assert torch.isfinite(split(input_ids=ids).logits).all()
     # the MLP's units are copied whole under split, interpolated under linear
     assert not torch.equal(split.model.layers[0].mlp.up_proj.weight, linear.model.layers[0].mlp.up_proj.weight)
+
+
+def sharp_decoder(family: str) -> transformers.PreTrainedModel:
+    """A tiny grouped-query decoder (hidden 24, 4 query heads of 6, 2 key/value heads) with queries, keys
+    and output head scaled up, so that attention is sharp and a query head blended or paired with another
+    group's keys shows in the logits. Its width takes 6 and 8 heads (transformers' Llama checks it)."""
+    fields = dict(vocab_size=61, hidden_size=24, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                  intermediate_size=24, max_position_embeddings=32, tie_word_embeddings=False, bos_token_id=0,
+                  eos_token_id=0, pad_token_id=0)
+    config = transformers.Qwen3Config(head_dim=6, **fields) if family == "qwen3" else transformers.LlamaConfig(**fields)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "norm" in name:
+                parameter.add_(0.1 * torch.randn_like(parameter))
+            if any(part in name for part in ("q_proj", "k_proj", "lm_head")):
+                parameter.mul_(10)
+    return model.eval()
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen3"])
+@pytest.mark.parametrize("heads, kv_heads, order", [(6, 3, [0, 1, 2, 3, 2, 3]), (8, 4, [0, 1, 0, 1, 2, 3, 2, 3])])
+def test_grouped_heads_grown_by_any_ratio_keep_the_function(family, heads, kv_heads, order):
+    """Grouped heads are decoded as (key/value heads × query heads per key/value head): the key/value
+    axis split with the group size fixed (4 heads / 2 → 6 / 3: heads 0, 1, 2, 3, 2, 3 with key/value
+    heads 0, 1, 1), so every query head keeps its keys and the output projection's shares keep the sum."""
+    source = sharp_decoder(family)
+    head_dim = source.config.head_dim
+    learngene = Learngene.extract(source, method="bot", rescaling="preserve_function", show_progress=False)
+    grown = learngene.build({"heads": heads, "kv_heads": kv_heads, "head_dim": head_dim},
+                            auto_class=transformers.AutoModelForCausalLM, show_progress=False)
+    assert (grown.config.num_attention_heads, grown.config.num_key_value_heads) == (heads, kv_heads)
+    ids = torch.randint(2, 61, (2, 7), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected, got = source(input_ids=ids).logits, grown(input_ids=ids).logits
+    assert torch.allclose(got, expected, atol=1e-4), (got - expected).abs().max()
+    source_q = source.model.layers[0].self_attn.q_proj.weight.reshape(4, 1, -1)
+    grown_q = grown.model.layers[0].self_attn.q_proj.weight.reshape(heads, -1)
+    assert [int(torch.isclose(q, source_q, atol=1e-6).all(-1).nonzero()[0, 0]) for q in grown_q] == order

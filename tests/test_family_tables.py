@@ -36,6 +36,8 @@ def tiny_config(family: str, layers: int = 2, heads: int = 4, head_dim: int = 4,
     encoder = dict(vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                    intermediate_size=intermediate, max_position_embeddings=40, tie_word_embeddings=tied,
                    pad_token_id=1)
+    if family == "llama":  # conftest's families are tested there; here as a plain rotary decoder
+        return transformers.LlamaConfig(num_key_value_heads=kv_heads, **decoder)
     if family == "qwen2":
         return transformers.Qwen2Config(num_key_value_heads=kv_heads, **decoder)
     if family == "qwen3":
@@ -76,7 +78,7 @@ HEAD_DIMS = {"gpt_neox": [8, 16], "mixtral": [4, 8]}
 
 
 def source_class(family: str):
-    return transformers.AutoModelForCausalLM if family in DECODERS else transformers.AutoModelForMaskedLM
+    return transformers.AutoModelForCausalLM if family in (*DECODERS, "llama") else transformers.AutoModelForMaskedLM
 
 
 def tiny_model(config: transformers.PretrainedConfig, seed: int = 0) -> transformers.PreTrainedModel:
@@ -266,6 +268,24 @@ def test_an_explicit_head_size_is_kept_and_one_that_follows_the_width_follows_it
         qwen3.build({"head_dim": 5})
 
 
+@pytest.mark.parametrize("family", ["llama", "qwen2", "phi3"])
+def test_a_rotary_width_change_keeps_the_head_size_and_the_function(family, caplog):
+    """Rotary frequencies and the 1/√head_dim scale follow the head size: a new width without a head
+    count takes more heads of the source's size (kv_heads by its grouping), so BoT's default build keeps
+    the logits; where no such heads fit the width, the head size changes and a warning says so."""
+    source = sharpened(tiny_model(tiny_config(family, kv_heads=2)), 10)  # hidden 16, 4 heads of 4, 2 kv heads
+    learngene = Learngene.extract(source, method="bot", show_progress=False)
+    grown = learngene.build({"hidden": 32}, auto_class=source_class(family), show_progress=False)
+    assert (grown.config.num_attention_heads, grown.config.num_key_value_heads) == (8, 4)
+    assert torch.allclose(logits(grown), logits(source), atol=1e-4)
+    assert learngene.target_config({"hidden": 32, "kv_heads": 8}).num_attention_heads == 8
+    assert learngene.target_config({"hidden": 32, "heads": 2}).num_attention_heads == 2  # named: as asked
+    with caplog.at_level("WARNING", logger="hf_learngene"):
+        fallback = learngene.target_config({"hidden": 24, "kv_heads": 4})  # 6 heads of 4 take no 4 kv heads
+    assert learngene.architecture.axis_sizes(fallback)["head_dim"] == 6
+    assert any("the RoPE frequencies and the attention scale change" in r.getMessage() for r in caplog.records)
+
+
 def test_sizes_may_name_axes_or_the_familys_own_config_fields():
     learngene = Learngene.extract(tiny_model(tiny_config("distilbert")), method="bot", show_progress=False)
     by_axis = learngene.target_config({"layers": 3, "hidden": 8, "heads": 2, "intermediate": 12})
@@ -303,14 +323,41 @@ def test_gemma_norms_stay_centred_where_the_source_has_them():
                 assert abs(tensor.mean() - source_mean) < 0.1 and tensor.abs().mean() < 0.5, name
 
 
-def test_gemmas_attention_scale_follows_the_head_size_it_follows_in_the_source():
+def test_gemmas_attention_scale_follows_the_head_size_it_follows_in_the_source(caplog):
     learngene = Learngene.extract(tiny_model(tiny_config("gemma3_text", kv_heads=2)), method="bot", show_progress=False)
     assert learngene.target_config({"head_dim": 8}).query_pre_attn_scalar == 8  # the source's is its head_dim, 6
     assert learngene.target_config({"head_dim": 8, "query_pre_attn_scalar": 5}).query_pre_attn_scalar == 5
     config = tiny_config("gemma2", kv_heads=2)
     config.query_pre_attn_scalar = config.hidden_size // config.num_attention_heads  # as in Gemma 2 27B
     learngene = Learngene.extract(tiny_model(config), method="bot", show_progress=False)
-    assert learngene.target_config({"hidden": 24, "heads": 2, "kv_heads": 1}).query_pre_attn_scalar == 12
+    assert learngene.target_config({"hidden": 24, "heads": 2, "kv_heads": 1}).query_pre_attn_scalar == 4  # head size kept
+    assert learngene.target_config({"head_dim": 12}).query_pre_attn_scalar == 8  # 4 × 12/6
+    with caplog.at_level("WARNING", logger="hf_learngene"):
+        assert learngene.target_config({"head_dim": 8}).query_pre_attn_scalar == 5  # 16/3, as an integer
+    assert any("would be 5.33333 at head size 8" in r.getMessage() for r in caplog.records)
+
+
+def sharpened(model: transformers.PreTrainedModel, factor: float) -> transformers.PreTrainedModel:
+    """``model`` with its queries, keys and output head multiplied by ``factor``: attention sharp enough
+    (and logits large enough) that a changed attention scale or a blended head shows."""
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if any(part in name for part in ("q_proj", "k_proj", "lm_head")):
+                parameter.mul_(factor)
+    return model
+
+
+@pytest.mark.parametrize("method,options", [("hypercloning", {}), ("bot", {"rescaling": "preserve_function"})])
+def test_a_gemma_scale_of_hidden_over_heads_is_kept_by_a_width_change(method, options):
+    """Gemma 2 27B's scale is hidden / heads (144), not its head size: a width-only build keeps the head
+    size, so it must keep the scale too, or every attention logit changes."""
+    config = tiny_config("gemma2", kv_heads=2)  # hidden 16, 4 heads of 6
+    config.query_pre_attn_scalar = config.hidden_size // config.num_attention_heads
+    source = sharpened(tiny_model(config), 20)
+    grown = Learngene.extract(source, method=method, show_progress=False, **options).build(
+        {"hidden": 32}, auto_class=source_class("gemma2"), show_progress=False)
+    assert (grown.config.head_dim, grown.config.query_pre_attn_scalar) == (6, 4)
+    assert torch.allclose(logits(grown), logits(source), atol=1e-4)
 
 
 @pytest.mark.parametrize("family,layers,deeper,pattern", [

@@ -5,29 +5,43 @@ identity: every rescaling policy keeps a norm's source mean, so resized norms st
 the source's are), a norm after each sublayer as well as before it ("sandwich" norms), and word
 embeddings the model multiplies by √hidden (``scaled_by``: a function-preserving build divides
 them by the growth of that factor). Gemma 3 adds an RMSNorm over each head's query and key. The
-attention scale ``query_pre_attn_scalar`` follows the head size (or hidden / heads) when the
-source's does; at a new depth local and global layers follow the kept blocks (or the pattern, where
-blocks are mixed).
+attention scale ``query_pre_attn_scalar`` is the source's times the growth of the head size (so
+the target's head size where the source's is its head size, and unchanged where the head size
+is); at a new depth local and global layers follow the kept blocks (or the pattern, where blocks
+are mixed).
 """
 
 from dataclasses import replace
+from fractions import Fraction
 from typing import Any, Mapping
 
+from transformers.utils import logging
+
 from .base import DECODER_AXES, ROTARY, Architecture, Param, decoder_ends, llama_layer, norm
+
+logger = logging.get_logger(__name__)
 
 _LAYER = "layers.{layer}"
 
 
 def _attention_scale(target: dict[str, Any], source: Mapping[str, Any], asked: set[str]) -> None:
     """``query_pre_attn_scalar`` is the head size in most Gemma checkpoints and hidden / heads in the
-    27B ones: a target keeps whichever of the two the source's is, unless it names one."""
+    27B ones. A target carries the source's, times target / source head size (unless it names one):
+    the head size where the source's is the head size, and the source's own where the head size is
+    kept, whatever the width or head count. Following hidden / heads instead would change every
+    attention logit of a width- or heads-only build (27B: 144 at hidden 4608, 32 heads of 128). The
+    config takes an integer: a ratio that gives none is rounded, with a warning."""
     if "query_pre_attn_scalar" in asked:
         return
-    scalar = source["query_pre_attn_scalar"]
-    if scalar == source["head_dim"]:
-        target["query_pre_attn_scalar"] = target["head_dim"]
-    elif scalar == source["hidden_size"] // source["num_attention_heads"]:
-        target["query_pre_attn_scalar"] = target["hidden_size"] // target["num_attention_heads"]
+    scalar = Fraction(source["query_pre_attn_scalar"]) * Fraction(target["head_dim"], source["head_dim"])
+    target["query_pre_attn_scalar"] = round(scalar)  # the config takes an integer
+    if scalar.denominator != 1:
+        logger.warning(
+            f"query_pre_attn_scalar {source['query_pre_attn_scalar']} at head size {source['head_dim']} would be "
+            f"{float(scalar):g} at head size {target['head_dim']}; the config takes an integer, so the build uses "
+            f"{round(scalar)} and its attention logits differ slightly from the source's. Pass query_pre_attn_scalar "
+            "to choose it"
+        )
 
 
 GEMMA2 = Architecture(

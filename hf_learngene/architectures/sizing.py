@@ -177,6 +177,12 @@ def _follow_source(arch: Architecture, source_config: Any, target: dict[str, Any
       multi-head attention, with a warning saying so);
     * a new width or head count changes a ``head_dim`` that the source has as ``hidden // heads``;
       an explicit head size that differs from it (Qwen3, Gemma) is kept;
+    * in a rotary family (Llama, Mistral, Qwen2, Phi-3, ...) whose head size is ``hidden // heads``,
+      a new width without a head count keeps the head size instead: the head count follows the
+      width (and ``kv_heads`` the source's grouping), because a new head size changes every RoPE
+      frequency and the 1/√head_dim scale, which no build can compensate. Where the width is no
+      multiple of the head size, or the grouping does not fit, the head count is kept as before,
+      with a warning that the build cannot keep the source's function (:func:`_keep_head_size`);
     * a new depth gives a per-layer list (``layer_types``) the entries of the source blocks each
       target block is made from, where the method keeps whole blocks (``source_blocks``: weight
       selection, stacking, BoT's ``shrink="units"``), so every kept block keeps its attention
@@ -192,6 +198,10 @@ def _follow_source(arch: Architecture, source_config: Any, target: dict[str, Any
     if hidden in asked and intermediate and intermediate not in asked and _is_count(target[hidden]):
         target[intermediate] = int(round(target[hidden] * sizes["intermediate"] / sizes["hidden"]))
     heads, kv_heads = fields.get("heads"), fields.get("kv_heads")
+    derived = hidden and heads and sizes.get("head_dim") == sizes["hidden"] // sizes["heads"]
+    if (arch.uses_rotary() and derived and hidden in asked and heads not in asked
+            and fields.get("head_dim") not in asked and _is_count(target[hidden])):
+        _keep_head_size(fields, sizes, target, asked)
     if kv_heads and heads in asked and kv_heads not in asked and _is_count(target[heads]):
         target[kv_heads] = _kv_heads_for(sizes, target[heads], kv_heads)
     head_dim = fields.get("head_dim")
@@ -250,6 +260,46 @@ def _repeat_pattern(values: list, length: int) -> list:
         return values
     period = next(p for p in range(1, len(values) + 1) if all(v == values[i % p] for i, v in enumerate(values)))
     return [values[i % period] for i in range(length)]
+
+
+def _keep_head_size(fields: Mapping[str, str], source_sizes: Mapping[str, int], target: dict[str, Any],
+                    asked: set[str]) -> None:
+    """A rotary family's new width without a head count: as many heads of the source's size as the
+    width holds, and key/value heads by the source's grouping (or those asked for). Rotary
+    embeddings turn pair ``i`` of a head at ``base^(-2i/head_dim)`` and the logits are divided by
+    √head_dim, so a head size of its own would change both, and the build would lose the source's
+    function. Where the heads do not fit the width or the grouping, the source's head count stays
+    (the head size follows the width), with a warning saying so."""
+    width, size = target[fields["hidden"]], source_sizes["head_dim"]
+    heads, kv_field = width // size, fields.get("kv_heads")
+    why = f"hidden {width} is no multiple of the source's head size {size}" if width % size else None
+    kv_heads = None
+    if why is None and kv_field in asked:
+        kv_heads = target[kv_field]
+        if not (_is_count(kv_heads) and heads % kv_heads == 0):
+            why = f"{kv_field}={kv_heads} does not divide the {heads} heads of size {size} that hidden {width} holds"
+    elif why is None and kv_field:
+        group = source_sizes["heads"] // source_sizes["kv_heads"]
+        kv_heads = heads // group
+        if heads % group:
+            why = (f"the {heads} heads of size {size} that hidden {width} holds cannot keep the source's {group} "
+                   "query heads per key/value head")
+    if why is None:
+        target[fields["heads"]] = heads
+        if kv_field:
+            target[kv_field] = kv_heads
+        return
+    kept = source_sizes["heads"]
+    if width % size:
+        fix = f"ask for a width that is a multiple of {size}"
+    else:
+        choices = ", ".join(str(k) for k in range(1, heads + 1) if heads % k == 0)
+        fix = f"name the heads: heads={heads}" + (f" with {kv_field} one of {choices}" if kv_field else "")
+    logger.warning(
+        f"{why}, so the build keeps the source's {kept} heads and the head size becomes {width / kept:g}: the RoPE "
+        f"frequencies and the attention scale change, and the built model cannot keep the source's function. To "
+        f"keep it, {fix}"
+    )
 
 
 def _kv_heads_for(source_sizes: Mapping[str, int], heads: int, field: str) -> int:

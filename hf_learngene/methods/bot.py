@@ -31,9 +31,13 @@ keys (flat-head attentions: BERT, DistilBERT, RoBERTa, ViT, DiT; not GPT-2's fus
 UNet's attention or rotary heads, whose frequencies follow the head size anyway). The shares are part of the decoded signal
 whatever the policy (under ``none`` copies along an input axis carry their share, not the
 source's value); only ``preserve_function`` makes the build exact. Whole heads (every role the
-table marks ``whole_heads``: Llama-family models, grouped or not, GPT-NeoX, ModernBERT) keep
-``linear`` on their ``heads`` and ``kv_heads`` axes: copying or dropping query heads and key/value heads each on its own axis could give a query
-head another group's keys. With Haar this keeps the source's function at any
+table marks ``whole_heads``: Llama-family models, grouped or not, GPT-NeoX, ModernBERT) are stored
+split by key/value head (``levels=0``) and, where the grouping is kept and the key/value heads do not
+get fewer, decoded as (key/value heads × query heads per key/value head), ``split`` on the key/value
+axis with the group size fixed: 4 heads / 2 → 6 / 3 copies groups 0, 1, 1, as the key/value heads, so
+every query head keeps its keys. Elsewhere (a grouping that changes, fewer key/value heads, stored
+bands) their head axes keep ``linear``: copying or dropping query heads and key/value heads each on
+its own axis could give a query head another group's keys. With Haar this keeps the source's function at any
 width ratio for every linear map and every elementwise activation (384 → 512 hidden units:
 128 units copied twice); a LayerNorm over a grown width sees its copied units twice in its mean
 and variance, so it keeps the function nearly, not exactly. With ``shrink="wavelet"``,
@@ -89,9 +93,9 @@ import torch.nn.functional as F
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state", category=UserWarning)
 
 from ..errors import LearngeneConfigError
-from .base import AxisOperator, Gather, Resizer, SignalSpec, operator_matrix, resize_blockwise
+from .base import AxisOperator, Gather, Resizer, SignalSpec, heads_by_kv_head, operator_matrix, resize_blockwise
 from .options import NON_DYADIC, SHRINK_SCHEMES, BotOptions
-from .weight_selection import selected_indices
+from .weight_selection import GROUP_AXES, selected_indices, split_heads_axis
 
 
 def _linear_resample(x: torch.Tensor, length: int) -> torch.Tensor:
@@ -384,11 +388,15 @@ class BotResizer(Resizer):
                 "shrink": self.shrink}
 
     def stored_shape(self, spec, source_shape):
+        if self.levels == 0:  # the source signal, grouped heads split by key/value head (the source's grouping)
+            return heads_by_kv_head(spec, source_shape)
         return tuple(
             max(1, math.ceil(n / 2**self.levels)) if free else n for n, free in zip(source_shape, spec.resizable)
         )
 
     def encode(self, signal, spec, *, overwrite=False):
+        if self.levels == 0:
+            return signal.reshape(self.stored_shape(spec, signal.shape))
         stored = self.stored_shape(spec, signal.shape)
         operators = {  # the stored bands are always the linear scheme's, whatever ``non_dyadic`` decodes with
             axis: resize_operator(self.wavelet, signal.shape[axis], stored[axis])
@@ -397,13 +405,30 @@ class BotResizer(Resizer):
         }
         return resize_blockwise(signal, operators, overwrite)
 
-    def scheme(self, spec: SignalSpec, axis: int) -> str:
-        """The non-dyadic scheme of one axis: ``linear`` for the head axes of grouped (whole) heads,
-        whose query heads must stay with their key/value heads (copying or dropping each head axis
-        on its own could pair a query head with another group's keys), the option otherwise."""
-        if spec.head_groups is not None and spec.axes[axis] in ("heads", "kv_heads"):
+    def copies_groups(self, spec: SignalSpec, axis: int, stored_length: int, target_length: int) -> bool:
+        """Whether a head axis of grouped (whole) heads is resized by whole units (``split``): the
+        key/value axis where it does not shrink, in a learngene that stores the source's heads
+        (``levels=0``). Where the grouping is kept, a query role's heads are decoded as (key/value
+        heads × query heads per key/value head) (:meth:`regroup`) with the group size fixed, so every
+        query head is copied with its group, as its key/value head is, and the output projection's
+        shares keep the function. Elsewhere (a key/value axis that shrinks, a grouping that changes,
+        stored bands) the head axes take ``linear``: copying or dropping query heads and key/value
+        heads each on its own axis could give a query head another group's keys."""
+        name = spec.axes[axis]
+        if spec.head_groups is None or self.non_dyadic != "split" or self.levels or name not in GROUP_AXES:
+            return False
+        return name == "heads_per_kv" or target_length >= stored_length
+
+    def scheme(self, spec: SignalSpec, axis: int, stored_length: int, target_length: int) -> str:
+        """The non-dyadic scheme of one axis: ``linear`` for the head axes of grouped heads that are not
+        copied whole (:meth:`copies_groups`), the option otherwise."""
+        if self._linear_heads(spec, axis, stored_length, target_length):
             return "linear"
         return self.non_dyadic
+
+    def _linear_heads(self, spec: SignalSpec, axis: int, stored_length: int, target_length: int) -> bool:
+        head_axis = spec.head_groups is not None and spec.axes[axis] in ("heads", *GROUP_AXES)
+        return head_axis and not self.copies_groups(spec, axis, stored_length, target_length)
 
     @staticmethod
     def shares(spec: SignalSpec, axis: int) -> bool:
@@ -416,8 +441,14 @@ class BotResizer(Resizer):
         while their size grows (12 of 32 → 4 of 64): the ``heads`` and ``head_dim`` axes as one flat
         axis, so that each target head is whole source heads side by side (8 of the 12 here, evenly
         spread) rather than an average of heads with every dimension doubled. Returns ``(spec,
-        stored, source, target)`` shapes merged, or ``None`` where the axes stay apart."""
-        if self.shrink != "units" or spec.head_groups is not None or "heads" not in spec.axes:
+        stored, source, target)`` shapes merged, or ``None`` where the axes stay apart.
+
+        Grouped heads stored split by key/value head (:meth:`stored_shape`) are resized on those two
+        axes where the key/value axis does not shrink (:meth:`copies_groups`), and on the one ``heads``
+        axis otherwise (:meth:`_by_kv_head`)."""
+        if spec.head_groups is not None:
+            return self._by_kv_head(spec, stored_shape, source_shape, target_shape)
+        if self.shrink != "units" or "heads" not in spec.axes:
             return None
         axis = spec.axes.index("heads")  # (a heads-only change at the same width, 12 of 32 → 6 of 64, is exact)
         if spec.axes[axis + 1 : axis + 2] != ("head_dim",) or not all(spec.resizable[axis : axis + 2]):
@@ -435,16 +466,38 @@ class BotResizer(Resizer):
         join = lambda shape, n: tuple(shape[:axis]) + (n,) + tuple(shape[axis + 2 :])
         return merged, join(stored_shape, heads * size), join(source_shape, heads * size), join(target_shape, flat)
 
+    def _by_kv_head(self, spec, stored_shape, source_shape, target_shape):
+        """:meth:`regroup` of a grouped ``heads`` axis stored as (key/value heads × query heads per
+        key/value head): those two axes where the grouping is kept and the key/value heads do not get
+        fewer, so that every query head is copied with its group (4 heads in 2 groups → 6 in 3: groups
+        0, 1, 1, heads 0, 1, 2, 3, 2, 3, as the key/value heads 0, 1, 1); the one ``heads`` axis,
+        ``linear``, otherwise (a grouping that changes has no such copy). ``None`` where the stored
+        heads are not split (stored bands)."""
+        if len(stored_shape) != len(spec.axes) + 1 or "heads" not in spec.axes:
+            return None
+        axis = spec.axes.index("heads")
+        source_groups, target_groups = stored_shape[axis + 1], spec.head_groups
+        joined = tuple(stored_shape[:axis]) + (stored_shape[axis] * source_groups,) + tuple(stored_shape[axis + 2 :])
+        grouped, shapes = split_heads_axis(spec, axis, (joined, source_groups), (source_shape, source_groups),
+                                           (target_shape, target_groups))
+        if source_groups != target_groups or not self.copies_groups(grouped, axis, shapes[0][axis], shapes[2][axis]):
+            return spec, joined, tuple(source_shape), tuple(target_shape)
+        return (grouped, *shapes)
+
     def constant_response(self, spec, stored_shape, source_shape, target_shape):
         if self.non_dyadic != "split":
             return None
         merged = self.regroup(spec, stored_shape, source_shape, target_shape)
         if merged is not None:
             response = self.constant_response(*merged)
-            if response is None:
-                return None
-            axis = spec.axes.index("heads") - (1 if spec.axes[:1] == ("layers",) else 0)
+            if response is None or len(merged[0].axes) == len(spec.axes):
+                return response
+            first = 1 if spec.axes[:1] == ("layers",) else 0
+            axis = spec.axes.index("heads") - first
             shape = list(response.shape)
+            if len(merged[0].axes) > len(spec.axes):  # (key/value heads, heads per key/value head) → heads
+                shape[axis : axis + 2] = merged[3][axis + first : axis + first + 2]
+                return response.expand(shape).reshape(shape[:axis] + [-1] + shape[axis + 2 :])
             if shape[axis] == 1:
                 return response.unsqueeze(axis + 1)
             return response.reshape(shape[:axis] + [target_shape[axis + (spec.axes[:1] == ("layers",))],
@@ -454,7 +507,7 @@ class BotResizer(Resizer):
         for axis in range(first, len(spec.axes)):
             if not (spec.resizable[axis] and self.shares(spec, axis)) or stored_shape[axis] == target_shape[axis]:
                 continue
-            if self.scheme(spec, axis) != "split":
+            if self.scheme(spec, axis, stored_shape[axis], target_shape[axis]) != "split":
                 continue
             operator = self.axis_operator(spec, axis, stored_shape[axis], source_shape[axis], target_shape[axis])
             ones = torch.ones(stored_shape[axis], dtype=torch.float64)
@@ -465,8 +518,9 @@ class BotResizer(Resizer):
     def axis_operator(self, spec, axis, stored_length, source_length, target_length):
         if stored_length == target_length:
             return None
-        grouped = spec.head_groups is not None and spec.axes[axis] in ("heads", "kv_heads")
-        if self.shrink == "units" and target_length < stored_length and not grouped:
+        scheme = self.scheme(spec, axis, stored_length, target_length)
+        linear_heads = self._linear_heads(spec, axis, stored_length, target_length)
+        if self.shrink == "units" and target_length < stored_length and not linear_heads:
             # whole units: the residual units with the largest norm gains, whole heads of a merged
             # heads*head_dim axis, evenly spaced units elsewhere (where weight selection takes them:
             # every k-th from the first at a whole ratio); along an input axis a kept unit carries
@@ -481,5 +535,4 @@ class BotResizer(Resizer):
             else:
                 kept = selected_indices(stored_length, target_length)
             return Gather(kept, stored_length, share)
-        return resize_operator(self.wavelet, stored_length, target_length, self.scheme(spec, axis),
-                               self.shares(spec, axis))
+        return resize_operator(self.wavelet, stored_length, target_length, scheme, self.shares(spec, axis))

@@ -14,7 +14,9 @@ Options:
     keep: how many coefficients the learngene stores per resizable axis — a float ratio of
         the source size for every axis (default ``1.0``: lossless), or a dict mapping axis
         names (``"layers"``, ``"hidden"``, ``"heads"``, ``"head_dim"``, ``"intermediate"``, ...)
-        to a ratio (float) or an absolute count (int). Unnamed axes keep everything.
+        to a ratio (float) or an absolute count (int). Unnamed axes keep everything; a name that is
+        no resizable axis is refused. ``"head_dim"`` also sets the rotary layout's axes of queries,
+        keys and their norms (``half_head_dim``, ``rotary_unit``: a count there is per head).
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ import scipy.fft
 import torch
 
 from ..errors import LearngeneConfigError
-from .base import AxisOperator, Resizer, resize_blockwise
+from ..architectures.base import RESIZABLE_AXES, is_resizable
+from .base import AxisOperator, Resizer, SignalSpec, resize_blockwise
 from .options import FrontOptions
 
 Keep = Union[float, Mapping[str, Union[float, int]]]
+ROTARY_AXES = ("half_head_dim", "rotary_unit")  # parts of a head in the rotary layout: they follow head_dim
 
 
 @lru_cache(maxsize=8)  # small: one matrix at an LLM width is ~1 GB; the methods use the FFT below
@@ -215,25 +219,38 @@ class FrontResizer(Resizer):
             raise LearngeneConfigError(
                 f"FRONT keep must be a ratio in (0, 1] or a dict of axis → ratio (float) or count (int); got {bad}"
             )
+        unknown = [name for name in keep if not is_resizable(name)] if isinstance(keep, Mapping) else []
+        if unknown:  # a misspelt axis would silently keep everything
+            valid = ", ".join(sorted(RESIZABLE_AXES - set(ROTARY_AXES)))
+            raise LearngeneConfigError(
+                f"FRONT keep names {', '.join(map(repr, unknown))}, which is no resizable axis; valid axes: {valid} "
+                "(and channels0, channels1, ... for the levels of a UNet)"
+            )
         self.keep = dict(keep) if isinstance(keep, Mapping) else float(keep)
 
     def options(self) -> dict[str, Any]:
         return {"keep": self.keep}
 
-    def _kept(self, axis_name: str, length: int) -> int:
-        rule = self.keep.get(axis_name, 1.0) if isinstance(self.keep, dict) else self.keep
-        count = rule if isinstance(rule, int) and not isinstance(rule, bool) else math.ceil(rule * length)
+    def _kept(self, spec: SignalSpec, axis: int, length: int) -> int:
+        """The coefficients stored along one axis. The rotary layout's axes (a head's halves, or its
+        units) are parts of the head size and follow ``head_dim``'s rule, a count divided among the
+        parts (the literal axis before them: 2 halves, or 8 units)."""
+        name, parts = spec.axes[axis], 1
+        if isinstance(self.keep, dict) and name in ROTARY_AXES and name not in self.keep:
+            name, parts = "head_dim", int(spec.axes[axis - 1])
+        rule = self.keep.get(name, 1.0) if isinstance(self.keep, dict) else self.keep
+        count = math.ceil(rule / parts) if isinstance(rule, int) and not isinstance(rule, bool) else math.ceil(rule * length)
         return max(1, min(length, count))
 
     def stored_shape(self, spec, source_shape):
         return tuple(
-            self._kept(name, n) if free else n for n, name, free in zip(source_shape, spec.axes, spec.resizable)
+            self._kept(spec, axis, n) if free else n for axis, (n, free) in enumerate(zip(source_shape, spec.resizable))
         )
 
     def encode(self, signal, spec, *, overwrite=False):
         operators = {
-            axis: ForwardDct(signal.shape[axis], self._kept(name, signal.shape[axis]))
-            for axis, (name, free) in enumerate(zip(spec.axes, spec.resizable))
+            axis: ForwardDct(signal.shape[axis], self._kept(spec, axis, signal.shape[axis]))
+            for axis, free in enumerate(spec.resizable)
             if free
         }
         return resize_blockwise(signal, operators, overwrite)  # a 7B model's role is never copied whole into FFT buffers
