@@ -10,8 +10,12 @@
     python recipes/diffusion_pretraining.py --dataset_name path/to/folder --model_type dit --output_dir out/dit
 
 The model predicts the noise added by a DDPM schedule (1000 steps, linear betas) under an MSE
-loss; class labels are dropped 10% of the time (the DiT's own label dropout), so sampling can
-use classifier-free guidance. An EMA of the weights is kept and used for samples and the saved
+loss; each sample's class label is replaced by the null class ``--class_dropout_prob`` of the
+time (0.1, as in DiT), in every block at once, so sampling can use classifier-free guidance.
+diffusers' DiT (and the FINE DiT) give each block its own label embedding, each dropping the
+label on its own draw in training; that would leave the null class unseen as a whole and half the
+samples with a label some blocks do not see, so the recipe turns those draws off and drops labels
+itself. An EMA of the weights is kept and used for samples and the saved
 model. Every ``--sample_every`` steps and at the end (never with 0) it logs the held-out
 denoising loss and writes a grid of DDIM samples (one row per class) to ``OUTPUT_DIR/samples/``. Checkpoints and
 ``--resume_from_checkpoint latest`` work as in the other recipes. Under several processes
@@ -30,6 +34,7 @@ from pathlib import Path
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DiTTransformer2DModel
+from diffusers.models.embeddings import LabelEmbedding
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file
 from torch.nn import functional as F
@@ -124,6 +129,8 @@ def parse_args(argv=None):
     train.add_argument("--sampling_steps", type=integer(1, 1000), default=50, help="DDIM steps per sample grid")
     train.add_argument("--guidance_scale", type=number(1, note="1 means no guidance"), default=1.0,
                        help="classifier-free guidance of the samples")
+    train.add_argument("--class_dropout_prob", type=number(0, 1, high_open=True), default=0.1,
+                       help="share of samples trained with the null class in every block (what guidance uses)")
     state_ranges(parser)
     args = parser.parse_args(argv)
     if args.image_size % args.patch_size:
@@ -221,6 +228,15 @@ def build_model(args, num_classes: int):
     return DiTTransformer2DModel(**config, norm_num_groups=1)
 
 
+def drop_labels_per_sample(model) -> None:
+    """Turn off the label dropout of each block's own label embedding (a saved config brings it
+    back, so this runs on every model the recipe builds or loads): the training loop drops a
+    sample's label once, for all blocks together."""
+    for module in model.modules():
+        if isinstance(module, LabelEmbedding):
+            module.dropout_prob = 0.0
+
+
 def load_dit(folder) -> DiTTransformer2DModel | FINEDiTTransformer2DModel:
     """A saved DiT, dense or FINE, as its config names it."""
     saved = DiTTransformer2DModel.load_config(folder)
@@ -272,6 +288,7 @@ def main(argv=None) -> dict:
     images, labels, heldout_images, heldout_labels, names = load_data(args)
     num_classes = len(names)
     model = build_once(accelerator, output_dir, lambda: build_model(args, num_classes), load_dit)
+    drop_labels_per_sample(model)
     model_class = type(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=0.0)
     scheduler = DDPMScheduler(num_train_timesteps=1000)
@@ -309,7 +326,8 @@ def main(argv=None) -> dict:
         noise = torch.randn(batch.shape, generator=generator)
         timesteps = torch.randint(0, 1000, (len(batch),), generator=generator)
         noisy = scheduler.add_noise(batch, noise, timesteps)
-        torch.manual_seed(seed + 1)  # label dropout: its own stream, as reproducible
+        dropped = torch.rand(len(batch), generator=generator) < args.class_dropout_prob
+        batch_labels = torch.where(dropped, num_classes, batch_labels)  # the null class, in every block
         with accelerator.autocast():
             predicted = model(noisy.to(accelerator.device), timestep=timesteps.to(accelerator.device),
                               class_labels=batch_labels.to(accelerator.device)).sample[:, : batch.shape[1]]

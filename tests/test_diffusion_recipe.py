@@ -160,3 +160,43 @@ def test_per_layer_svd_baseline_keeps_rank_and_depth(trained):
     weight = built.transformer_blocks[2].ff.net[2].weight
     assert torch.linalg.matrix_rank(weight) == 2
     assert torch.equal(built.transformer_blocks[2].ff.net[2].bias, dense.transformer_blocks[1].ff.net[2].bias)
+
+
+@pytest.mark.parametrize("model_class", [DiTTransformer2DModel, FINEDiTTransformer2DModel])
+def test_a_dropped_label_is_the_null_class_in_every_block(model_class):
+    """diffusers' DiT gives each block its own label embedding, each dropping labels on its own draw
+    in training: the null class guidance samples with would then never be trained as a whole. After
+    the recipe's switch, a training forward is deterministic, and a null-labelled sample in training
+    is exactly what the pipeline's unconditional branch computes."""
+    torch.manual_seed(0)
+    model = model_class(num_attention_heads=2, attention_head_dim=8, in_channels=1, num_layers=3, sample_size=8,
+                        patch_size=4, num_embeds_ada_norm=10, norm_num_groups=1).train()
+    x, t = torch.randn(16, 1, 8, 8), torch.full((16,), 500)
+    labels = torch.arange(16) % 10
+    with torch.no_grad():
+        drawn = [model(x, timestep=t, class_labels=labels).sample for _ in range(2)]
+        assert not torch.equal(*drawn)  # diffusers' own per-block draws
+        diffusion_pretraining.drop_labels_per_sample(model)
+        first, second = (model(x, timestep=t, class_labels=labels).sample for _ in range(2))
+        null = torch.full((16,), 10)
+        trained_null = model(x, timestep=t, class_labels=null).sample
+        sampled_null = model.eval()(x, timestep=t, class_labels=null).sample
+    assert torch.equal(first, second)
+    assert torch.equal(trained_null, sampled_null)
+
+
+def test_the_recipe_trains_the_null_class_at_its_rate(tmp_path, monkeypatch):
+    seen = []
+    forward = FINEDiTTransformer2DModel.forward
+
+    def spy(self, *args, class_labels=None, **kwargs):
+        if self.training:
+            seen.append(class_labels.clone())
+        return forward(self, *args, class_labels=class_labels, **kwargs)
+
+    monkeypatch.setattr(FINEDiTTransformer2DModel, "forward", spy)
+    diffusion_pretraining.main(TINY + ["--max_train_steps", "20", "--sample_every", "0", "--checkpointing_steps", "0",
+                                       "--class_dropout_prob", "0.25", "--output_dir", str(tmp_path)])
+    labels = torch.cat(seen)
+    assert len(labels) == 160 and labels.max().item() == 10  # 10 Fashion-MNIST classes, then the null one
+    assert 0.15 < (labels == 10).float().mean().item() < 0.35
