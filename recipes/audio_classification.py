@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -119,13 +120,16 @@ def main(argv=None) -> dict:
     output_dir = Path(args.output_dir)
     data = load_audio_set(args.dataset_name)
     extractor = PIPMNFeatureExtractor(feature_type=args.feature_type)
-    features, kept, skipped = featurize(data, extractor, cache=output_dir, show_progress=not args.no_progress_bar)
+    # under several processes only the first writes the cache: ranks writing one file at once would collide
+    cache = output_dir if int(os.environ.get("RANK", "0")) == 0 else None
+    features, kept, skipped = featurize(data, extractor, cache=cache, show_progress=not args.no_progress_bar)
     labels = torch.tensor([data.labels[i] for i in kept])
     groups = [data.groups[i] for i in kept]
     print(f"{len(kept)} clips of {len(data.classes)} classes in {len(set(groups))} groups; "
           f"{skipped} unreadable clip(s) skipped; left out: {data.left_out or 'none'}")
     folds = grouped_folds(groups, args.folds, seed=args.seed)
     fold_results = []
+    accelerator = None
     for index, test in enumerate(folds):
         if args.only_fold is not None and index != args.only_fold:
             continue
@@ -144,9 +148,12 @@ def main(argv=None) -> dict:
         accelerator = start_run(fold_args)
         torch.manual_seed(args.seed + index)  # each fold's model starts from its own (seeded) init
         model = new_model(args, data.classes)
+        # the process group outlives the fold (accelerate's end_training would destroy it): ended once, below
         report = train(fold_args, accelerator, model, extractor, train_rows, collate,
-                       evaluator(test_rows, args.per_device_eval_batch_size), main_metric="accuracy")
+                       evaluator(test_rows, args.per_device_eval_batch_size), main_metric="accuracy",
+                       end_training=False)
         if "stopped_at_step" in report:
+            accelerator.end_training()
             return report
         report.update(fold=index, test_groups=sorted({groups[i] for i in test}), test_clips=len(test),
                       accuracy=report["history"][-1]["accuracy"])
@@ -165,6 +172,8 @@ def main(argv=None) -> dict:
     }
     write_text_atomically(output_dir / "results.json", json.dumps(summary, indent=2) + "\n")
     print(f"accuracy {summary['accuracy_mean']:.4f} ± {summary['accuracy_std']:.4f} over {len(accuracies)} fold(s)")
+    if accelerator is not None:  # None when every fold had finished in an earlier run
+        accelerator.end_training()
     return summary
 
 

@@ -9,10 +9,12 @@
         --init random --output_dir out/imdb-random
 
 Each GLUE task is scored with its official metrics (accuracy, F1, Matthews correlation,
-Pearson/Spearman); local files with accuracy (or Pearson/Spearman for a float label). The epoch
-is chosen on a held-out part of the training data (``--selection_fraction``, 10% by default; 0
-reports the last epoch), never on the evaluation set; that epoch's model is kept in
-``OUTPUT_DIR/best`` and ``results.json`` gives its evaluation-set score beside every epoch's metrics.
+Pearson/Spearman); local files with accuracy, or, for a regression (a label column of numbers with
+any non-integer value, or ``--task_type regression``), with Pearson/Spearman as STS-B. Rows without
+a label are refused. The epoch is chosen on a held-out part of the training data
+(``--selection_fraction``, 10% by default; 0 reports the last epoch), never on the evaluation set;
+that epoch's model is kept in ``OUTPUT_DIR/best`` and ``results.json`` gives its evaluation-set
+score beside every epoch's metrics.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 
@@ -70,6 +74,9 @@ def parse_args(argv=None):
                       type=ArgType("one column name, or two separated by a comma (a sentence pair)", _text_columns),
                       help="with --train_file: the text column, or two for sentence pairs (sentence1,sentence2)")
     data.add_argument("--label_column_name", type=name, default="label", help="with --train_file: the label column")
+    data.add_argument("--task_type", choices=("auto", "classification", "regression"), default="auto",
+                      help="with --train_file: 'auto' regresses on a label column of numbers with any non-integer "
+                           "value (scores such as 3.8) and classifies any other, whole numbers (0, 1, 5.0) included")
     data.add_argument("--max_train_samples", type=positive_integer, help="use only this many (default: all)")
     data.add_argument("--max_eval_samples", type=positive_integer, help="use only this many (default: all)")
     data.add_argument("--max_length", type=positive_integer, default=128,
@@ -81,8 +88,8 @@ def parse_args(argv=None):
     add_training_arguments(parser)
     state_ranges(parser)
     args = parser.parse_args(argv)
-    requires(parser, args, ["--validation_file", "--text_column_names", "--label_column_name"], not args.task_name,
-             "with --train_file (a GLUE task has its own splits and columns)")
+    requires(parser, args, ["--validation_file", "--text_column_names", "--label_column_name", "--task_type"],
+             not args.task_name, "with --train_file (a GLUE task has its own splits and columns)")
     if args.train_file:
         check_local_files(parser, args)
     check_model_arguments(parser, args)
@@ -137,39 +144,94 @@ def load_splits(args):
         task = GLUE_TASKS[args.task_name]
         raw = datasets.load_dataset("nyu-mll/glue", args.task_name)
         return raw["train"], raw[task.validation_split], list(task.text_columns), "label", args.task_name
-    files = {"train": args.train_file, "validation": args.validation_file}
-    raw = datasets.load_dataset(file_kind(args.train_file), data_files=files)  # parse_args checked both are one kind
-    for split in ("train", "validation"):
-        check_columns(raw[split], args.text_column_names + [args.label_column_name], files[split])
-    return raw["train"], raw["validation"], args.text_column_names, args.label_column_name, None
+    # each file read on its own: read together, the validation file is cast to the training file's column
+    # types, a traceback where its labels differ in kind (words against scores), which main names instead
+    splits = [datasets.load_dataset(file_kind(path), data_files=path, split="train")
+              for path in (args.train_file, args.validation_file)]  # parse_args checked both are one kind
+    for split, path in zip(splits, (args.train_file, args.validation_file)):
+        check_columns(split, args.text_column_names + [args.label_column_name], path)
+    return splits[0], splits[1], args.text_column_names, args.label_column_name, None
 
 
-def label_scheme(train, label_column: str, task: str | None):
-    """(num_labels, label → id or None for regression, id2label)."""
+def refuse(message: str) -> NoReturn:
+    """Bad data found once the files are read: exit 2 with the message, as a bad option does."""
+    print(f"text_classification.py: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def is_number(value) -> bool:
+    """An int or float label; a bool (JSON's true/false) is a class name."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_labels(split, label_column: str, where: str) -> None:
+    """Refuse rows without a label (an empty CSV cell, a JSON null or missing key), which would
+    otherwise train as a class named "None"."""
+    missing = sum(1 for v in split[label_column] if v is None or (isinstance(v, float) and math.isnan(v)))
+    if missing:
+        refuse(f"{where}: {missing} of {len(split)} row(s) have no value in the label column '{label_column}'; "
+               "fill them in or remove those rows")
+
+
+def label_scheme(train, label_column: str, task: str | None, task_type: str = "auto",
+                 where: str = "the training data"):
+    """(num_labels, label → id or None for regression, id2label).
+
+    Every value counts: a score column holding a few whole numbers (STS-B's 0.0 and 5.0) is still a
+    regression, which a look at some values only would have made a classifier of many classes.
+    """
     if task is not None:
         spec = GLUE_TASKS[task]
         names = train.features[label_column].names if spec.num_labels > 1 and hasattr(
             train.features[label_column], "names") else None
         return spec.num_labels, None, dict(enumerate(names)) if names else None
     values = train.unique(label_column)
-    if all(isinstance(v, float) and not float(v).is_integer() for v in values[:50]):
+    numbers = all(is_number(v) for v in values)
+    scores = numbers and any(not float(v).is_integer() for v in values)
+    if task_type == "regression" or (task_type == "auto" and scores):
+        bad = [v for v in values if not is_number(v) or not math.isfinite(v)]
+        if bad:
+            refuse(f"a regression needs numbers, but the label column '{label_column}' of {where} holds "
+                   f"{bad[:5]}; --task_type classification treats them as classes")
         return 1, None, None
-    labels = sorted(values, key=str)
+    labels = sorted(values, key=float) if numbers else sorted(values, key=str)
     if len(labels) < 2:
-        raise SystemExit(f"the training data's '{label_column}' column holds one value only ({labels}); "
-                         "a classifier needs at least two classes")
+        refuse(f"the label column '{label_column}' of {where} holds one value only ({labels}); "
+               "a classifier needs at least two classes")
     return len(labels), {label: i for i, label in enumerate(labels)}, {i: str(label) for i, label in enumerate(labels)}
+
+
+def check_validation_labels(validation, label_column: str, label_ids: dict | None, where: str) -> None:
+    """The evaluation labels must be of the training data's kind: numbers for a regression, its classes otherwise."""
+    values = validation.unique(label_column)
+    if label_ids is None:
+        bad = [v for v in values if not is_number(v) or not math.isfinite(v)]
+        if bad:
+            refuse(f"the training data's labels are scores (a regression), but the label column '{label_column}' "
+                   f"of {where} holds {bad[:5]}")
+        return
+    unseen = [v for v in values if v not in label_ids]
+    if unseen:
+        hint = " (scores? --task_type regression treats the column as one)" if all(map(is_number, values)) else ""
+        refuse(f"the label column '{label_column}' of {where} holds value(s) the training data has no class for: "
+               f"{unseen[:5]}{hint}")
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     train_raw, eval_raw, text_columns, label_column, task = load_splits(args)  # bad data fails before any writing
-    accelerator = start_run(args)
+    if task is None:
+        check_labels(train_raw, label_column, f"--train_file {args.train_file}")
+        check_labels(eval_raw, label_column, f"--validation_file {args.validation_file}")
     if args.max_train_samples:
         train_raw = train_raw.select(range(min(args.max_train_samples, len(train_raw))))
     if args.max_eval_samples:
         eval_raw = eval_raw.select(range(min(args.max_eval_samples, len(eval_raw))))
-    num_labels, label_ids, id2label = label_scheme(train_raw, label_column, task)
+    num_labels, label_ids, id2label = label_scheme(train_raw, label_column, task, args.task_type,
+                                                   f"--train_file {args.train_file}")
+    if task is None:
+        check_validation_labels(eval_raw, label_column, label_ids, f"--validation_file {args.validation_file}")
+    accelerator = start_run(args)
     overrides = {"num_labels": num_labels}
     if id2label:
         overrides.update(id2label=id2label, label2id={v: k for k, v in id2label.items()})

@@ -348,13 +348,18 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 
 
 def train(args, accelerator: Accelerator, model, tokenizer, train_dataset, collate: Callable, evaluate: Callable,
-          main_metric: str, greater_is_better: bool = True, select: Callable | None = None) -> dict:
+          main_metric: str, greater_is_better: bool = True, select: Callable | None = None,
+          end_training: bool = True) -> dict:
     """Fine-tune ``model``; ``evaluate(model, accelerator)`` returns the evaluation set's metrics after every epoch.
 
     Model selection never looks at the evaluation set: with ``select`` (the same kind of function
     on a held-out part of the *training* data) the epoch it scores best is kept in
     ``output_dir/best`` and reported; without it the last epoch is reported. The report, also
     written to ``output_dir/results.json``, gives the evaluation set's ``main_metric`` at that epoch.
+
+    ``end_training=False`` finishes only this run's trackers and keeps the process group, for a
+    caller that trains again in this process (one fold after another); it then calls
+    ``accelerator.end_training()`` once, when it is done.
     """
     output_dir = Path(args.output_dir)
 
@@ -417,7 +422,7 @@ def train(args, accelerator: Accelerator, model, tokenizer, train_dataset, colla
                 progress.close()
                 accelerator.print(f"stopped after {steps_this_run} steps as asked; resume with "
                                   "--resume_from_checkpoint latest")
-                accelerator.end_training()
+                finish(accelerator, end_training)
                 return {"stopped_at_step": state["step"]}
         metrics = evaluate(model, accelerator)
         entry = {"epoch": epoch + 1, "step": state["step"], **metrics}
@@ -443,8 +448,18 @@ def train(args, accelerator: Accelerator, model, tokenizer, train_dataset, colla
               "command": " ".join(sys.argv)}
     if accelerator.is_main_process:
         write_text_atomically(output_dir / "results.json", json.dumps(report, indent=2) + "\n")
-    accelerator.end_training()
+    finish(accelerator, end_training)
     return report
+
+
+def finish(accelerator: Accelerator, end_training: bool) -> None:
+    """Close the run's trackers; with ``end_training`` also destroy the process group (accelerate's
+    ``end_training``), after which no later run in this process could communicate."""
+    if end_training:
+        accelerator.end_training()
+        return
+    for tracker in accelerator.trackers:  # what end_training does first; accelerate has no call for it alone
+        tracker.finish()
 
 
 def check_same_geometry(saved: dict | None, now: dict, checkpoint: Path) -> None:

@@ -17,6 +17,7 @@ import torch
 import transformers
 from safetensors.torch import load_file
 
+from test_audio_recipe import drum_audiofolder
 from test_recipes import classification_args, learngene_dir, review_files  # noqa: F401 (fixtures)
 
 RECIPES = Path(__file__).parents[1] / "recipes"
@@ -67,6 +68,20 @@ def test_two_processes_follow_the_schedule_of_one_with_twice_the_batch(review_fi
     assert [lr for _, lr in lr_two] == pytest.approx([lr for _, lr in lr_one], rel=1e-9)
     assert lr_one[-1][1] == 0.0 and max(lr for _, lr in lr_one) == pytest.approx(1e-4)
     assert json.loads((two / "results.json").read_text())["processes"] == 2
+
+
+def test_every_fold_of_a_cross_validation_trains_under_two_processes(tmp_path):
+    """accelerate's end_training destroys the process group: ended after each fold, the second fold's
+    first collective failed ("Default process group has not been initialized")."""
+    out = tmp_path / "folds"
+    torchrun("audio_classification.py", ["--dataset_name", str(drum_audiofolder(tmp_path / "drums", per_class=2)),
+                                         "--folds", "2", "--num_train_epochs", "1", "--per_device_train_batch_size",
+                                         "1", "--encoder_channels", "8", "16", "--no_progress_bar",
+                                         "--output_dir", str(out)])
+    assert len(json.loads((out / "results.json").read_text())["fold_accuracy"]) == 2
+    for fold in range(2):
+        report = json.loads((out / f"fold-{fold}" / "results.json").read_text())
+        assert report["processes"] == 2 and report["history"][-1]["step"] == 1  # 2 training clips, 1 per process
 
 
 def test_ranks_draw_disjoint_parts_of_the_global_batch():

@@ -111,6 +111,7 @@ TABLE: dict[str, list[tuple[list[str], str, str | None]]] = {
             *values("--validation_file", ["{missing}", "{jsonl}"]),
             *values("--text_column_names", ["a,b,c", "", "sentence"]),
             *values("--label_column_name", ["", "stars"]),
+            *values("--task_type", CHOICE),
             *values("--max_train_samples", POSITIVE_INT),
             *values("--max_eval_samples", POSITIVE_INT),
             *values("--max_length", POSITIVE_INT),
@@ -121,6 +122,8 @@ TABLE: dict[str, list[tuple[list[str], str, str | None]]] = {
         (["--task_name", "sst5", "--learngene", "{learngene}", "--size", "mini"] + OUT, "--task_name", None),
         (["--task_name", "mrpc", "--label_column_name", "y", "--learngene", "{learngene}", "--size", "mini"] + OUT,
          "--label_column_name", None),
+        (["--task_name", "stsb", "--task_type", "regression", "--learngene", "{learngene}", "--size", "mini"] + OUT,
+         "--task_type", None),  # a GLUE task has its own
         (["--train_file", "{csv}", "--learngene", "{learngene}", "--size", "mini"] + OUT, "--validation_file", None),
     ],
     "question_answering": [
@@ -493,6 +496,8 @@ VALID: dict[str, list[tuple[list[str], str | None]]] = {
             ["--num_warmup_steps", "0"],
             ["--weight_decay", "0"],
             ["--selection_fraction", "0"],  # 0: report the last epoch
+            ["--task_type", "regression"],  # checked against the labels once the files are read
+            ["--task_type", "classification"],
             ["--stop_after_steps", "0"],
             ["--checkpointing_steps", "0"],
             ["--seed", "0"],

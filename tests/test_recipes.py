@@ -160,6 +160,93 @@ def test_unknown_glue_task_lists_the_tasks(learngene_dir, tmp_path, capsys):
         "'wnli')" in capsys.readouterr().err
 
 
+def relabelled(review_files, folder: Path, train_labels: list, dev_labels: list) -> tuple[Path, Path]:
+    """The review files with other values in their label column (None: an empty cell)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for source, labels in zip(review_files, (train_labels, dev_labels)):
+        with open(source, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        with open(folder / source.name, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["review", "sentiment"])
+            writer.writeheader()
+            writer.writerows({"review": row["review"], "sentiment": "" if label is None else label}
+                             for row, label in zip(rows, labels))
+        written.append(folder / source.name)
+    return written[0], written[1]
+
+
+def test_a_score_column_with_some_whole_numbers_is_a_regression(review_files, learngene_dir, tmp_path):
+    """STS-B-like scores, 0.0 and 5.0 among them, were taken for classes (the first 50 values had to be
+    non-integer): a 5-class classifier scored by accuracy, or a KeyError on a score the training data
+    lacks (1.7 here). Now every value counts: one output, float targets, Pearson/Spearman as STS-B."""
+    train, dev = relabelled(review_files, tmp_path / "data", [[0.0, 5.0, 2.5, 3.8, 1.0][i % 5] for i in range(40)],
+                            [[4.2, 1.7, 0.0, 5.0][i % 4] for i in range(16)])
+    report = text_classification.main(classification_args((train, dev), learngene_dir, tmp_path / "run",
+                                                           "--num_train_epochs", "1"))
+    assert report["main_metric"] == "pearson" and {"pearson", "spearmanr"} <= set(report["history"][0])
+    assert "accuracy" not in report["history"][0]
+    best = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "run" / "best")
+    assert best.config.num_labels == 1 and best.config.problem_type == "regression"
+
+
+def test_how_a_label_column_is_read():
+    """Every value decides (not the first 50); whole numbers stay classes in auto; --task_type forces either."""
+    import datasets
+
+    def scheme(labels, task_type="auto"):
+        return text_classification.label_scheme(datasets.Dataset.from_dict({"label": labels}), "label", None,
+                                                task_type)
+
+    assert scheme([3.8, 0.0, 2.5, 5.0, 4.2, 1.0])[:2] == (1, None)
+    assert scheme([i + 0.5 for i in range(60)] + [7.25])[:2] == (1, None)
+    assert scheme([float(i) for i in range(60)] + [7.25])[:2] == (1, None)  # one non-integer, after 60 whole ones
+    assert scheme([0.0, 1.0, 2.0, 1.0])[:2] == (3, {0.0: 0, 1.0: 1, 2.0: 2})  # whole numbers: classes
+    assert scheme([2, 10, 1]) == (3, {1: 0, 2: 1, 10: 2}, {0: "1", 1: "2", 2: "10"})  # in numeric order
+    assert scheme([0, 1, 2, 1], "regression")[:2] == (1, None)
+    assert scheme([0.5, 1.5, 0.5], "classification")[:2] == (2, {0.5: 0, 1.5: 1})
+    assert scheme(["pos", "neg"])[:2] == (2, {"neg": 0, "pos": 1})
+
+
+@pytest.mark.parametrize("task_type,labels,says", [
+    ("regression", ["pos", "neg"], "a regression needs numbers, but the label column 'sentiment'"),
+    ("auto", [1, 2], "holds value(s) the training data has no class for: [3] (scores? --task_type regression"),
+    ("auto", [0.5, 1.5], "labels are scores (a regression), but the label column 'sentiment'"),
+])
+def test_labels_the_training_data_cannot_score_are_refused(review_files, learngene_dir, tmp_path, capsys,
+                                                           task_type, labels, says):
+    """A validation label the classes lack (a KeyError mid-run before), or words for a regression: exit 2."""
+    train_labels = labels * 20
+    dev_labels = ({"regression": ["pos"], "auto": [3] if labels == [1, 2] else ["good"]}[task_type]) * 16
+    train, dev = relabelled(review_files, tmp_path / "data", train_labels, dev_labels)
+    with pytest.raises(SystemExit) as stop:
+        text_classification.main(classification_args((train, dev), learngene_dir, tmp_path / "run",
+                                                     "--task_type", task_type))
+    assert stop.value.code == 2
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_rows_without_a_label_are_refused(review_files, learngene_dir, tmp_path, capsys, kind):
+    """An empty cell (or a JSON null) became a class named "None"; now the file, the column and the
+    count are named, with exit 2, before anything is written."""
+    labels = ["positive", None, "negative", None] * 10
+    train, dev = relabelled(review_files, tmp_path / "data", labels, ["positive", "negative"] * 8)
+    if kind == "jsonl":
+        for path in (train, dev):
+            with open(path, newline="") as handle:
+                rows = [{"review": r["review"], "sentiment": r["sentiment"] or None} for r in csv.DictReader(handle)]
+            path.with_suffix(".jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        train, dev = train.with_suffix(".jsonl"), dev.with_suffix(".jsonl")
+    with pytest.raises(SystemExit) as stop:
+        text_classification.main(classification_args((train, dev), learngene_dir, tmp_path / "run"))
+    assert stop.value.code == 2
+    assert f"--train_file {train}: 20 of 40 row(s) have no value in the label column 'sentiment'" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 PEOPLE = [("Ada", "Lisbon", "1901"), ("Bram", "Oslo", "1934"), ("Cleo", "Quito", "1958"), ("Dov", "Hanoi", "1972"),
           ("Edda", "Lima", "1987"), ("Fynn", "Accra", "1916"), ("Gala", "Riga", "1949"), ("Hugo", "Perth", "1963")]
 
