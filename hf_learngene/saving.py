@@ -26,6 +26,26 @@ def _weights_family(name: str) -> str:
     return _SHARD_NUMBER.sub("", name.removesuffix(".index.json"))
 
 
+# Files a model's or learngene's save writes beside its config: its tokenizer, processor and
+# generation settings. A save that writes a config and not one of these makes an earlier save's stale
+# (a loader would otherwise pick up the previous model's tokenizer).
+PROCESSOR_FILES = frozenset({
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
+    "vocab.json", "merges.txt", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "chat_template.jinja",
+    "chat_template.json", "preprocessor_config.json", "processor_config.json", "generation_config.json",
+})
+
+
+def _stale(relative: Path, written: set[Path], families: set[tuple[Path, str]]) -> bool:
+    """Whether an existing file is left over from an earlier save of what is now saved: a file of the
+    same weights (shard, index, single file), or a processor file beside a config this save wrote."""
+    if relative in written:
+        return False
+    if relative.name.endswith((".safetensors", ".index.json")):
+        return (relative.parent, _weights_family(relative.name)) in families
+    return relative.name in PROCESSOR_FILES and relative.parent / CONFIG_NAME in written
+
+
 def _model_kind(config_file: Path) -> str | None:
     """What a ``config.json`` describes (its ``model_type`` or diffusers ``_class_name``), None if unreadable."""
     try:
@@ -51,8 +71,8 @@ def _refuse_other_model(staging: Path, destination: Path) -> None:
 
 def _move_into(staging: Path, destination: Path) -> None:
     """Move every file of ``staging`` into the existing folder ``destination``, each by one rename,
-    and then remove the files of the same weights that this save makes stale (an earlier save's
-    shards and index). Other files and folders in ``destination`` are kept, as transformers' own
+    and then remove the files this save makes stale (an earlier save's shards and index, and its
+    tokenizer or processor files where this save wrote a config without them). Other files and folders in ``destination`` are kept, as transformers' own
     ``save_pretrained`` keeps them. Configs go last: a folder interrupted midway still has its old
     config, which names its old files (a learngene's config also holds their checksums)."""
     files = sorted((path for path in staging.rglob("*") if path.is_file()),
@@ -65,10 +85,7 @@ def _move_into(staging: Path, destination: Path) -> None:
         os.replace(path, target)
     for folder in {relative.parent for relative in written}:
         for old in (destination / folder).iterdir():
-            relative = old.relative_to(destination)
-            if (old.is_file() and relative not in written
-                    and (relative.parent, _weights_family(relative.name)) in families
-                    and old.name.endswith((".safetensors", ".index.json"))):
+            if old.is_file() and _stale(old.relative_to(destination), written, families):
                 old.unlink()
 
 
@@ -85,7 +102,8 @@ def write_folder_atomically(destination: str | os.PathLike, write: Callable[[Pat
     A new ``destination`` appears whole, by one rename of the staging folder beside it. An
     existing one (a Trainer's ``output_dir``, an earlier save, a mount point) is written into as
     transformers does: the new files replace those of the same names one rename each, stale
-    shards of the same weights are removed, and everything else in it is kept; saving over
+    shards of the same weights and an earlier model's tokenizer files are removed, and everything
+    else in it is kept; saving over
     another kind of model's config is refused. An interrupted or failing ``write`` leaves
     ``destination`` as it was.
     """

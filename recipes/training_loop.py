@@ -68,6 +68,9 @@ EXTRA_FILE = "extra.safetensors"  # tensors a recipe adds to its checkpoints (an
 KEEP_CHECKPOINTS = 2  # the newest resumable checkpoints kept; the best model is kept apart in best/
 SCHEDULER_TYPES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 RUN_MARKERS = ("checkpoints", "metrics.csv", "results.json")  # what an earlier run leaves in --output_dir
+# the folders a run saves models into: an overwritten run's must go too, or a model of another kind
+# saved there later would be refused (a save never writes one model's files over another's)
+RUN_OUTPUTS = ("best", "last", "initial-model", "model", "dense", "learngene", "samples")
 EPOCH_CHECKPOINTS = "only at each epoch's end"  # what --checkpointing_steps 0 means in train()
 
 
@@ -193,7 +196,8 @@ def start_run(args, find_unused_parameters: bool = False) -> Accelerator:
                                                  "--resume_from_checkpoint latest"))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:  # an old run's higher-step checkpoints would outlive the new ones
-            for path in earlier:
+            outputs = [output_dir / name for name in RUN_OUTPUTS if (output_dir / name).exists()]
+            for path in [*earlier, *outputs]:
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)

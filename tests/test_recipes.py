@@ -399,10 +399,14 @@ def test_an_earlier_run_in_the_output_folder_is_never_mixed_with_a_new_one(revie
         text_classification.main(arguments)
     assert re.search("holds an earlier run .*--resume_from_checkpoint latest.*--overwrite_output_dir",
                      capsys.readouterr().err)
+    for saved in ("best", "last"):  # as if the earlier run had trained another kind of model
+        config = tmp_path / "run" / saved / "config.json"
+        config.write_text(config.read_text().replace('"model_type": "bert"', '"model_type": "roberta"'))
     report = text_classification.main(arguments + ["--overwrite_output_dir"])
     steps = [line.split(",")[0] for line in (tmp_path / "run" / "metrics.csv").read_text().splitlines()
              if ",train/loss," in line]
     assert steps == [str(s) for s in range(1, 6)] and len(report["history"]) == 1
+    assert '"model_type": "bert"' in (tmp_path / "run" / "last" / "config.json").read_text()
 
 
 def test_resuming_with_another_batch_size_is_refused(review_files, learngene_dir, tmp_path):

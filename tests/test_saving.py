@@ -6,7 +6,9 @@ import os
 import stat
 
 import pytest
+import tokenizers
 import torch
+import transformers
 
 from hf_learngene import Learngene, LearngeneConfigError
 from hf_learngene.saving import write_folder_atomically
@@ -93,3 +95,24 @@ def test_a_failing_write_leaves_an_existing_folder_as_it_was(tmp_path):
     assert _names(out) == ["config.json"] and "new" not in (out / "config.json").read_text()
     with pytest.raises(LearngeneConfigError, match="is a file, not a folder"):
         write_folder_atomically(out / "config.json", write)
+
+
+def test_an_earlier_saves_tokenizer_does_not_outlive_it(learngene, tmp_path):
+    """A loader takes whatever tokenizer lies beside the config: a save without one removes the old one."""
+    out = tmp_path / "lg"
+    (tmp_path / "tokenizer_source").mkdir()
+    tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizers.Tokenizer(tokenizers.models.WordLevel(
+        {"[UNK]": 0, "a": 1}, unk_token="[UNK]")))
+    with_tokenizer = Learngene.from_pretrained(_saved(learngene, tmp_path / "plain"))
+    with_tokenizer.processor = tokenizer
+    with_tokenizer.save_pretrained(out)
+    assert "tokenizer.json" in _names(out) and Learngene.from_pretrained(out).processor is not None
+    (out / "notes.txt").write_text("kept")
+    learngene.save_pretrained(out)  # no processor
+    assert _names(out) == ["config.json", "learngene.safetensors", "notes.txt"]
+    assert Learngene.from_pretrained(out).processor is None
+
+
+def _saved(learngene, folder):
+    learngene.save_pretrained(folder)
+    return folder

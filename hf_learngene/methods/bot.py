@@ -36,8 +36,10 @@ split by key/value head (``levels=0``) and, where the grouping is kept and the k
 get fewer, decoded as (key/value heads × query heads per key/value head), ``split`` on the key/value
 axis with the group size fixed: 4 heads / 2 → 6 / 3 copies groups 0, 1, 1, as the key/value heads, so
 every query head keeps its keys. Elsewhere (a grouping that changes, fewer key/value heads, stored
-bands) their head axes keep ``linear``: copying or dropping query heads and key/value heads each on
-its own axis could give a query head another group's keys. With Haar this keeps the source's function at any
+bands) the query heads keep ``linear``: copying or dropping query heads and key/value heads each on
+its own axis could give a query head another group's keys. A key/value axis that grows is ``split``
+whatever the grouping (its roles do not see the source's grouping); at power-of-two ratios that is
+``linear``'s result too. With Haar this keeps the source's function at any
 width ratio for every linear map and every elementwise activation (384 → 512 hidden units:
 128 units copied twice); a LayerNorm over a grown width sees its copied units twice in its mean
 and variance, so it keeps the function nearly, not exactly. With ``shrink="wavelet"``,
@@ -411,9 +413,11 @@ class BotResizer(Resizer):
         (``levels=0``). Where the grouping is kept, a query role's heads are decoded as (key/value
         heads × query heads per key/value head) (:meth:`regroup`) with the group size fixed, so every
         query head is copied with its group, as its key/value head is, and the output projection's
-        shares keep the function. Elsewhere (a key/value axis that shrinks, a grouping that changes,
-        stored bands) the head axes take ``linear``: copying or dropping query heads and key/value
-        heads each on its own axis could give a query head another group's keys."""
+        shares keep the function. Elsewhere (a key/value axis that shrinks, stored bands, and for
+        query heads a grouping that changes) the head axes take ``linear``: copying or dropping query
+        heads and key/value heads each on its own axis could give a query head another group's keys.
+        A key/value axis that grows is copied whole whatever the grouping: its roles do not see the
+        source's grouping."""
         name = spec.axes[axis]
         if spec.head_groups is None or self.non_dyadic != "split" or self.levels or name not in GROUP_AXES:
             return False
