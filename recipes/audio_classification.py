@@ -120,9 +120,9 @@ def main(argv=None) -> dict:
     output_dir = Path(args.output_dir)
     data = load_audio_set(args.dataset_name)
     extractor = PIPMNFeatureExtractor(feature_type=args.feature_type)
-    # under several processes only the first writes the cache: ranks writing one file at once would collide
-    cache = output_dir if int(os.environ.get("RANK", "0")) == 0 else None
-    features, kept, skipped = featurize(data, extractor, cache=cache, show_progress=not args.no_progress_bar)
+    # under several processes every rank reads the cache and only the first writes it
+    features, kept, skipped = featurize(data, extractor, cache=output_dir, show_progress=not args.no_progress_bar,
+                                        write_cache=int(os.environ.get("RANK", "0")) == 0)
     labels = torch.tensor([data.labels[i] for i in kept])
     groups = [data.groups[i] for i in kept]
     print(f"{len(kept)} clips of {len(data.classes)} classes in {len(set(groups))} groups; "

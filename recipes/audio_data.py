@@ -158,11 +158,14 @@ def read_clip(source) -> tuple[np.ndarray, int]:
     return samples.T, rate  # (channels, samples)
 
 
-def featurize(data: AudioSet, extractor, cache: Path | None = None, show_progress: bool = True):
+def featurize(data: AudioSet, extractor, cache: Path | None = None, show_progress: bool = True,
+              write_cache: bool = True):
     """(features tensor, kept indices, skipped count) for every readable clip of ``data``.
 
     A clip that cannot be read or decoded is skipped and counted. With ``cache``, features are
-    kept in a safetensors file named after the clip list and the extractor's settings.
+    kept in a safetensors file named after the clip list and the extractor's settings; every
+    process reads one that exists, so all train on the same features, and only those given
+    ``write_cache`` write one (processes writing one file at once would collide).
     """
     import warnings
 
@@ -194,7 +197,7 @@ def featurize(data: AudioSet, extractor, cache: Path | None = None, show_progres
     if not features:
         raise SystemExit(f"none of the {len(data)} clips could be read")
     stacked = torch.stack(features)
-    if cache_file:
+    if cache_file and write_cache:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         temporary = cache_file.with_suffix(".tmp")
         save_file({"features": stacked, "kept": torch.tensor(kept), "skipped": torch.tensor(skipped)}, temporary)

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "recipes"))
 import audio_classification  # noqa: E402
@@ -65,6 +67,21 @@ def test_features_are_cached_by_clip_list_and_extractor(tmp_path):
     assert (first[0] == again[0]).all() and first[1:] == again[1:]
     featurize(data, PIPMNFeatureExtractor(feature_type="mfcc"), cache=tmp_path / "cache", show_progress=False)
     assert len(list((tmp_path / "cache").glob("features-*.safetensors"))) == 2
+
+
+def test_a_process_that_does_not_write_the_cache_still_reads_it(tmp_path):
+    """Under several processes every rank must train on the same features: the ones that may not
+    write the cache read it where it exists (it may differ from freshly computed features when a
+    clip changed under its name), and write nothing where it does not."""
+    data = load_audiofolder(drum_audiofolder(tmp_path / "drums", per_class=2))
+    fresh = featurize(data, PIPMNFeatureExtractor(), cache=tmp_path / "other", show_progress=False, write_cache=False)
+    assert not (tmp_path / "other").exists()
+    featurize(data, PIPMNFeatureExtractor(), cache=tmp_path / "cache", show_progress=False)
+    (cache_file,) = (tmp_path / "cache").glob("features-*.safetensors")
+    stored = load_file(cache_file)
+    save_file({**stored, "features": stored["features"] + 1}, cache_file)  # as if a clip had changed since
+    reader = featurize(data, PIPMNFeatureExtractor(), cache=tmp_path / "cache", show_progress=False, write_cache=False)
+    assert torch.equal(reader[0], fresh[0] + 1)
 
 
 def test_the_recipe_cross_validates_checkpoints_and_resumes(tmp_path):
