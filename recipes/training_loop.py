@@ -383,8 +383,10 @@ def train(args, accelerator: Accelerator, model, tokenizer, train_dataset, colla
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(schedule)
 
+    id2label = accelerator.unwrap_model(model).config.id2label or {}
     geometry = {"processes": accelerator.num_processes, "batch_size": args.per_device_train_batch_size,
-                "steps_per_epoch": steps_per_epoch, "total_steps": total_steps}
+                "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
+                "labels": [id2label[i] for i in sorted(id2label)]}  # a class's row must mean the same class
     state = {"step": 0, "selected": None, "selected_epoch": None, "history": [], "geometry": geometry}
     checkpoint = resume_point(args, output_dir)
     if checkpoint is not None:
@@ -467,14 +469,18 @@ def finish(accelerator: Accelerator, end_training: bool) -> None:
 
 
 def check_same_geometry(saved: dict | None, now: dict, checkpoint: Path) -> None:
-    """Refuse to resume with another process count, batch size or schedule length: the data order
-    and the learning-rate schedule would silently differ from the run being continued."""
+    """Refuse to resume with another process count, batch size, schedule length or label order: the
+    data order, the learning-rate schedule or the meaning of each output row would silently differ
+    from the run being continued."""
     if saved is None:
         return  # a checkpoint of an older version of the recipe
-    changed = [f"{key}: {saved.get(key)} then, {value} now" for key, value in now.items() if saved.get(key) != value]
+    # a setting the checkpoint does not record is one an older version of the recipe did not record
+    changed = [f"{key}: {saved[key]} then, {value} now" for key, value in now.items()
+               if key in saved and saved[key] != value]
     if changed:
         raise SystemExit(f"{checkpoint} was written by a run with other settings ({'; '.join(changed)}); resume with "
-                         "the same number of processes, --per_device_train_batch_size and length, or start afresh")
+                         "the same number of processes, --per_device_train_batch_size, length and labels, or start "
+                         "afresh")
 
 
 def is_better(value: float, best: float | None, greater_is_better: bool) -> bool:

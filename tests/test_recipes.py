@@ -415,3 +415,18 @@ def test_resuming_with_another_batch_size_is_refused(review_files, learngene_dir
     arguments[arguments.index("--per_device_train_batch_size") + 1] = "4"
     with pytest.raises(SystemExit, match=r"other settings \(batch_size: 8 then, 4 now; steps_per_epoch: 5 then, 9 now"):
         text_classification.main(arguments + ["--resume_from_checkpoint", "latest"])
+
+
+def test_resuming_with_other_labels_is_refused(review_files, learngene_dir, tmp_path):
+    """Each output row of a resumed classifier must mean the class it was trained for: renamed classes
+    sort differently, so "negative" (row 0) would become row 1."""
+    arguments = classification_args(review_files, learngene_dir, tmp_path / "run")
+    text_classification.main(arguments + ["--stop_after_steps", "2"])
+    renamed = []
+    for path in review_files:
+        copy = tmp_path / path.name
+        copy.write_text(path.read_text().replace(",negative", ",unhappy"))
+        renamed.append(copy)
+    arguments[arguments.index("--train_file") + 1], arguments[arguments.index("--validation_file") + 1] = map(str, renamed)
+    with pytest.raises(SystemExit, match=r"labels: \['negative', 'positive'\] then, \['positive', 'unhappy'\] now"):
+        text_classification.main(arguments + ["--resume_from_checkpoint", "latest"])
