@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -72,9 +73,10 @@ def _refuse_other_model(staging: Path, destination: Path) -> None:
 def _move_into(staging: Path, destination: Path) -> None:
     """Move every file of ``staging`` into the existing folder ``destination``, each by one rename,
     and then remove the files this save makes stale (an earlier save's shards and index, and its
-    tokenizer or processor files where this save wrote a config without them). Other files and folders in ``destination`` are kept, as transformers' own
-    ``save_pretrained`` keeps them. Configs go last: a folder interrupted midway still has its old
-    config, which names its old files (a learngene's config also holds their checksums)."""
+    tokenizer or processor files where this save wrote a config without them). Other files and
+    folders in ``destination`` are kept, as transformers' own ``save_pretrained`` keeps them.
+    Configs go last: a folder interrupted midway still has its old config, which names its old
+    files (a learngene's config also holds their checksums)."""
     files = sorted((path for path in staging.rglob("*") if path.is_file()),
                    key=lambda path: (path.name == CONFIG_NAME, path.name.endswith(".index.json"), str(path)))
     written = {path.relative_to(staging) for path in files}
@@ -89,13 +91,6 @@ def _move_into(staging: Path, destination: Path) -> None:
                 old.unlink()
 
 
-def _folder_mode() -> int:
-    """The mode a plain ``mkdir`` would give under the process's umask (``mkdtemp``'s is 0o700)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o777 & ~umask
-
-
 def write_folder_atomically(destination: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Run ``write(staging)`` on a temporary folder, then move what it wrote into ``destination``.
 
@@ -103,9 +98,8 @@ def write_folder_atomically(destination: str | os.PathLike, write: Callable[[Pat
     existing one (a Trainer's ``output_dir``, an earlier save, a mount point) is written into as
     transformers does: the new files replace those of the same names one rename each, stale
     shards of the same weights and an earlier model's tokenizer files are removed, and everything
-    else in it is kept; saving over
-    another kind of model's config is refused. An interrupted or failing ``write`` leaves
-    ``destination`` as it was.
+    else in it is kept; saving over another kind of model's config is refused. An interrupted or
+    failing ``write`` leaves ``destination`` as it was.
     """
     destination = Path(destination)
     if destination.exists() and not destination.is_dir():
@@ -113,9 +107,10 @@ def write_folder_atomically(destination: str | os.PathLike, write: Callable[[Pat
     exists = destination.is_dir()
     parent = destination if exists else destination.parent
     parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.tmp-", dir=parent))
+    # a plain mkdir, so the folder gets the umask's mode as any saved folder does (mkdtemp's is 0o700)
+    staging = parent / f".{destination.name}.tmp-{uuid.uuid4().hex}"
+    staging.mkdir()
     try:
-        os.chmod(staging, _folder_mode())
         write(staging)
         if exists:
             _refuse_other_model(staging, destination)
